@@ -1,0 +1,176 @@
+package bff
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
+
+	"github.com/bffgate/bffgate/logout"
+	"github.com/bffgate/bffgate/proxy"
+	"github.com/bffgate/bffgate/session"
+)
+
+// app is one configured SPA at run time.
+type app struct {
+	cfg      AppConfig
+	g        *Gateway
+	disc     discovery
+	apis     []apiRoute
+	frontend *proxy.Proxy
+	// decryptionKeys open encrypted logout tokens (from
+	// id_token_decryption_key_file).
+	decryptionKeys []jose.JSONWebKey
+	// Absolute URLs derived from server.public_url.
+	redirectURL, signedOutURL string
+}
+
+type apiRoute struct {
+	path  string
+	proxy *proxy.Proxy
+}
+
+func (g *Gateway) newApp(cfg AppConfig, transport http.RoundTripper) (*app, error) {
+	a := &app{
+		cfg:          cfg,
+		g:            g,
+		redirectURL:  g.public.String() + cfg.PathPrefix + "bff/callback",
+		signedOutURL: g.public.String() + cfg.PathPrefix + "bff/signed-out",
+	}
+	a.disc.done = make(chan struct{})
+	if cfg.DecryptionKeyFile != "" {
+		key, err := loadPrivateKey(cfg.DecryptionKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("id_token_decryption_key_file: %w", err)
+		}
+		a.decryptionKeys = []jose.JSONWebKey{{Key: key}}
+	}
+	for i, api := range cfg.APIs {
+		target, _ := url.Parse(api.Upstream)
+		pc := proxy.Config{
+			Name:            fmt.Sprintf("%s/api%d", cfg.Name, i),
+			Target:          target,
+			Token:           api.Token,
+			IsGatewayCookie: session.IsGatewayCookie,
+		}
+		if api.StripPrefix {
+			pc.StripPrefix = strings.TrimSuffix(api.Path, "/")
+		}
+		p, err := proxy.New(pc, transport, a, a, g.logger)
+		if err != nil {
+			return nil, fmt.Errorf("apis[%d]: %w", i, err)
+		}
+		a.apis = append(a.apis, apiRoute{path: api.Path, proxy: p})
+	}
+	target, _ := url.Parse(cfg.Frontend)
+	fp, err := proxy.New(proxy.Config{Name: cfg.Name + "/frontend", Target: target, Token: "none", IsGatewayCookie: session.IsGatewayCookie}, transport, a, a, g.logger)
+	if err != nil {
+		return nil, fmt.Errorf("frontend: %w", err)
+	}
+	a.frontend = fp
+	return a, nil
+}
+
+// startDiscovery runs discovery until it succeeds or ctx ends.
+func (a *app) startDiscovery(ctx context.Context, client *http.Client, logger *slog.Logger) {
+	ctx = oidc.ClientContext(ctx, client)
+	a.disc.run(ctx, a.cfg.Issuer, logger, a.build)
+}
+
+// build turns a discovered provider into the app's OIDC parts.
+func (a *app) build(op *oidc.Provider) (*provider, error) {
+	var meta providerMeta
+	if err := op.Claims(&meta); err != nil {
+		return nil, fmt.Errorf("decode discovery document: %w", err)
+	}
+	p := &provider{oidc: op, meta: meta}
+	// One rate-limited key set serves ID tokens and logout tokens.
+	keys, err := logout.NewRemoteKeySet(logout.RemoteKeySetConfig{JWKSURL: meta.JWKSURI, HTTPClient: a.g.idp})
+	if err != nil {
+		return nil, fmt.Errorf("jwks_uri: %w", err)
+	}
+	p.verifier = oidc.NewVerifier(a.cfg.Issuer, keys, &oidc.Config{
+		ClientID:             a.cfg.ClientID,
+		SupportedSigningAlgs: a.cfg.IDTokenSigningAlgs,
+	})
+	lv, err := logout.NewVerifier(logout.VerifierConfig{
+		Issuer:           a.cfg.Issuer,
+		ClientID:         a.cfg.ClientID,
+		ClientSecret:     a.cfg.ClientSecret,
+		KeySet:           keys,
+		SigningAlgs:      a.cfg.IDTokenSigningAlgs,
+		TrustedAudiences: a.cfg.TrustedAudiences,
+		ClockSkew:        a.cfg.ClockSkew,
+		MaxTokenAge:      a.cfg.MaxTokenAge,
+		AllowMissingExp:  a.cfg.AllowMissingExp,
+		RequireTyp:       a.cfg.RequireTyp,
+		ExpectedTyp:      a.cfg.ExpectedTyp,
+		DecryptionKeys:   a.decryptionKeys,
+		Replay:           a.g.replay,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("logout token verifier: %w", err)
+	}
+	a.g.logout.Register(&logout.Client{App: a.cfg.Name, Issuer: a.cfg.Issuer, ClientID: a.cfg.ClientID, Verifier: lv})
+	oc := &oauth2.Config{
+		ClientID:     a.cfg.ClientID,
+		ClientSecret: a.cfg.ClientSecret,
+		Endpoint:     op.Endpoint(),
+		RedirectURL:  a.redirectURL,
+		Scopes:       a.cfg.Scopes,
+	}
+	p.oauth2 = oc
+	p.refresher = proxy.NewRefresher(proxy.RefresherConfig{OAuth2: oc, HTTPClient: a.g.idp},
+		a.g.sessions, a.g.sessions, a.g.logger.With("app", a.cfg.Name))
+	return p, nil
+}
+
+// AccessToken implements proxy.TokenSource through the app's refresher.
+func (a *app) AccessToken(ctx context.Context, s *session.Session) (string, error) {
+	p := a.disc.get()
+	if p == nil {
+		return "", errNotReady
+	}
+	return p.refresher.AccessToken(ctx, s)
+}
+
+// RecordUpstream implements proxy.UsageRecorder: it remembers that the
+// session called an upstream, so that logout tells only the upstreams
+// the session used.
+func (a *app) RecordUpstream(ctx context.Context, s *session.Session, name string) error {
+	s.AddUpstream(name)
+	return a.g.sessions.Update(ctx, s)
+}
+
+// loadPrivateKey reads a PEM private key (PKCS#8, PKCS#1 or SEC 1).
+func loadPrivateKey(path string) (crypto.PrivateKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, errors.New("no PEM block found")
+	}
+	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+		return k, nil
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
+		return k, nil
+	}
+	if k, err := x509.ParseECPrivateKey(block.Bytes); err == nil {
+		return k, nil
+	}
+	return nil, errors.New("not a PKCS#8, PKCS#1 or SEC 1 private key")
+}

@@ -1,0 +1,258 @@
+package bff
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ServerConfig is the gateway-wide part of the configuration ([server]).
+type ServerConfig struct {
+	// Listen is the gateway's address. Default "127.0.0.1:8080".
+	Listen string `toml:"listen"`
+	// PublicURL is the gateway's external origin (scheme://host[:port]),
+	// used to build redirect and logout URIs. Required.
+	PublicURL string `toml:"public_url"`
+	// AdminListen is the admin listener's address (health, metrics, admin
+	// API). Empty disables the admin listener.
+	AdminListen string `toml:"admin_listen"`
+	// AdminToken guards the admin API; empty turns the admin API off.
+	AdminToken string `toml:"admin_token"`
+	// ShutdownTimeout bounds how long in-flight requests may run after
+	// SIGTERM. Default 15s.
+	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
+	// LogFormat is "json" (default) or "text".
+	LogFormat string `toml:"log_format"`
+	// LogLevel is "debug", "info" (default), "warn" or "error".
+	LogLevel string `toml:"log_level"`
+}
+
+// AppConfig is one [[apps]] entry: an SPA with its own OIDC client.
+type AppConfig struct {
+	Name string `toml:"name"`
+	// PathPrefix is where the app lives; its /bff/* endpoints are under it.
+	// Must start and end with "/". Default "/".
+	PathPrefix string `toml:"path_prefix"`
+	// Hosts optionally restricts the app to these Host header values.
+	Hosts []string `toml:"hosts"`
+
+	Issuer       string   `toml:"issuer"`
+	ClientID     string   `toml:"client_id"`
+	ClientSecret string   `toml:"client_secret"`
+	Scopes       []string `toml:"scopes"` // default ["openid", "profile", "offline_access"]
+	// IDTokenSigningAlgs are the algorithms accepted for ID tokens and
+	// logout tokens. Default ["RS256"]. HS256/384/512 use the client secret.
+	IDTokenSigningAlgs []string `toml:"id_token_signing_algs"`
+
+	// Frontend is the upstream serving the SPA's static assets.
+	Frontend string `toml:"frontend"`
+	// PostLogoutRedirect is the local path the browser lands on after
+	// logout. Default: the path prefix.
+	PostLogoutRedirect string `toml:"post_logout_redirect"`
+
+	APIs []APIConfig `toml:"apis"`
+
+	// LogoutConfig's keys sit directly in the [[apps]] table.
+	LogoutConfig
+}
+
+// LogoutConfig tunes how the app's logout notifications are validated.
+// Its keys are part of the [[apps]] table.
+type LogoutConfig struct {
+	// ClockSkew allowed on iat and exp. Default 60s.
+	ClockSkew time.Duration `toml:"clock_skew"`
+	// MaxTokenAge is the oldest iat accepted. Default 10m.
+	MaxTokenAge time.Duration `toml:"max_token_age"`
+	// AllowMissingExp accepts logout tokens without exp (pre-errata IdPs).
+	AllowMissingExp bool `toml:"allow_missing_exp"`
+	// RequireTyp requires the typ header logout+jwt.
+	RequireTyp bool `toml:"require_logout_typ"`
+	// ExpectedTyp, when set, is the only typ header value accepted.
+	ExpectedTyp string `toml:"logout_typ"`
+	// TrustedAudiences are audiences besides client_id that may appear.
+	TrustedAudiences []string `toml:"trusted_audiences"`
+	// FrontchannelSessionRequired makes /bff/frontchannel-logout require
+	// iss and sid.
+	FrontchannelSessionRequired bool `toml:"frontchannel_logout_session_required"`
+	// DecryptionKeyFile is a PEM private key; when set, logout tokens must
+	// be encrypted to it.
+	DecryptionKeyFile string `toml:"id_token_decryption_key_file"`
+}
+
+// APIConfig is one [[apps.apis]] route.
+type APIConfig struct {
+	// Path is the full request path prefix, inside the app's path prefix.
+	Path     string `toml:"path"`
+	Upstream string `toml:"upstream"`
+	// Token is "user" (attach the access token, default) or "none".
+	Token string `toml:"token"`
+	// StripPrefix removes Path before forwarding. Default false.
+	StripPrefix bool `toml:"strip_prefix"`
+}
+
+var appNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+// Defaults fills in the zero values of c.
+func (c *ServerConfig) Defaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 15 * time.Second
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "json"
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+}
+
+// Validate reports every problem, each prefixed with its key.
+func (c *ServerConfig) Validate() error {
+	var errs []error
+	if c.PublicURL == "" {
+		errs = append(errs, errors.New("public_url: is required"))
+	} else if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		errs = append(errs, errors.New("public_url: must be an absolute http(s) origin without path, e.g. https://app.example.com"))
+	}
+	if c.Listen == "" {
+		errs = append(errs, errors.New("listen: is required"))
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("shutdown_timeout: must not be negative"))
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("log_format: must be \"json\" or \"text\", not %q", c.LogFormat))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level: must be debug, info, warn or error, not %q", c.LogLevel))
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		errs = append(errs, errors.New("admin_token: must be at least 16 characters"))
+	}
+	if c.AdminToken != "" && c.AdminListen == "" {
+		errs = append(errs, errors.New("admin_token: needs admin_listen"))
+	}
+	return errors.Join(errs...)
+}
+
+// Defaults fills in the zero values of c.
+func (c *AppConfig) Defaults() {
+	if c.PathPrefix == "" {
+		c.PathPrefix = "/"
+	}
+	if len(c.Scopes) == 0 {
+		c.Scopes = []string{"openid", "profile", "offline_access"}
+	}
+	if len(c.IDTokenSigningAlgs) == 0 {
+		c.IDTokenSigningAlgs = []string{"RS256"}
+	}
+	if c.PostLogoutRedirect == "" {
+		c.PostLogoutRedirect = c.PathPrefix
+	}
+	if c.LogoutConfig.ClockSkew == 0 {
+		c.LogoutConfig.ClockSkew = 60 * time.Second
+	}
+	if c.LogoutConfig.MaxTokenAge == 0 {
+		c.LogoutConfig.MaxTokenAge = 10 * time.Minute
+	}
+	for i := range c.APIs {
+		if c.APIs[i].Token == "" {
+			c.APIs[i].Token = "user"
+		}
+	}
+}
+
+var supportedAlgs = map[string]bool{
+	"RS256": true, "RS384": true, "RS512": true,
+	"PS256": true, "PS384": true, "PS512": true,
+	"ES256": true, "ES384": true, "ES512": true,
+	"EdDSA": true, "HS256": true, "HS384": true, "HS512": true,
+}
+
+// Validate reports every problem, each prefixed with its key.
+func (c *AppConfig) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if !appNameRE.MatchString(c.Name) {
+		add("name: must be 1-32 characters of a-z, 0-9, '-' or '_', starting with a letter or digit")
+	}
+	if !strings.HasPrefix(c.PathPrefix, "/") || !strings.HasSuffix(c.PathPrefix, "/") || strings.Contains(c.PathPrefix, "//") {
+		add("path_prefix: must start and end with \"/\", e.g. \"/\" or \"/app/\"")
+	}
+	for i, h := range c.Hosts {
+		if h == "" || strings.ContainsAny(h, "/ ") {
+			add("hosts[%d]: must be a host name, optionally with a port", i)
+		}
+	}
+	if err := checkURL(c.Issuer); err != nil {
+		add("issuer: %v", err)
+	}
+	if c.ClientID == "" {
+		add("client_id: is required")
+	}
+	if !slices.Contains(c.Scopes, "openid") {
+		add("scopes: must include \"openid\"")
+	}
+	for i, a := range c.IDTokenSigningAlgs {
+		if !supportedAlgs[a] {
+			add("id_token_signing_algs[%d]: unsupported algorithm %q (none is never allowed)", i, a)
+		}
+		if strings.HasPrefix(a, "HS") && c.ClientSecret == "" {
+			add("id_token_signing_algs[%d]: %s needs client_secret", i, a)
+		}
+	}
+	if err := checkURL(c.Frontend); err != nil {
+		add("frontend: %v", err)
+	}
+	if !isLocalPath(c.PostLogoutRedirect) {
+		add("post_logout_redirect: must be a local path starting with \"/\"")
+	}
+	for i, api := range c.APIs {
+		if !strings.HasPrefix(api.Path, c.PathPrefix) || !strings.HasSuffix(api.Path, "/") {
+			add("apis[%d].path: must start with the app's path_prefix %q and end with \"/\"", i, c.PathPrefix)
+		}
+		if strings.HasPrefix(api.Path, c.PathPrefix+"bff/") {
+			add("apis[%d].path: must not be under %sbff/", i, c.PathPrefix)
+		}
+		for j := range i {
+			if c.APIs[j].Path == api.Path {
+				add("apis[%d].path: duplicates apis[%d].path", i, j)
+			}
+		}
+		if err := checkURL(api.Upstream); err != nil {
+			add("apis[%d].upstream: %v", i, err)
+		}
+		if api.Token != "user" && api.Token != "none" {
+			add("apis[%d].token: must be \"user\" or \"none\", not %q", i, api.Token)
+		}
+	}
+	if c.LogoutConfig.ClockSkew < 0 || c.LogoutConfig.ClockSkew > 10*time.Minute {
+		add("clock_skew: must be between 0 and 10m")
+	}
+	if c.LogoutConfig.MaxTokenAge <= 0 {
+		add("max_token_age: must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+func checkURL(raw string) error {
+	if raw == "" {
+		return errors.New("is required")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("must be an absolute http(s) URL")
+	}
+	if u.User != nil || u.Fragment != "" {
+		return errors.New("must not have user info or a fragment")
+	}
+	return nil
+}

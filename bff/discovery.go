@@ -1,0 +1,74 @@
+package bff
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/bffgate/bffgate/proxy"
+)
+
+// provider is what discovery learned about an app's IdP.
+type provider struct {
+	oidc     *oidc.Provider
+	verifier *oidc.IDTokenVerifier // ID tokens
+	meta     providerMeta
+	oauth2   *oauth2.Config
+	// refresher hands out access tokens, refreshing them when due.
+	refresher *proxy.Refresher
+}
+
+// providerMeta holds the discovery fields go-oidc does not expose.
+type providerMeta struct {
+	JWKSURI             string   `json:"jwks_uri"`
+	EndSessionEndpoint  string   `json:"end_session_endpoint"`
+	RevocationEndpoint  string   `json:"revocation_endpoint"`
+	CheckSessionIframe  string   `json:"check_session_iframe"`
+	BackchannelSupport  bool     `json:"backchannel_logout_supported"`
+	FrontchannelSupport bool     `json:"frontchannel_logout_supported"`
+	IDTokenAlgs         []string `json:"id_token_signing_alg_values_supported"`
+}
+
+// discovery runs OIDC discovery for one app in the background, retrying
+// with exponential backoff while the IdP is unreachable.
+type discovery struct {
+	p    atomic.Pointer[provider]
+	done chan struct{}
+}
+
+func (d *discovery) get() *provider { return d.p.Load() }
+
+// run blocks until discovery succeeds or ctx ends. build turns the
+// discovered provider into the app's runtime parts.
+func (d *discovery) run(ctx context.Context, issuer string, logger *slog.Logger, build func(*oidc.Provider) (*provider, error)) {
+	defer close(d.done)
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 500 * time.Millisecond
+	b.MaxInterval = 30 * time.Second
+	p, err := backoff.Retry(ctx, func() (*provider, error) {
+		op, err := oidc.NewProvider(ctx, issuer)
+		if err != nil {
+			return nil, err
+		}
+		p, err := build(op)
+		if err != nil {
+			return nil, backoff.Permanent(err)
+		}
+		return p, nil
+	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, next time.Duration) {
+		logger.Warn("oidc discovery failed; retrying", "issuer", issuer, "retry_in", next.String(), "err", err)
+	}))
+	if err != nil {
+		if ctx.Err() == nil {
+			logger.Error("oidc discovery failed for good", "issuer", issuer, "err", err)
+		}
+		return
+	}
+	d.p.Store(p)
+	logger.Info("oidc discovery done", "issuer", issuer)
+}

@@ -1,0 +1,246 @@
+// Package bff is the gateway's HTTP surface and the only package that
+// imports Echo: the routes of every app (login, callback, user, logout and
+// the proxied paths), the middleware, the login flow with go-oidc and
+// x/oauth2, the admin listener, and the one error boundary.
+package bff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bffgate/bffgate/logout"
+	"github.com/bffgate/bffgate/session"
+)
+
+// Config is the gateway's configuration: [server] and [[apps]].
+type Config struct {
+	Server ServerConfig
+	Apps   []AppConfig
+}
+
+// Validate reports every problem, each prefixed with its key path.
+func (c *Config) Validate() error {
+	var errs []error
+	errs = append(errs, prefixErrors("server.", c.Server.Validate()))
+	if len(c.Apps) == 0 {
+		errs = append(errs, errors.New("apps: at least one [[apps]] entry is required"))
+	}
+	for i := range c.Apps {
+		errs = append(errs, prefixErrors(fmt.Sprintf("apps[%d].", i), c.Apps[i].Validate()))
+		for j := range i {
+			a, b := &c.Apps[i], &c.Apps[j]
+			if a.Name == b.Name {
+				errs = append(errs, fmt.Errorf("apps[%d].name: %q is already the name of apps[%d]", i, a.Name, j))
+			}
+			if a.PathPrefix == b.PathPrefix && hostsOverlap(a.Hosts, b.Hosts) {
+				errs = append(errs, fmt.Errorf("apps[%d].path_prefix: %q with these hosts is already served by apps[%d]", i, a.PathPrefix, j))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func hostsOverlap(a, b []string) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return len(a) == len(b)
+	}
+	for _, h := range a {
+		if slices.Contains(b, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// prefixErrors prefixes each error joined in err (one level) with prefix.
+func prefixErrors(prefix string, err error) error {
+	list := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	}
+	var out []error
+	for _, e := range list {
+		if e != nil {
+			out = append(out, fmt.Errorf("%s%w", prefix, e))
+		}
+	}
+	return errors.Join(out...)
+}
+
+// Deps are the gateway's collaborators.
+type Deps struct {
+	Sessions *session.Manager
+	Cookies  *session.CookieCodec
+	// Transport carries proxied requests to the upstreams.
+	Transport http.RoundTripper
+	// IdPClient talks to the identity providers (discovery, JWKS, token,
+	// revocation).
+	IdPClient *http.Client
+	Metrics   *prometheus.Registry
+	Logger    *slog.Logger
+	// Secret derives the login-state cookie keys.
+	Secret string
+	// Timeouts are the session lifetimes the store enforces.
+	Timeouts session.Timeouts
+	// Replay remembers the jti of accepted logout tokens; nil means an
+	// in-memory cache (use a shared one with several replicas).
+	Replay logout.ReplayCache
+}
+
+// levelAccess is the level of the one access-log line per request.
+const levelAccess = slog.LevelInfo
+
+// Gateway serves every configured app.
+type Gateway struct {
+	cfg      Config
+	sessions *session.Manager
+	cookies  *session.CookieCodec
+	idp      *http.Client
+	logger   *slog.Logger
+	metrics  *metrics
+	registry *prometheus.Registry
+	echo     *echo.Echo
+	apps     []*app
+	// byPrefix lists, per path prefix, the apps under it (host-specific
+	// first).
+	byPrefix map[string][]*app
+	login    *sessions.CookieStore
+	public   *url.URL
+	timeouts session.Timeouts
+	logout   *logout.Service
+	revoker  *logout.TokenRevoker
+	replay   logout.ReplayCache
+	wg       sync.WaitGroup
+	cancel   context.CancelFunc
+}
+
+// New builds the gateway: one app runtime (with its proxies) per [[apps]]
+// entry, and the routes. Discovery starts with Start.
+func New(cfg Config, deps Deps) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	pub, _ := url.Parse(strings.TrimSuffix(cfg.Server.PublicURL, "/"))
+	g := &Gateway{
+		cfg:      cfg,
+		sessions: deps.Sessions,
+		cookies:  deps.Cookies,
+		idp:      deps.IdPClient,
+		logger:   deps.Logger,
+		metrics:  newMetrics(deps.Metrics),
+		registry: deps.Metrics,
+		byPrefix: map[string][]*app{},
+		public:   pub,
+		timeouts: deps.Timeouts,
+		replay:   deps.Replay,
+		login:    newLoginStore(deps.Secret, pub.Scheme == "https"),
+	}
+	if g.idp == nil {
+		g.idp = http.DefaultClient
+	}
+	if g.replay == nil {
+		g.replay = logout.NewMemoryReplayCache()
+	}
+	g.logout = logout.NewService(deps.Sessions, deps.Metrics, deps.Logger)
+	g.revoker = logout.NewTokenRevoker(g.idp, 5*time.Second, deps.Logger)
+	for _, ac := range cfg.Apps {
+		a, err := g.newApp(ac, deps.Transport)
+		if err != nil {
+			return nil, fmt.Errorf("app %s: %w", ac.Name, err)
+		}
+		g.apps = append(g.apps, a)
+		g.byPrefix[ac.PathPrefix] = append(g.byPrefix[ac.PathPrefix], a)
+	}
+	for _, list := range g.byPrefix {
+		// Apps bound to hosts are tried before the catch-all one.
+		slices.SortStableFunc(list, func(x, y *app) int { return len(y.cfg.Hosts) - len(x.cfg.Hosts) })
+	}
+	g.sessions.Observe(session.ObserverFunc(g.sessionEnded))
+	g.echo = g.routes()
+	return g, nil
+}
+
+// Handler returns the gateway's HTTP handler.
+func (g *Gateway) Handler() http.Handler { return g.echo }
+
+// Start begins OIDC discovery for every app in the background. It
+// returns at once; Ready tells when discovery is done.
+func (g *Gateway) Start(ctx context.Context) {
+	ctx, g.cancel = context.WithCancel(ctx)
+	for _, a := range g.apps {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			a.startDiscovery(ctx, g.idp, g.logger.With("app", a.cfg.Name))
+		}()
+	}
+}
+
+// Close stops discovery and waits (until ctx ends) for the refresh-token
+// revocations under way.
+func (g *Gateway) Close(ctx context.Context) {
+	if g.cancel != nil {
+		g.cancel()
+	}
+	g.wg.Wait()
+	g.revoker.Close(ctx)
+}
+
+// Ready reports whether every app's discovery is done and the session
+// store answers.
+func (g *Gateway) Ready(ctx context.Context) error {
+	for _, a := range g.apps {
+		if a.disc.get() == nil {
+			return fmt.Errorf("app %s: oidc discovery not done", a.cfg.Name)
+		}
+	}
+	if err := g.sessions.Ping(ctx); err != nil {
+		return fmt.Errorf("session store: %w", err)
+	}
+	return nil
+}
+
+// appFor picks the app for a request among those under one prefix.
+func (g *Gateway) appFor(r *http.Request, prefix string) *app {
+	host := r.Host
+	for _, a := range g.byPrefix[prefix] {
+		if len(a.cfg.Hosts) == 0 || slices.Contains(a.cfg.Hosts, host) {
+			return a
+		}
+	}
+	return nil
+}
+
+// sessionEnded runs whatever ended a session: it keeps the gauges right
+// and, for a logout, revokes the refresh token at the IdP in the
+// background.
+func (g *Gateway) sessionEnded(_ context.Context, cause session.Cause, s *session.Session) {
+	g.metrics.sessionsActive.WithLabelValues(s.App).Dec()
+	g.metrics.sessionsEnded.WithLabelValues(s.App, string(cause)).Inc()
+	if cause == session.CauseExpired || cause == session.CauseRefreshFailed || s.RefreshToken == "" {
+		return
+	}
+	for _, a := range g.apps {
+		if a.cfg.Name != s.App {
+			continue
+		}
+		if p := a.disc.get(); p != nil {
+			g.revoker.RevokeAsync(logout.RevocationTarget{
+				App: a.cfg.Name, Endpoint: p.meta.RevocationEndpoint,
+				ClientID: a.cfg.ClientID, ClientSecret: a.cfg.ClientSecret,
+			}, s.RefreshToken)
+		}
+	}
+}

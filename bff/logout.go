@@ -1,0 +1,216 @@
+package bff
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/bffgate/bffgate/logout"
+	"github.com/bffgate/bffgate/session"
+)
+
+// maxLogoutBody caps the back-channel request body.
+const maxLogoutBody = 64 << 10
+
+// handleBackchannel is POST /bff/backchannel-logout (OpenID Connect
+// Back-Channel Logout 1.0, errata 1, §2.5–2.8). Success is 200 with an
+// empty body; every failure is 400 with a JSON error.
+func (g *Gateway) handleBackchannel(c echo.Context) error {
+	r := c.Request()
+	w := c.Response()
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return jsonError(http.StatusMethodNotAllowed, "invalid_request", "use POST", nil)
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return jsonError(http.StatusBadRequest, "invalid_request", "the body must be application/x-www-form-urlencoded", nil)
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLogoutBody)
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return jsonError(http.StatusRequestEntityTooLarge, "invalid_request", "the body is larger than 64 KiB", nil)
+		}
+		return jsonError(http.StatusBadRequest, "invalid_request", "the body is not a valid form", err)
+	}
+	tokens := r.PostForm["logout_token"] // the body only: a query parameter does not count
+	switch {
+	case len(tokens) == 0:
+		return jsonError(http.StatusBadRequest, "invalid_request", "logout_token is missing", nil)
+	case len(tokens) > 1:
+		return jsonError(http.StatusBadRequest, "invalid_request", "logout_token is repeated", nil)
+	case tokens[0] == "":
+		return jsonError(http.StatusBadRequest, "invalid_request", "logout_token is empty", nil)
+	}
+	results, err := g.logout.Backchannel(r.Context(), tokens[0])
+	if err != nil {
+		var ve *logout.ValidationError
+		if errors.As(err, &ve) {
+			return jsonError(http.StatusBadRequest, "invalid_request", ve.Description, err)
+		}
+		return jsonError(http.StatusBadRequest, "application_error", "the logout could not be completed", err)
+	}
+	if len(results) > 0 {
+		c.Set("app", results[0].App)
+	}
+	return c.NoContent(http.StatusOK)
+}
+
+// handleFrontchannel is GET /bff/frontchannel-logout (Front-Channel Logout
+// 1.0): the IdP loads it in an iframe, where third-party cookies are
+// often blocked, so iss+sid end the session without the cookie.
+func (a *app) handleFrontchannel(c echo.Context) error {
+	g := a.g
+	r := c.Request()
+	q := r.URL.Query()
+	hasIss, hasSID := q.Has("iss"), q.Has("sid")
+	ctx := r.Context()
+	switch {
+	case hasIss != hasSID:
+		return a.frontchannelError("iss and sid must be sent together")
+	case hasIss:
+		iss, sid := q.Get("iss"), q.Get("sid")
+		if sid == "" {
+			return a.frontchannelError("sid is empty")
+		}
+		if _, err := g.logout.Frontchannel(ctx, a.cfg.Name, iss, sid); err != nil {
+			var ve *logout.ValidationError
+			if errors.As(err, &ve) {
+				return a.frontchannelError(ve.Description)
+			}
+			return pageError(http.StatusServiceUnavailable, "The sign-out could not be completed right now.", err)
+		}
+	case a.cfg.FrontchannelSessionRequired:
+		return a.frontchannelError("iss and sid are required")
+	default:
+		if id, err := g.cookies.Decode(r, a.cfg.Name); err == nil {
+			if _, err := g.sessions.End(ctx, id, session.CauseFrontchannel); err != nil && !errors.Is(err, session.ErrNotFound) {
+				return pageError(http.StatusServiceUnavailable, "The sign-out could not be completed right now.", err)
+			}
+		}
+	}
+	a.clearSessionCookie(c)
+	g.render(c, http.StatusOK, "signedout.html", pageData{Title: "Signed out", Message: "You have been signed out."}, a.idpOrigin())
+	return nil
+}
+
+func (a *app) frontchannelError(msg string) error {
+	return pageError(http.StatusBadRequest, "Front-channel logout refused: "+msg+".", nil)
+}
+
+// idpOrigin is the CSP source that may frame the front-channel page.
+func (a *app) idpOrigin() string {
+	if o := origin(a.cfg.Issuer); o != "" {
+		return o
+	}
+	return "'none'"
+}
+
+func (a *app) clearSessionCookie(c echo.Context) {
+	if _, err := c.Request().Cookie(a.g.cookies.Name(a.cfg.Name)); err == nil {
+		c.SetCookie(a.g.cookies.Clear(a.cfg.Name))
+	}
+}
+
+// logoutCookieName names the cookie that binds an RP-initiated logout's
+// state to this browser.
+func (g *Gateway) logoutCookieName(state string) string {
+	sum := sha256.Sum256([]byte("logout:" + state))
+	name := "bffgate-logout-" + hex.EncodeToString(sum[:8])
+	if g.public.Scheme == "https" {
+		return "__Host-" + name
+	}
+	return name
+}
+
+// handleLogout is RP-initiated logout, GET or POST /bff/logout?sid=….
+func (a *app) handleLogout(c echo.Context) error {
+	g := a.g
+	r := c.Request()
+	c.Response().Header().Set("Cache-Control", "no-store")
+	s, err := a.loadSession(r, false)
+	if err != nil {
+		var he *httpError
+		if errors.As(err, &he) && he.Code == http.StatusUnauthorized {
+			return c.Redirect(http.StatusFound, a.cfg.PathPrefix+"bff/signed-out")
+		}
+		return pageError(http.StatusServiceUnavailable, "Sessions are unavailable right now. Please try again shortly.", err)
+	}
+	want := s.SID
+	if want == "" {
+		want = s.ID
+	}
+	if got := c.FormValue("sid"); subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		return pageError(http.StatusBadRequest, "This sign-out link is not valid for your session.", errors.New("logout sid mismatch"))
+	}
+	if _, err := g.sessions.End(r.Context(), s.ID, session.CauseRPInitiated); err != nil && !errors.Is(err, session.ErrNotFound) {
+		return pageError(http.StatusServiceUnavailable, "The sign-out could not be completed right now.", err)
+	}
+	a.clearSessionCookie(c)
+
+	state := session.NewID()
+	ls, _ := g.login.New(r, g.logoutCookieName(state))
+	ls.Values["app"] = a.cfg.Name
+	ls.Values["state"] = state
+	ls.Values["return"] = localPathOr(c.FormValue("returnUrl"), a.cfg.PostLogoutRedirect)
+	ls.Values["at"] = time.Now().Unix()
+	if err := ls.Save(r, c.Response()); err != nil {
+		return fmt.Errorf("save logout state: %w", err)
+	}
+	p := a.disc.get()
+	if p == nil || p.meta.EndSessionEndpoint == "" {
+		return c.Redirect(http.StatusFound, a.cfg.PathPrefix+"bff/signed-out?state="+url.QueryEscape(state))
+	}
+	end, err := url.Parse(p.meta.EndSessionEndpoint)
+	if err != nil {
+		return fmt.Errorf("end_session_endpoint: %w", err)
+	}
+	q := end.Query()
+	q.Set("id_token_hint", s.IDToken)
+	q.Set("post_logout_redirect_uri", a.signedOutURL)
+	q.Set("state", state)
+	q.Set("client_id", a.cfg.ClientID)
+	end.RawQuery = q.Encode()
+	return c.Redirect(http.StatusFound, end.String())
+}
+
+// handleSignedOut is the post_logout_redirect_uri. With the state this
+// browser was given it goes on to the app; otherwise it shows a neutral
+// page and follows nothing the request carries.
+func (a *app) handleSignedOut(c echo.Context) error {
+	g := a.g
+	r := c.Request()
+	dest := ""
+	if state := c.QueryParam("state"); state != "" {
+		name := g.logoutCookieName(state)
+		ls, err := g.login.Get(r, name)
+		if err == nil && !ls.IsNew {
+			at, _ := ls.Values["at"].(int64)
+			if ls.Values["app"] == a.cfg.Name && ls.Values["state"] == state && time.Since(time.Unix(at, 0)) < loginTTL {
+				dest, _ = ls.Values["return"].(string)
+				dest = localPathOr(dest, a.cfg.PostLogoutRedirect)
+			}
+			ls.Options.MaxAge = -1 // single use
+			_ = ls.Save(r, c.Response())
+		}
+	}
+	if dest != "" {
+		c.Response().Header().Set("Cache-Control", "no-store")
+		return c.Redirect(http.StatusFound, dest)
+	}
+	g.render(c, http.StatusOK, "error.html", pageData{
+		Title: "Signed out", Message: "You are signed out.",
+		Link: a.cfg.PostLogoutRedirect, LinkText: "Back to the app",
+	}, "'none'")
+	return nil
+}

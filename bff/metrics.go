@@ -1,0 +1,43 @@
+package bff
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the gateway's Prometheus collectors, registered on the
+// injected registry.
+type metrics struct {
+	requests       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	logins         *prometheus.CounterVec
+	sessionsActive *prometheus.GaugeVec
+	sessionsEnded  *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bffgate_http_requests_total",
+			Help: "HTTP requests handled, by app, route kind and status code.",
+		}, []string{"app", "route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bffgate_http_request_duration_seconds",
+			Help:    "Time to answer HTTP requests, by app and route kind (proxied requests include the upstream).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"app", "route"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bffgate_logins_total",
+			Help: "Completed login callbacks, by app, result (ok, failed) and reason.",
+		}, []string{"app", "result", "reason"}),
+		sessionsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bffgate_sessions_active",
+			Help: "Sessions started minus sessions ended on this replica, by app.",
+		}, []string{"app"}),
+		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bffgate_sessions_ended_total",
+			Help: "Sessions ended, by app and cause.",
+		}, []string{"app", "cause"}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.logins, m.sessionsActive, m.sessionsEnded)
+	return m
+}

@@ -1,0 +1,126 @@
+package bff
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func (h *harness) lastAPIRequest() *http.Request {
+	h.t.Helper()
+	select {
+	case r := <-h.apiRequests:
+		return r
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("the API got no request")
+		return nil
+	}
+}
+
+func TestAPICallCarriesAccessToken(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	c := h.login("/")
+	req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/api/hello?x=1", nil)
+	req.Header.Set("X-CSRF", "1")
+	req.Header.Set("Authorization", "Bearer forged")
+	req.AddCookie(&http.Cookie{Name: "theme", Value: "dark"})
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status = %d, want 200", resp.StatusCode)
+	}
+	got := h.lastAPIRequest()
+	s := h.sessionOf(c)
+	if want := "Bearer " + s.AccessToken; got.Header.Get("Authorization") != want {
+		t.Errorf("Authorization = %q, want the session's access token", got.Header.Get("Authorization"))
+	}
+	if got.URL.Path != "/api/hello" || got.URL.RawQuery != "x=1" {
+		t.Errorf("upstream got %s?%s, want /api/hello?x=1", got.URL.Path, got.URL.RawQuery)
+	}
+	ck := got.Header.Get("Cookie")
+	if strings.Contains(ck, "bffgate") || !strings.Contains(ck, "theme=dark") {
+		t.Errorf("upstream Cookie = %q, want only theme=dark", ck)
+	}
+}
+
+func TestAPIRefusals(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	c := h.login("/")
+	tests := []struct {
+		name   string
+		client *http.Client
+		hdr    []string
+	}{
+		{"no X-CSRF", c, nil},
+		{"no session", h.browser(), []string{"X-CSRF", "1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := h.get(tt.client, "/api/hello", tt.hdr...)
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("status = %d, want 401", resp.StatusCode)
+			}
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+				t.Errorf("Content-Type = %q, want JSON (never a redirect)", ct)
+			}
+			select {
+			case r := <-h.apiRequests:
+				t.Errorf("the API was called: %s", r.URL)
+			default:
+			}
+		})
+	}
+}
+
+func TestFrontendGetsNoToken(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	c := h.login("/")
+	resp := h.get(c, "/index.html", "Authorization", "Bearer forged")
+	b := body(t, resp)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(b, "spa /index.html auth=</p>") {
+		t.Errorf("frontend answer = %d %q, want the page without Authorization", resp.StatusCode, b)
+	}
+}
+
+func TestRefreshBeforeExpiry(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	c := h.login("/")
+	s := h.sessionOf(c)
+	old := s.AccessToken
+	s.TokenExpiry = time.Now().Add(5 * time.Second) // inside the refresh leeway
+	if err := h.mgr.Update(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if resp := h.get(c, "/api/x", "X-CSRF", "1"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status = %d, want 200", resp.StatusCode)
+	}
+	got := h.lastAPIRequest().Header.Get("Authorization")
+	if got == "Bearer "+old || h.op.RefreshCount() != 1 {
+		t.Errorf("token not refreshed: refreshes = %d, same token = %v", h.op.RefreshCount(), got == "Bearer "+old)
+	}
+	if now := h.sessionOf(c); "Bearer "+now.AccessToken != got {
+		t.Errorf("the refreshed token was not stored")
+	}
+}
+
+func TestRefreshFailureEndsSession(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	c := h.login("/")
+	s := h.sessionOf(c)
+	s.TokenExpiry = time.Now().Add(-time.Minute)
+	if err := h.mgr.Update(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	h.op.FailRefresh(true)
+	if resp := h.get(c, "/api/x", "X-CSRF", "1"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("API status = %d, want 401", resp.StatusCode)
+	}
+	if resp := h.get(c, "/bff/user", "X-CSRF", "1"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/bff/user after failed refresh = %d, want 401", resp.StatusCode)
+	}
+}

@@ -1,0 +1,153 @@
+package bff
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/bffgate/bffgate/session"
+)
+
+// Route kinds, the "route" label of the request metrics.
+const (
+	routeLogin        = "login"
+	routeCallback     = "callback"
+	routeUser         = "user"
+	routeLogout       = "logout"
+	routeSignedOut    = "signed_out"
+	routeBackchannel  = "backchannel"
+	routeFrontchannel = "frontchannel"
+	routeAPI          = "api"
+	routeFrontend     = "frontend"
+	routeWellKnown    = "well_known"
+	routeOther        = "other"
+)
+
+type ctxKeyRoute struct{}
+
+// routes builds the Echo instance: per path prefix the /bff/* endpoints
+// and the catch-all proxy.
+func (g *Gateway) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = g.handleError
+	e.Use(g.observe)
+
+	for prefix := range g.byPrefix {
+		base := strings.TrimSuffix(prefix, "/")
+		bff := func(method, path, kind string, h func(*app, echo.Context) error) {
+			e.Add(method, base+"/bff/"+path, g.dispatch(prefix, kind, h))
+		}
+		bff(http.MethodGet, "login", routeLogin, (*app).handleLogin)
+		bff(http.MethodGet, "callback", routeCallback, (*app).handleCallback)
+		bff(http.MethodGet, "user", routeUser, (*app).handleUser)
+		bff(http.MethodGet, "logout", routeLogout, (*app).handleLogout)
+		bff(http.MethodPost, "logout", routeLogout, (*app).handleLogout)
+		bff(http.MethodGet, "signed-out", routeSignedOut, (*app).handleSignedOut)
+		bff(http.MethodGet, "frontchannel-logout", routeFrontchannel, (*app).handleFrontchannel)
+		e.Any(base+"/bff/backchannel-logout", g.dispatch(prefix, routeBackchannel, func(_ *app, c echo.Context) error {
+			return g.handleBackchannel(c)
+		}))
+		e.Any(base+"/bff/*", g.dispatch(prefix, routeOther, func(*app, echo.Context) error {
+			return jsonError(http.StatusNotFound, "not_found", "no such gateway endpoint", nil)
+		}))
+		e.Any(base+"/*", g.dispatch(prefix, routeFrontend, (*app).handleProxy))
+		if base != "" {
+			e.Any(base, func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, prefix) })
+		}
+	}
+	return e
+}
+
+// dispatch picks the app for the request, labels the route, and calls h.
+func (g *Gateway) dispatch(prefix, kind string, h func(*app, echo.Context) error) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		a := g.appFor(c.Request(), prefix)
+		if a == nil {
+			return jsonError(http.StatusNotFound, "not_found", "no app serves this host", nil)
+		}
+		c.Set("app", a.cfg.Name)
+		c.Set("route", kind)
+		return h(a, c)
+	}
+}
+
+// handleProxy sends API paths to their upstream with the user's token
+// and everything else to the frontend.
+func (a *app) handleProxy(c echo.Context) error {
+	r := c.Request()
+	for _, api := range a.apis {
+		if !strings.HasPrefix(r.URL.Path, api.path) {
+			continue
+		}
+		c.Set("route", routeAPI)
+		if err := requireCSRF(r); err != nil {
+			return err
+		}
+		s, err := a.loadSession(r, true)
+		if err != nil {
+			return err
+		}
+		api.proxy.ServeHTTP(c.Response(), r.WithContext(session.NewContext(r.Context(), s)))
+		return nil
+	}
+	a.frontend.ServeHTTP(c.Response(), r)
+	return nil
+}
+
+// observe is the outermost middleware: request id, panic recovery,
+// metrics and one access log line per request (path only: queries carry
+// codes and states).
+func (g *Gateway) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		start := time.Now()
+		rid := newRequestID()
+		c.Set("request_id", rid)
+		c.Response().Header().Set(echo.HeaderXRequestID, rid)
+		defer func() {
+			if p := recover(); p != nil {
+				g.logger.Error("panic", "request_id", rid, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				err = fmt.Errorf("panic: %v", p)
+				g.handleError(err, c)
+				err = nil
+			}
+			if err != nil {
+				g.handleError(err, c)
+				err = nil
+			}
+			app, _ := c.Get("app").(string)
+			kind, _ := c.Get("route").(string)
+			if kind == "" {
+				kind = routeOther
+			}
+			status := c.Response().Status
+			d := time.Since(start)
+			g.metrics.requests.WithLabelValues(app, kind, strconv.Itoa(status)).Inc()
+			g.metrics.latency.WithLabelValues(app, kind).Observe(d.Seconds())
+			if g.logger.Enabled(c.Request().Context(), levelAccess) {
+				g.logger.Log(c.Request().Context(), levelAccess, "request", "request_id", rid, "app", app, "route", kind,
+					"method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "duration_ms", float64(d.Microseconds())/1000)
+			}
+		}()
+		return next(c)
+	}
+}
+
+func requestID(c echo.Context) string {
+	id, _ := c.Get("request_id").(string)
+	return id
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/bffgate/bffgate/bff"
+	"github.com/bffgate/bffgate/session"
+	"github.com/bffgate/bffgate/upstream"
+)
+
+// fileConfig is config.toml. Each section belongs to the package that
+// uses it; this file only decodes, expands ${ENV} and validates.
+type fileConfig struct {
+	Server  bff.ServerConfig         `toml:"server"`
+	Session session.Config           `toml:"session"`
+	Proxy   upstream.TransportConfig `toml:"proxy"`
+	Apps    []bff.AppConfig          `toml:"apps"`
+}
+
+// loadConfig reads, expands and validates a config file. The error lists
+// every problem found, one per line, each with its key path.
+func loadConfig(path string, getenv func(string) string) (*fileConfig, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	var cfg fileConfig
+	md, err := toml.Decode(string(data), &cfg)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return nil, fmt.Errorf("config %s: %s", path, perr.ErrorWithPosition())
+		}
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	var errs []error
+	for _, k := range md.Undecoded() {
+		errs = append(errs, fmt.Errorf("%s: unknown key", k))
+	}
+	errs = append(errs, expandEnv(reflect.ValueOf(&cfg).Elem(), "", getenv)...)
+	cfg.defaults()
+	errs = append(errs, cfg.validate())
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("config %s is invalid:\n%w", path, err)
+	}
+	return &cfg, nil
+}
+
+func (c *fileConfig) defaults() {
+	c.Server.Defaults()
+	c.Session.Defaults()
+	for i := range c.Apps {
+		c.Apps[i].Defaults()
+	}
+}
+
+func (c *fileConfig) validate() error {
+	gw := c.gateway()
+	return errors.Join(
+		gw.Validate(),
+		prefixed("session.", c.Session.Validate()),
+		prefixed("proxy.", c.Proxy.Validate()),
+	)
+}
+
+func (c *fileConfig) gateway() bff.Config {
+	return bff.Config{Server: c.Server, Apps: c.Apps}
+}
+
+// prefixed prefixes each error joined in err with prefix.
+func prefixed(prefix string, err error) error {
+	if err == nil {
+		return nil
+	}
+	list := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	}
+	for i, e := range list {
+		list[i] = fmt.Errorf("%s%w", prefix, e)
+	}
+	return errors.Join(list...)
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandEnv replaces ${NAME} in every string of v with the environment
+// variable's value. An unset or empty variable is an error at that key.
+func expandEnv(v reflect.Value, path string, getenv func(string) string) []error {
+	var errs []error
+	switch v.Kind() {
+	case reflect.String:
+		s := v.String()
+		if !strings.Contains(s, "${") {
+			return nil
+		}
+		v.SetString(envRef.ReplaceAllStringFunc(s, func(m string) string {
+			name := envRef.FindStringSubmatch(m)[1]
+			val := getenv(name)
+			if val == "" {
+				errs = append(errs, fmt.Errorf("%s: environment variable %s is not set", path, name))
+			}
+			return val
+		}))
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			key := f.Tag.Get("toml")
+			switch {
+			case f.Anonymous && key == "":
+				key = path // embedded: its keys sit in this table
+			case key == "" || key == "-":
+				continue
+			case path != "":
+				key = path + "." + key
+			}
+			errs = append(errs, expandEnv(v.Field(i), key, getenv)...)
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			errs = append(errs, expandEnv(v.Index(i), fmt.Sprintf("%s[%d]", path, i), getenv)...)
+		}
+	}
+	return errs
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bffgate/bffgate/internal/testop"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func TestRunServesAndShutsDown(t *testing.T) {
+	op := testop.New(t, testop.Config{})
+	listen, admin := freePort(t), freePort(t)
+	path := writeConfig(t, fmt.Sprintf(`
+[server]
+listen = %q
+public_url = "http://%s"
+admin_listen = %q
+[session]
+secret = "${SECRET}"
+[[apps]]
+name = "demo"
+issuer = %q
+client_id = %q
+client_secret = "${CLIENT_SECRET}"
+frontend = "http://127.0.0.1:1"
+`, listen, listen, admin, op.URL, op.ClientID()))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"bffgate", "-config", path}, env(map[string]string{
+			"SECRET":        strings.Repeat("s", 40),
+			"CLIENT_SECRET": op.ClientSecret(),
+		}), &bytes.Buffer{}, &stderr)
+	}()
+	waitStatus(t, "http://"+admin+"/healthz", http.StatusOK)
+	waitStatus(t, "http://"+admin+"/readyz", http.StatusOK)
+	// The frontend upstream is down: 502 without its address.
+	resp, err := http.Get("http://" + listen + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := new(bytes.Buffer)
+	b.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || strings.Contains(b.String(), "127.0.0.1:1") {
+		t.Errorf("dead frontend: %d %q, want 502 without the upstream address", resp.StatusCode, b.String())
+	}
+
+	resp, err = http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	b.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(b.String(), `bffgate_http_requests_total{app="demo",code="502",route="frontend"} 1`) {
+		t.Errorf("/metrics lacks the request count of the frontend call:\n%s", b.String())
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop after its context was canceled")
+	}
+	if strings.Contains(stderr.String(), op.ClientSecret()) {
+		t.Error("the log contains the client secret")
+	}
+}
+
+func waitStatus(t *testing.T, url string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never answered %d (last: %v)", url, want, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestConfigErrorsAreAllReported(t *testing.T) {
+	path := writeConfig(t, `
+[server]
+public_url = "not a url"
+[session]
+secret = "${MISSING}"
+[[apps]]
+name = "demo"
+issuer = "ftp://idp"
+client_id = "demo"
+frontend = "http://127.0.0.1:3000"
+colour = "blue"
+`)
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"bffgate", "-config", path, "-check-config"}, env(nil), &stdout, &stderr)
+	if err == nil {
+		t.Fatal("run accepted a broken config")
+	}
+	for _, want := range []string{
+		"server.public_url: must be an absolute http(s) origin",
+		"session.secret: environment variable MISSING is not set",
+		"apps[0].issuer: must be an absolute http(s) URL",
+		"apps.colour: unknown key",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestCheckConfigOfTheRepo(t *testing.T) {
+	var stdout bytes.Buffer
+	err := run(context.Background(), []string{"bffgate", "-config", "../../config.toml", "-check-config"}, env(map[string]string{
+		"BFFGATE_SESSION_SECRET": strings.Repeat("x", 32),
+		"DEMO_CLIENT_SECRET":     "demo-secret",
+	}), &stdout, &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("config.toml is invalid: %v", err)
+	}
+	if !strings.Contains(stdout.String(), "is valid") {
+		t.Errorf("stdout = %q", stdout.String())
+	}
+}
+
+func TestConfigSyntaxError(t *testing.T) {
+	path := writeConfig(t, "[server\nlisten = 1\n")
+	err := run(context.Background(), []string{"bffgate", "-config", path, "-check-config"}, env(nil), &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("err = %v, want a syntax error with its line", err)
+	}
+}

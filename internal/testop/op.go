@@ -1,0 +1,272 @@
+// Package testop is an in-process OpenID Provider for tests: discovery, JWKS,
+// authorization code + PKCE, refresh, userinfo, RFC 7009 revocation and
+// RP-initiated logout, on an httptest.Server, plus helpers to mint (and
+// mis-mint) ID tokens and logout tokens signed with the keys it publishes.
+//
+// It publishes two signing keys: RSA-2048 "rs1" (alg RS256) and P-256 "ec1"
+// published without an "alg" member, like the OIDF conformance suite's OP in
+// its wrong-alg test. Discovery advertises RS256 only.
+package testop
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Config configures an OP. The zero value is usable: client "client" with
+// secret "secret-secret-secret-secret-secret!" (32 bytes, long enough for
+// HS256) and no redirect URL yet.
+type Config struct {
+	ClientID     string // default "client"
+	ClientSecret string // default a 35-byte secret
+	// RedirectURL is the client's registered redirect_uri; it may be set
+	// later with SetRedirectURL (often the RP's httptest URL is not known yet).
+	RedirectURL string
+	// PostLogoutRedirectURLs, when not empty, are the only values of
+	// post_logout_redirect_uri that /end_session redirects to (exact match);
+	// when empty any value is followed.
+	PostLogoutRedirectURLs []string
+	AccessTokenTTL         time.Duration // default 1h
+	NoEndSession           bool          // no end_session_endpoint
+	NoRevocation           bool          // no revocation_endpoint
+	// OmitSID leaves sid out of ID tokens. By default every authorization
+	// starts an OP session with a fresh random sid, carried by the ID tokens
+	// of that login and of its refreshes.
+	OmitSID bool
+}
+
+// OP is a running test OpenID Provider.
+type OP struct {
+	URL string // the issuer and base URL, no trailing slash
+
+	t   testing.TB
+	srv *httptest.Server
+	cfg Config
+	rsa *rsa.PrivateKey
+	ec  *ecdsa.PrivateKey
+
+	jwksFetches  atomic.Int64
+	refreshCount atomic.Int64
+
+	mu            sync.Mutex
+	clients       map[string]*client
+	sub           string
+	extra         map[string]any
+	failAuthorize string
+	failRefresh   bool
+	codes         map[string]*grant
+	access        map[string]*grant
+	refresh       map[string]*grant
+	revoked       []string
+	endSessions   []url.Values
+	lastSID       string
+}
+
+type client struct {
+	secret    string
+	redirects []string
+}
+
+// grant is what a code, access token or refresh token stands for.
+type grant struct {
+	clientID, redirectURI, challenge, nonce string
+	sub, sid                                string
+	claims                                  map[string]any
+	expires                                 time.Time
+}
+
+// New starts an OP; it is closed by t.Cleanup.
+func New(t testing.TB, cfg Config) *OP {
+	t.Helper()
+	if cfg.ClientID == "" {
+		cfg.ClientID = "client"
+	}
+	if cfg.ClientSecret == "" {
+		cfg.ClientSecret = "secret-secret-secret-secret-secret!"
+	}
+	if cfg.AccessTokenTTL == 0 {
+		cfg.AccessTokenTTL = time.Hour
+	}
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatalf("testop: rsa key: %v", err)
+	}
+	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("testop: ec key: %v", err)
+	}
+	op := &OP{
+		t: t, cfg: cfg, rsa: rk, ec: ek, sub: "alice",
+		clients: map[string]*client{}, codes: map[string]*grant{},
+		access: map[string]*grant{}, refresh: map[string]*grant{},
+	}
+	op.AddClient(cfg.ClientID, cfg.ClientSecret, cfg.RedirectURL)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/openid-configuration", op.discovery)
+	mux.HandleFunc("GET /jwks", op.jwks)
+	mux.HandleFunc("GET /authorize", op.authorize)
+	mux.HandleFunc("POST /token", op.token)
+	mux.HandleFunc("/userinfo", op.userinfo)
+	if !cfg.NoRevocation {
+		mux.HandleFunc("POST /revoke", op.revoke)
+	}
+	if !cfg.NoEndSession {
+		mux.HandleFunc("/end_session", op.endSession)
+	}
+	op.srv = httptest.NewServer(mux)
+	op.URL = op.srv.URL
+	t.Cleanup(op.srv.Close)
+	return op
+}
+
+// AddClient registers another client with its redirect URLs.
+func (op *OP) AddClient(id, secret string, redirectURLs ...string) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	c := &client{secret: secret}
+	for _, u := range redirectURLs {
+		if u != "" {
+			c.redirects = append(c.redirects, u)
+		}
+	}
+	op.clients[id] = c
+}
+
+// SetRedirectURL sets the redirect_uri of the Config's client.
+func (op *OP) SetRedirectURL(u string) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	op.clients[op.cfg.ClientID].redirects = []string{u}
+}
+
+// SetUser sets the user the next authorizations approve, and extra ID token
+// and userinfo claims (default: sub "alice", no extras).
+func (op *OP) SetUser(sub string, extraClaims map[string]any) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	op.sub, op.extra = sub, extraClaims
+}
+
+// FailNextAuthorize makes the next /authorize redirect back with this error
+// code (for example "access_denied").
+func (op *OP) FailNextAuthorize(code string) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	op.failAuthorize = code
+}
+
+// FailRefresh makes refresh_token grants answer 400 invalid_grant while on.
+func (op *OP) FailRefresh(fail bool) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	op.failRefresh = fail
+}
+
+// ClientID returns the Config's client id.
+func (op *OP) ClientID() string { return op.cfg.ClientID }
+
+// ClientSecret returns the Config's client secret.
+func (op *OP) ClientSecret() string { return op.cfg.ClientSecret }
+
+// AccessTokenTTL returns the lifetime of the access tokens it issues.
+func (op *OP) AccessTokenTTL() time.Duration { return op.cfg.AccessTokenTTL }
+
+// JWKSURL returns the jwks_uri.
+func (op *OP) JWKSURL() string { return op.URL + "/jwks" }
+
+// JWKSFetches counts GET /jwks requests.
+func (op *OP) JWKSFetches() int { return int(op.jwksFetches.Load()) }
+
+// RefreshCount counts successful refresh_token grants.
+func (op *OP) RefreshCount() int { return int(op.refreshCount.Load()) }
+
+// LastSID returns the sid of the latest successful authorization.
+func (op *OP) LastSID() string {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	return op.lastSID
+}
+
+// Revoked returns the tokens received at /revoke, in order.
+func (op *OP) Revoked() []string {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	return slices.Clone(op.revoked)
+}
+
+// EndSessionRequests returns the parameters of every /end_session request.
+func (op *OP) EndSessionRequests() []url.Values {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	return slices.Clone(op.endSessions)
+}
+
+func (op *OP) discovery(w http.ResponseWriter, _ *http.Request) {
+	md := map[string]any{
+		"issuer":                                op.URL,
+		"authorization_endpoint":                op.URL + "/authorize",
+		"token_endpoint":                        op.URL + "/token",
+		"jwks_uri":                              op.JWKSURL(),
+		"userinfo_endpoint":                     op.URL + "/userinfo",
+		"response_types_supported":              []string{"code"},
+		"subject_types_supported":               []string{"public"},
+		"grant_types_supported":                 []string{"authorization_code", "refresh_token"},
+		"code_challenge_methods_supported":      []string{"S256"},
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"scopes_supported":                      []string{"openid", "profile", "email", "offline_access"},
+		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"backchannel_logout_supported":          true,
+		"backchannel_logout_session_supported":  true,
+		"frontchannel_logout_supported":         true,
+		"frontchannel_logout_session_supported": true,
+	}
+	if !op.cfg.NoRevocation {
+		md["revocation_endpoint"] = op.URL + "/revoke"
+	}
+	if !op.cfg.NoEndSession {
+		md["end_session_endpoint"] = op.URL + "/end_session"
+	}
+	writeJSON(w, http.StatusOK, md)
+}
+
+func (op *OP) jwks(w http.ResponseWriter, _ *http.Request) {
+	op.jwksFetches.Add(1)
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+		{Key: op.rsa.Public(), KeyID: "rs1", Algorithm: "RS256", Use: "sig"},
+		{Key: op.ec.Public(), KeyID: "ec1", Use: "sig"}, // no alg, on purpose
+	}}
+	writeJSON(w, http.StatusOK, set)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func oauthError(w http.ResponseWriter, status int, code, desc string) {
+	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+}
+
+// random returns n random bytes, base64url-encoded.
+func random(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

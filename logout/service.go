@@ -1,0 +1,216 @@
+package logout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bffgate/bffgate/session"
+)
+
+// Revoker ends sessions; *session.Manager implements it.
+type Revoker interface {
+	EndBySID(ctx context.Context, app, iss, sid, sub string, cause session.Cause) ([]*session.Session, error)
+	EndBySub(ctx context.Context, app, iss, sub string, cause session.Cause) ([]*session.Session, error)
+}
+
+// Client is one app as the logout service sees it: an OIDC client of one
+// issuer, with the verifier for its logout tokens.
+type Client struct {
+	App      string
+	Issuer   string
+	ClientID string
+	Verifier *Verifier
+}
+
+// ReasonNoClient is the rejection reason of a token that names no
+// configured issuer and audience.
+const ReasonNoClient = "no_client"
+
+// StoreError means the sessions could not be ended: the back-channel
+// endpoint answers 400 application_error, as the spec asks for a failed
+// logout.
+type StoreError struct{ Err error }
+
+func (e *StoreError) Error() string { return "end sessions: " + e.Err.Error() }
+func (e *StoreError) Unwrap() error { return e.Err }
+
+// Result is what one accepted logout token did for one app.
+type Result struct {
+	App   string
+	Token *Token
+	Ended []*session.Session
+}
+
+// Service runs back-channel and front-channel logout for every app.
+type Service struct {
+	revoker Revoker
+	logger  *slog.Logger
+	tokens  *prometheus.CounterVec
+
+	mu      sync.RWMutex
+	clients []*Client
+}
+
+// NewService returns a Service with no clients yet; Register adds each
+// app once its IdP's discovery is done.
+func NewService(revoker Revoker, reg prometheus.Registerer, logger *slog.Logger) *Service {
+	s := &Service{
+		revoker: revoker,
+		logger:  logger,
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bffgate_logout_tokens_total",
+			Help: "Back-channel logout tokens by app, result (accepted, rejected, error) and reason (the failed check).",
+		}, []string{"app", "result", "reason"}),
+	}
+	reg.MustRegister(s.tokens)
+	return s
+}
+
+// Register adds (or replaces, by app name) a client.
+func (s *Service) Register(c *Client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clients = slices.DeleteFunc(s.clients, func(o *Client) bool { return o.App == c.App })
+	s.clients = append(s.clients, c)
+}
+
+// candidates returns the clients a token may be for: those whose issuer
+// and client_id the token names. A token that cannot be read (a JWE, or
+// garbage) is tried against every client, so that each verifier gives
+// its own precise reason.
+func (s *Service) candidates(raw string) []*Client {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	iss, aud, ok := peek(raw)
+	if !ok {
+		return slices.Clone(s.clients)
+	}
+	var out []*Client
+	for _, c := range s.clients {
+		if c.Issuer == iss && slices.Contains(aud, c.ClientID) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Backchannel validates a logout token and ends the sessions it names, for
+// every app it is valid for. It returns a *ValidationError (400
+// invalid_request), a *StoreError or *ReplayCacheError (400
+// application_error), or the results.
+func (s *Service) Backchannel(ctx context.Context, raw string) ([]Result, error) {
+	clients := s.candidates(raw)
+	if len(clients) == 0 {
+		s.reject("", invalid(ReasonNoClient, "no configured app has this issuer and audience", nil))
+		return nil, invalid(ReasonNoClient, "no configured app has this issuer and audience", nil)
+	}
+	var results []Result
+	var firstErr error
+	for _, c := range clients {
+		tok, err := c.Verifier.Verify(ctx, raw)
+		if err != nil {
+			s.reject(c.App, err)
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		ended, err := s.end(ctx, c, tok)
+		if err != nil {
+			s.tokens.WithLabelValues(c.App, "error", "store").Inc()
+			s.logger.Error("back-channel logout failed", "app", c.App, "err", err)
+			return nil, &StoreError{Err: err}
+		}
+		s.tokens.WithLabelValues(c.App, "accepted", "").Inc()
+		s.logger.Info("back-channel logout", "app", c.App, "sid_hash", session.Hash(tok.SID), "sub_hash", session.Hash(tok.Subject), "sessions_ended", len(ended))
+		results = append(results, Result{App: c.App, Token: tok, Ended: ended})
+	}
+	if len(results) == 0 {
+		return nil, firstErr
+	}
+	return results, nil
+}
+
+func (s *Service) end(ctx context.Context, c *Client, tok *Token) ([]*session.Session, error) {
+	if tok.SID != "" {
+		return s.revoker.EndBySID(ctx, c.App, tok.Issuer, tok.SID, tok.Subject, session.CauseBackchannel)
+	}
+	return s.revoker.EndBySub(ctx, c.App, tok.Issuer, tok.Subject, session.CauseBackchannel)
+}
+
+// reject counts and logs (as an audit event) a refused token.
+func (s *Service) reject(app string, err error) {
+	var ve *ValidationError
+	var re *ReplayCacheError
+	switch {
+	case errors.As(err, &ve):
+		s.tokens.WithLabelValues(app, "rejected", ve.Reason).Inc()
+		s.logger.Warn("logout token rejected", "event", "logout_token_rejected", "app", app, "check", ve.Reason, "description", ve.Description)
+	case errors.As(err, &re):
+		s.tokens.WithLabelValues(app, "error", "replay_cache").Inc()
+		s.logger.Error("logout token replay check failed", "app", app, "err", re.Err)
+	default:
+		s.tokens.WithLabelValues(app, "error", "internal").Inc()
+		s.logger.Error("logout token check failed", "app", app, "err", err)
+	}
+}
+
+// Frontchannel ends the app's sessions of (iss, sid) from a front-channel
+// logout request. iss must be the app's issuer.
+func (s *Service) Frontchannel(ctx context.Context, app, iss, sid string) ([]*session.Session, error) {
+	s.mu.RLock()
+	i := slices.IndexFunc(s.clients, func(c *Client) bool { return c.App == app })
+	var issuer string
+	if i >= 0 {
+		issuer = s.clients[i].Issuer
+	}
+	s.mu.RUnlock()
+	if i < 0 {
+		return nil, fmt.Errorf("app %s: %w", app, errNotReady)
+	}
+	if iss != issuer {
+		return nil, invalid(ReasonIss, "iss is not this app's issuer", nil)
+	}
+	ended, err := s.revoker.EndBySID(ctx, app, iss, sid, "", session.CauseFrontchannel)
+	if err != nil {
+		return nil, &StoreError{Err: err}
+	}
+	return ended, nil
+}
+
+var errNotReady = errors.New("identity provider discovery not done")
+
+// peek reads iss and aud from a signed token without verifying it, only to
+// pick the clients whose verifiers will check it.
+func peek(raw string) (iss string, aud []string, ok bool) {
+	if len(raw) > MaxTokenSize {
+		return "", nil, false
+	}
+	jws, err := jose.ParseSigned(raw, peekAlgs)
+	if err != nil {
+		return "", nil, false
+	}
+	var c map[string]json.RawMessage
+	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c); err != nil {
+		return "", nil, false
+	}
+	iss, ok = str(c, "iss")
+	if !ok {
+		return "", nil, false
+	}
+	aud, ok = audience(c["aud"])
+	return iss, aud, ok
+}
+
+var peekAlgs = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
+	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA, jose.HS256, jose.HS384, jose.HS512,
+}

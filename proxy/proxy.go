@@ -1,0 +1,183 @@
+// Package proxy is the gateway's authenticated reverse proxy: one
+// httputil.ReverseProxy per upstream, built once at start-up, that
+// attaches the session's access token (refreshing it when needed), keeps
+// the gateway's own cookies from the upstream and answers upstream
+// failures with 502/504 JSON that reveals nothing about the upstream.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/bffgate/bffgate/session"
+)
+
+// The values of Config.Token.
+const (
+	TokenUser = "user" // attach the session's access token; a session is required
+	TokenNone = "none" // attach nothing; no session is required
+)
+
+// Config describes one upstream.
+type Config struct {
+	// Name is the upstream's name, recorded in the session's Upstreams
+	// and used in logs. Required.
+	Name string
+	// Target is the upstream's base URL, from upstream.ParseTarget.
+	// Request paths are appended to its path. Required.
+	Target *url.URL
+	// Token is TokenUser (the zero value means TokenUser) or TokenNone.
+	Token string
+	// StripPrefix, if set, is removed from the start of the request path
+	// before it is appended to Target's path. By default the full request
+	// path is forwarded.
+	StripPrefix string
+	// FlushInterval is how often response bodies are flushed to the
+	// client while they are copied; 0 (the default) buffers, a negative
+	// value flushes after every write. httputil.ReverseProxy flushes
+	// immediately anyway for text/event-stream responses and for responses
+	// of unknown length (chunked streams), so SSE works with the default.
+	FlushInterval time.Duration
+	// IsGatewayCookie reports whether a cookie name belongs to the gateway
+	// (session.IsGatewayCookie). Such cookies are removed from requests
+	// to the upstream, and Set-Cookie headers from the upstream that
+	// would overwrite them are dropped. Required.
+	IsGatewayCookie func(name string) bool
+}
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("name: must be set"))
+	}
+	switch {
+	case c.Target == nil:
+		errs = append(errs, errors.New("upstream: must be set"))
+	case c.Target.Scheme != "http" && c.Target.Scheme != "https", c.Target.Host == "":
+		errs = append(errs, errors.New("upstream: must be an absolute http(s) URL"))
+	case c.Target.User != nil, c.Target.RawQuery != "", c.Target.Fragment != "":
+		errs = append(errs, errors.New("upstream: must not contain userinfo, query or fragment"))
+	}
+	if c.Token != "" && c.Token != TokenUser && c.Token != TokenNone {
+		errs = append(errs, fmt.Errorf("token: must be %q or %q", TokenUser, TokenNone))
+	}
+	if c.StripPrefix != "" && !strings.HasPrefix(c.StripPrefix, "/") {
+		errs = append(errs, errors.New("strip_prefix: must start with /"))
+	}
+	if c.IsGatewayCookie == nil {
+		errs = append(errs, errors.New("IsGatewayCookie: must be set"))
+	}
+	return errors.Join(errs...)
+}
+
+// TokenSource returns a valid access token for a session. The production
+// implementation is Refresher.
+type TokenSource interface {
+	// AccessToken returns s's access token, refreshed if needed. It
+	// returns an error wrapping ErrSessionEnded when the session can no
+	// longer be used (and has been ended).
+	AccessToken(ctx context.Context, s *session.Session) (string, error)
+}
+
+// UsageRecorder persists that a session has called an upstream, so that
+// its sign-out can be passed on to the upstreams it used.
+type UsageRecorder interface {
+	// RecordUpstream is called when s has not used the named upstream
+	// yet (!s.UsedUpstream(name)); it should s.AddUpstream(name) and save
+	// it. Concurrent requests of one session may call it more than once,
+	// so it must be idempotent.
+	RecordUpstream(ctx context.Context, s *session.Session, name string) error
+}
+
+// Proxy is the http.Handler for one upstream. The request's session, if
+// any, comes from session.FromContext.
+type Proxy struct {
+	cfg    Config
+	tokens TokenSource
+	used   UsageRecorder
+	logger *slog.Logger
+	rp     *httputil.ReverseProxy
+}
+
+// New returns the proxy for cfg's upstream. transport carries the
+// requests (upstream.NewTransport); tokens may be nil when cfg.Token is
+// TokenNone. A nil logger discards.
+func New(cfg Config, transport http.RoundTripper, tokens TokenSource, used UsageRecorder, logger *slog.Logger) (*Proxy, error) {
+	if cfg.Token == "" {
+		cfg.Token = TokenUser
+	}
+	errs := []error{cfg.Validate()}
+	if transport == nil {
+		errs = append(errs, errors.New("transport: must not be nil"))
+	}
+	if tokens == nil && cfg.Token == TokenUser {
+		errs = append(errs, errors.New("token source: must not be nil for token \"user\""))
+	}
+	if used == nil {
+		errs = append(errs, errors.New("usage recorder: must not be nil"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("proxy %q: %w", cfg.Name, err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("upstream", cfg.Name)
+	p := &Proxy{cfg: cfg, tokens: tokens, used: used, logger: logger}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      transport,
+		FlushInterval:  cfg.FlushInterval,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorHandler:   p.handleError,
+		ModifyResponse: p.modifyResponse,
+	}
+	return p, nil
+}
+
+// bearerKey is the context key under which ServeHTTP hands the
+// Authorization value to rewrite, which cannot fail.
+type bearerKey struct{}
+
+// ServeHTTP proxies r to the upstream. With token "user" it answers 401
+// JSON without a session or when the session has ended, and 502 JSON when
+// no access token could be obtained.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	s := session.FromContext(ctx)
+	if p.cfg.Token == TokenUser {
+		if s == nil {
+			writeError(w, http.StatusUnauthorized, codeUnauthorized)
+			return
+		}
+		tok, err := p.tokens.AccessToken(ctx, s)
+		switch {
+		case errors.Is(err, ErrSessionEnded):
+			writeError(w, http.StatusUnauthorized, codeUnauthorized)
+			return
+		case err != nil && ctx.Err() != nil:
+			return // the client is gone
+		case err != nil:
+			p.logger.ErrorContext(ctx, "get access token", "app", s.App, "error", err)
+			writeError(w, http.StatusBadGateway, codeBadGateway)
+			return
+		}
+		r = r.WithContext(context.WithValue(ctx, bearerKey{}, "Bearer "+tok))
+	}
+	if s != nil && !s.UsedUpstream(p.cfg.Name) {
+		if err := p.used.RecordUpstream(ctx, s, p.cfg.Name); err != nil {
+			// The request can still be served; the upstream may miss
+			// this session's logout if the record is never saved.
+			p.logger.WarnContext(ctx, "record upstream use", "app", s.App, "error", err)
+		}
+	}
+	p.rp.ServeHTTP(w, r)
+}

@@ -1,0 +1,125 @@
+package proxy
+
+import (
+	"net/http"
+	"net/http/httputil"
+	"net/textproto"
+	"strings"
+)
+
+// rewrite turns the inbound request into the upstream request.
+// httputil.ReverseProxy has already removed hop-by-hop headers and the
+// inbound X-Forwarded-* headers.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	if p.cfg.StripPrefix != "" {
+		stripPrefix(pr.Out, p.cfg.StripPrefix)
+	}
+	pr.SetURL(p.cfg.Target)
+	pr.SetXForwarded()
+	h := pr.Out.Header
+	// The client cannot pick the upstream's view of its identity: its own
+	// Authorization never passes, and Forwarded is replaced by the
+	// X-Forwarded-* headers set above.
+	h.Del("Authorization")
+	h.Del("Forwarded")
+	if bearer, ok := pr.In.Context().Value(bearerKey{}).(string); ok {
+		h["Authorization"] = []string{bearer}
+	}
+	stripCookies(h, p.cfg.IsGatewayCookie)
+}
+
+// stripPrefix removes prefix from the start of r's path, keeping a
+// leading slash. A path without the prefix is left alone.
+func stripPrefix(r *http.Request, prefix string) {
+	u := r.URL
+	rest, ok := strings.CutPrefix(u.Path, prefix)
+	if !ok {
+		return
+	}
+	if u.RawPath != "" {
+		if raw, ok := strings.CutPrefix(u.RawPath, prefix); ok {
+			u.RawPath = ensureSlash(raw)
+		} else {
+			u.RawPath = "" // let EscapedPath recompute it from Path
+		}
+	}
+	u.Path = ensureSlash(rest)
+}
+
+func ensureSlash(p string) string {
+	if strings.HasPrefix(p, "/") {
+		return p
+	}
+	return "/" + p
+}
+
+// stripCookies removes the cookies isGateway names from the Cookie
+// headers in h, merging what is left into one header, or dropping it if
+// nothing is.
+func stripCookies(h http.Header, isGateway func(string) bool) {
+	lines := h["Cookie"]
+	if len(lines) == 0 || !hasCookie(lines, isGateway) {
+		return
+	}
+	var b strings.Builder
+	for _, line := range lines {
+		for part := range strings.SplitSeq(line, ";") {
+			part = textproto.TrimString(part)
+			if part == "" || isGateway(cookieName(part)) {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(part)
+		}
+	}
+	if b.Len() == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = []string{b.String()}
+}
+
+// hasCookie reports whether any cookie in the Cookie header lines is one
+// isGateway names; it lets the common case skip rebuilding the header.
+func hasCookie(lines []string, isGateway func(string) bool) bool {
+	for _, line := range lines {
+		for part := range strings.SplitSeq(line, ";") {
+			if isGateway(cookieName(part)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// cookieName returns the name in a "name=value" pair of a Cookie or
+// Set-Cookie header.
+func cookieName(pair string) string {
+	name, _, _ := strings.Cut(pair, "=")
+	return textproto.TrimString(name)
+}
+
+// modifyResponse drops Set-Cookie headers by which the upstream would
+// overwrite (or fixate) the gateway's own cookies.
+func (p *Proxy) modifyResponse(res *http.Response) error {
+	lines := res.Header["Set-Cookie"]
+	if len(lines) == 0 {
+		return nil
+	}
+	kept := lines[:0]
+	for _, line := range lines {
+		if p.cfg.IsGatewayCookie(cookieName(line)) {
+			p.logger.WarnContext(res.Request.Context(), "dropped a Set-Cookie for a gateway cookie from the upstream")
+			continue
+		}
+		kept = append(kept, line)
+	}
+	if len(kept) == 0 {
+		delete(res.Header, "Set-Cookie")
+		return nil
+	}
+	res.Header["Set-Cookie"] = kept
+	return nil
+}

@@ -1,0 +1,153 @@
+package session
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Observer learns that sessions ended, whatever the cause. SessionEnded is
+// called synchronously, in registration order, for each ended session, so
+// it must be quick and must not modify s.
+type Observer interface {
+	SessionEnded(ctx context.Context, cause Cause, s *Session)
+}
+
+// ObserverFunc adapts a function to Observer.
+type ObserverFunc func(ctx context.Context, cause Cause, s *Session)
+
+// SessionEnded calls f.
+func (f ObserverFunc) SessionEnded(ctx context.Context, cause Cause, s *Session) { f(ctx, cause, s) }
+
+// Manager is the Store the rest of the gateway uses: it forwards the Store
+// methods and adds the ways sessions end (End, EndBySID, EndBySub,
+// Expired), each of which tells the observers and writes one audit log
+// record per session. Deleting through the embedded Store's methods
+// directly notifies nobody.
+type Manager struct {
+	Store
+
+	logger *slog.Logger
+	now    func() time.Time
+
+	mu        sync.RWMutex
+	observers []Observer
+}
+
+// expiryReporter is implemented by stores that report expiries
+// themselves (MemoryStore). NewManager registers Manager.Expired with them.
+type expiryReporter interface {
+	SetOnExpire(func(*Session))
+}
+
+// NewManager returns a Manager for store. If the store reports expiries
+// (MemoryStore.SetOnExpire), NewManager registers m.Expired there,
+// replacing any MemoryConfig.OnExpire, so that expiries reach the
+// observers with no further wiring. A nil logger discards the audit log.
+func NewManager(store Store, logger *slog.Logger) *Manager {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Manager{Store: store, logger: logger, now: time.Now}
+	if r, ok := store.(expiryReporter); ok {
+		r.SetOnExpire(m.Expired)
+	}
+	return m
+}
+
+// Observe adds o to the observers. It is safe to call at any time, but
+// sessions that end before it are not reported to o.
+func (m *Manager) Observe(o Observer) {
+	m.mu.Lock()
+	m.observers = append(m.observers, o)
+	m.mu.Unlock()
+}
+
+// End ends the session with that id; ErrNotFound if it is gone.
+func (m *Manager) End(ctx context.Context, id string, cause Cause) (*Session, error) {
+	s, err := m.Delete(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("end session: %w", err)
+	}
+	m.ended(ctx, cause, s)
+	return s, nil
+}
+
+// EndBySID ends the app's sessions with (iss, sid), only those of sub if
+// sub is not empty, and tombstones (app, iss, sid). It returns the
+// sessions it ended, possibly none.
+func (m *Manager) EndBySID(ctx context.Context, app, iss, sid, sub string, cause Cause) ([]*Session, error) {
+	ss, err := m.RevokeSID(ctx, app, iss, sid, sub, m.now())
+	if err != nil {
+		return nil, fmt.Errorf("end sessions by sid: %w", err)
+	}
+	for _, s := range ss {
+		m.ended(ctx, cause, s)
+	}
+	return ss, nil
+}
+
+// EndBySub ends all the app's sessions of (iss, sub) and tombstones
+// (app, iss, sub). It returns the sessions it ended, possibly none.
+func (m *Manager) EndBySub(ctx context.Context, app, iss, sub string, cause Cause) ([]*Session, error) {
+	ss, err := m.RevokeSub(ctx, app, iss, sub, m.now())
+	if err != nil {
+		return nil, fmt.Errorf("end sessions by sub: %w", err)
+	}
+	for _, s := range ss {
+		m.ended(ctx, cause, s)
+	}
+	return ss, nil
+}
+
+// Expired reports a session the store dropped because it expired, with
+// CauseExpired and context.Background(). Its signature fits
+// MemoryConfig.OnExpire.
+func (m *Manager) Expired(s *Session) {
+	m.ended(context.Background(), CauseExpired, s)
+}
+
+// Started writes the audit record of a new session (cause login).
+func (m *Manager) Started(ctx context.Context, s *Session) {
+	m.audit(ctx, "session started", CauseLogin, s)
+}
+
+// ended audits and reports one ended session.
+func (m *Manager) ended(ctx context.Context, cause Cause, s *Session) {
+	m.audit(ctx, "session ended", cause, s)
+	m.mu.RLock()
+	obs := m.observers
+	m.mu.RUnlock()
+	for _, o := range obs {
+		o.SessionEnded(ctx, cause, s)
+	}
+}
+
+// audit logs one session event with hashed identifiers only.
+func (m *Manager) audit(ctx context.Context, msg string, cause Cause, s *Session) {
+	if !m.logger.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	m.logger.LogAttrs(ctx, slog.LevelInfo, msg,
+		slog.String("app", s.App),
+		slog.String("cause", string(cause)),
+		slog.String("sid_hash", Hash(s.SID)),
+		slog.String("sub_hash", Hash(s.Subject)),
+		slog.String("session_hash", Hash(s.ID)),
+	)
+}
+
+// Hash returns the first 16 hex digits of the SHA-256 of v, or "" for "":
+// a stable, non-reversible stand-in for sids, subs and session ids in logs
+// and metrics.
+func Hash(v string) string {
+	if v == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(v))
+	return hex.EncodeToString(sum[:8])
+}

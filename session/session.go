@@ -1,0 +1,114 @@
+// Package session owns the gateway's server-side sessions: the Session
+// record, the stores that keep it (in memory and in Redis), the indexes by
+// (iss, sid) and (iss, sub) that revocation uses, tombstones for logged-out
+// sids and subs, the "session ended" observers, and the cookie codec that
+// carries only the session id to the browser.
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"time"
+)
+
+// Errors callers branch on.
+var (
+	// ErrNotFound means there is no live session with that id.
+	ErrNotFound = errors.New("session not found")
+	// ErrRevoked means a session cannot be created (or used) because a
+	// logout for its (iss, sid) or (iss, sub) was received: a tombstone.
+	ErrRevoked = errors.New("session revoked")
+)
+
+// Cause says why a session ended (or started, for audit).
+type Cause string
+
+// The causes of a session's end.
+const (
+	CauseLogin         Cause = "login" // audit only: a session started
+	CauseBackchannel   Cause = "backchannel"
+	CauseFrontchannel  Cause = "frontchannel"
+	CauseRPInitiated   Cause = "rp_initiated"
+	CauseAdmin         Cause = "admin"
+	CauseRefreshFailed Cause = "refresh_failed"
+	CauseExpired       Cause = "expired"
+)
+
+// Session is one signed-in browser for one app. Stores hand out copies:
+// mutating a returned Session changes nothing until it is saved with Update.
+type Session struct {
+	ID      string `json:"id"`  // at least 128 random bits, see NewID
+	App     string `json:"app"` // the app's name from config
+	Issuer  string `json:"iss"`
+	Subject string `json:"sub"`
+	SID     string `json:"sid,omitempty"` // the IdP's session id, if it sent one
+
+	IDToken      string          `json:"id_token,omitempty"` // for id_token_hint
+	Claims       json.RawMessage `json:"claims,omitempty"`   // the ID token's claims, for /bff/user
+	AccessToken  string          `json:"access_token,omitempty"`
+	RefreshToken string          `json:"refresh_token,omitempty"`
+	TokenExpiry  time.Time       `json:"token_expiry,omitzero"`
+	SessionState string          `json:"session_state,omitempty"` // Session Management 1.0
+
+	CreatedAt time.Time `json:"created_at"`
+	LastSeen  time.Time `json:"last_seen"`
+	// Upstreams holds the names of the upstreams this session has called,
+	// sorted and without duplicates.
+	Upstreams []string `json:"upstreams,omitempty"`
+}
+
+// Clone returns a deep copy of s.
+func (s *Session) Clone() *Session {
+	c := *s
+	c.Claims = slices.Clone(s.Claims)
+	c.Upstreams = slices.Clone(s.Upstreams)
+	return &c
+}
+
+// AddUpstream records that the session used the named upstream and
+// reports whether that is new.
+func (s *Session) AddUpstream(name string) bool {
+	i, found := slices.BinarySearch(s.Upstreams, name)
+	if found {
+		return false
+	}
+	s.Upstreams = slices.Insert(s.Upstreams, i, name)
+	return true
+}
+
+// UsedUpstream reports whether the session has called the named upstream.
+func (s *Session) UsedUpstream(name string) bool {
+	_, found := slices.BinarySearch(s.Upstreams, name)
+	return found
+}
+
+// Expiry returns when the session ends if it is not used again: the
+// earlier of LastSeen+idle and CreatedAt+absolute. A zero duration
+// disables that limit.
+func (s *Session) Expiry(idle, absolute time.Duration) time.Time {
+	var exp time.Time
+	if idle > 0 {
+		exp = s.LastSeen.Add(idle)
+	}
+	if absolute > 0 {
+		if a := s.CreatedAt.Add(absolute); exp.IsZero() || a.Before(exp) {
+			exp = a
+		}
+	}
+	return exp
+}
+
+type ctxKey struct{}
+
+// NewContext returns a context carrying s.
+func NewContext(ctx context.Context, s *Session) context.Context {
+	return context.WithValue(ctx, ctxKey{}, s)
+}
+
+// FromContext returns the session stored in ctx by NewContext, or nil.
+func FromContext(ctx context.Context) *Session {
+	s, _ := ctx.Value(ctxKey{}).(*Session)
+	return s
+}
