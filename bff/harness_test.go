@@ -38,6 +38,8 @@ type harness struct {
 type harnessOpts struct {
 	op     testop.Config
 	mutate func(*AppConfig)
+	// wrapStore, if set, wraps the memory store (to inject failures).
+	wrapStore func(session.Store) session.Store
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -81,7 +83,11 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	timeouts := session.Timeouts{Idle: 30 * time.Minute, Absolute: 8 * time.Hour}
 	h.store = session.NewMemoryStore(session.MemoryConfig{Timeouts: timeouts})
 	t.Cleanup(func() { h.store.Close() })
-	h.mgr = session.NewManager(h.store, slog.New(slog.DiscardHandler))
+	var store session.Store = h.store
+	if o.wrapStore != nil {
+		store = o.wrapStore(store)
+	}
+	h.mgr = session.NewManager(store, slog.New(slog.DiscardHandler))
 	cookies, err := session.NewCookieCodec(session.CookieConfig{Secret: testSecret, MaxAge: timeouts.Absolute})
 	if err != nil {
 		t.Fatal(err)

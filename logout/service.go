@@ -74,6 +74,9 @@ func NewService(revoker Revoker, reg prometheus.Registerer, logger *slog.Logger)
 	return s
 }
 
+// Metric returns the logout-token counter (for tests and dashboards).
+func (s *Service) Metric() *prometheus.CounterVec { return s.tokens }
+
 // Register adds (or replaces, by app name) a client.
 func (s *Service) Register(c *Client) {
 	s.mu.Lock()

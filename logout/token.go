@@ -1,8 +1,8 @@
-// Package logout handles the OpenID Provider's logout notifications for the
-// gateway: it verifies back-channel logout tokens (OpenID Connect
-// Back-Channel Logout 1.0 with errata set 1, §2.6) with go-oidc plus the
-// checks go-oidc does not do, and will run back-channel, front-channel and
-// RP-initiated logout as a Service.
+// Package logout ends the gateway's sessions when the OpenID Provider says
+// so: it verifies back-channel logout tokens (OpenID Connect Back-Channel
+// Logout 1.0 with errata set 1, §2.6) with go-oidc plus the checks go-oidc
+// does not do, and runs back-channel, front-channel and RP-initiated logout
+// as a Service.
 package logout
 
 import (

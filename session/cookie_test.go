@@ -123,9 +123,6 @@ func TestCookieDecodeErrors(t *testing.T) {
 	b := []byte(tampered.Value)
 	b[len(b)/2] ^= 1
 	tampered.Value = string(b)
-	if b[len(b)/2] == '=' {
-		t.Fatal("tampering produced padding")
-	}
 
 	tests := []struct {
 		name string

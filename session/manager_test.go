@@ -39,7 +39,9 @@ type recorder struct {
 	j    *journal
 }
 
-func (r *recorder) SessionEnded(_ context.Context, cause Cause, s *Session) { r.j.add(r.name, cause, s) }
+func (r *recorder) SessionEnded(_ context.Context, cause Cause, s *Session) {
+	r.j.add(r.name, cause, s)
+}
 
 // newTestManager returns a Manager over a MemoryStore with two observers
 // writing to one log, and a buffer with its JSON audit log.

@@ -32,13 +32,15 @@ type MemoryConfig struct {
 
 // MemoryStore is the embedded Store: sessions and tombstones live in
 // go-cache, the (app, iss, sid) and (app, iss, sub) indexes in maps beside
-// it. One RWMutex guards the entries and the indexes; Get takes it shared.
+// it. Writers serialize on one mutex; Get takes none of its own (only
+// go-cache's read lock), since stored sessions are immutable versions
+// swapped atomically.
 type MemoryStore struct {
 	timeouts Timeouts
 	now      func() time.Time
 	onExpire atomic.Pointer[func(*Session)]
 
-	mu     sync.RWMutex
+	mu     sync.RWMutex // guards writes, the indexes and tombstones
 	items  *cache.Cache // id → *entry
 	tombs  *cache.Cache // tombKey → time.Time of the revocation
 	bySID  map[indexKey][]*entry
@@ -51,12 +53,15 @@ type MemoryStore struct {
 	closeOnce sync.Once
 }
 
-// entry is one stored session. Its fields are guarded by MemoryStore.mu.
+// entry is one stored session.
 type entry struct {
-	s Session
-	// removed is set, under mu, when the entry leaves the indexes; the
-	// go-cache eviction callback reads it without mu to tell an explicit
-	// removal (which holds mu) from an expiry.
+	// s is the session's current version. A version is never modified:
+	// writers, holding mu, store a new one. Its Claims and Upstreams are
+	// the store's own and shared between versions.
+	s atomic.Pointer[Session]
+	// removed is set, under mu, when the entry leaves the indexes. Get
+	// reads it without mu, and so does the go-cache eviction callback, to
+	// tell an explicit removal (which holds mu) from an expiry.
 	removed atomic.Bool
 }
 
@@ -111,54 +116,52 @@ func (m *MemoryStore) Create(_ context.Context, s *Session) error {
 	if s.ID == "" || s.App == "" || s.Issuer == "" || s.Subject == "" {
 		return errors.New("create session: id, app, issuer and subject are required")
 	}
-	e := &entry{s: *s}
-	e.s.Claims = slices.Clone(s.Claims)
-	e.s.Upstreams = slices.Clone(s.Upstreams)
+	c := s.Clone()
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	if e.s.CreatedAt.IsZero() {
-		e.s.CreatedAt = now
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = now
 	}
-	if e.s.LastSeen.IsZero() {
-		e.s.LastSeen = now
+	if c.LastSeen.IsZero() {
+		c.LastSeen = now
 	}
-	if m.expired(&e.s, now) {
+	if m.expired(c, now) {
 		return errors.New("create session: already expired")
 	}
-	if e.s.SID != "" {
-		if _, ok := m.tombstone(sidTomb, e.s.App, e.s.Issuer, e.s.SID, now); ok {
+	if c.SID != "" {
+		if _, ok := m.tombstone(sidTomb, c.App, c.Issuer, c.SID, now); ok {
 			return ErrRevoked
 		}
 	}
-	if t, ok := m.tombstone(subTomb, e.s.App, e.s.Issuer, e.s.Subject, now); ok && !t.Before(e.s.CreatedAt) {
+	if t, ok := m.tombstone(subTomb, c.App, c.Issuer, c.Subject, now); ok && !t.Before(c.CreatedAt) {
 		return ErrRevoked
 	}
-	e.s.App = m.internString(e.s.App)
-	e.s.Issuer = m.internString(e.s.Issuer)
+	c.App = m.internString(c.App)
+	c.Issuer = m.internString(c.Issuer)
+	e := &entry{}
+	e.s.Store(c)
 	// Ids are 256 random bits (NewID): only a caller reusing one could hit
 	// an entry that expired but that the janitor has not dropped yet, which
 	// Add replaces; it would then linger in the indexes, skipped as expired.
-	if err := m.items.Add(e.s.ID, e, m.ttl(&e.s, now)); err != nil {
+	if err := m.items.Add(c.ID, e, m.ttl(c, now)); err != nil {
 		return errors.New("create session: id already in use")
 	}
 	m.index(e)
 	return nil
 }
 
-// Get implements Store. It is on the hot path: a shared lock, two map
-// lookups and one copy.
+// Get implements Store. It is on the hot path: go-cache's read lock, one
+// map lookup and one copy; it never waits for writers.
 func (m *MemoryStore) Get(_ context.Context, id string) (*Session, error) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	e := m.live(id, m.now())
-	if e == nil {
+	_, s := m.live(id, m.now())
+	if s == nil {
 		return nil, ErrNotFound
 	}
 	// A sub tombstone never needs checking here: RevokeSub removes every
 	// session it covers, and Create refuses the ones created before it.
-	return e.s.Clone(), nil
+	return s.Clone(), nil
 }
 
 // Touch implements Store.
@@ -166,13 +169,15 @@ func (m *MemoryStore) Touch(_ context.Context, id string, now time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cur := m.now()
-	e := m.live(id, cur)
+	e, old := m.live(id, cur)
 	if e == nil {
 		return ErrNotFound
 	}
-	if now.After(e.s.LastSeen) {
-		e.s.LastSeen = now
-		m.items.Set(id, e, m.ttl(&e.s, cur))
+	if now.After(old.LastSeen) {
+		s := *old
+		s.LastSeen = now
+		e.s.Store(&s)
+		m.items.Set(id, e, m.ttl(&s, cur))
 	}
 	return nil
 }
@@ -183,19 +188,21 @@ func (m *MemoryStore) Update(_ context.Context, s *Session) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cur := m.now()
-	e := m.live(s.ID, cur)
+	e, old := m.live(s.ID, cur)
 	if e == nil {
 		return ErrNotFound
 	}
-	e.s.IDToken = s.IDToken
-	e.s.Claims = claims
-	e.s.AccessToken = s.AccessToken
-	e.s.RefreshToken = s.RefreshToken
-	e.s.TokenExpiry = s.TokenExpiry
-	e.s.SessionState = s.SessionState
-	e.s.LastSeen = s.LastSeen
-	e.s.Upstreams = upstreams
-	m.items.Set(s.ID, e, m.ttl(&e.s, cur))
+	n := *old
+	n.IDToken = s.IDToken
+	n.Claims = claims
+	n.AccessToken = s.AccessToken
+	n.RefreshToken = s.RefreshToken
+	n.TokenExpiry = s.TokenExpiry
+	n.SessionState = s.SessionState
+	n.LastSeen = s.LastSeen
+	n.Upstreams = upstreams
+	e.s.Store(&n)
+	m.items.Set(s.ID, e, m.ttl(&n, cur))
 	return nil
 }
 
@@ -203,12 +210,12 @@ func (m *MemoryStore) Update(_ context.Context, s *Session) error {
 func (m *MemoryStore) Delete(_ context.Context, id string) (*Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e := m.live(id, m.now())
+	e, s := m.live(id, m.now())
 	if e == nil {
 		return nil, ErrNotFound
 	}
 	m.remove(e)
-	return e.s.Clone(), nil
+	return s.Clone(), nil
 }
 
 // Ping implements Store; the memory store is always reachable.
@@ -226,18 +233,20 @@ func (m *MemoryStore) Close() error {
 // the janitor has not dropped yet. It is meant for metrics and tests.
 func (m *MemoryStore) Len() int { return m.items.ItemCount() }
 
-// live returns the entry for id if it is live at now, else nil. The caller
-// holds mu, shared or exclusive.
-func (m *MemoryStore) live(id string, now time.Time) *entry {
+// live returns the entry for id and its current version if it is live at
+// now, else nils. Without mu, the answer may be stale by the time it
+// returns; with mu held exclusively, it stands.
+func (m *MemoryStore) live(id string, now time.Time) (*entry, *Session) {
 	v, ok := m.items.Get(id)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	e := v.(*entry)
-	if e.removed.Load() || m.expired(&e.s, now) {
-		return nil
+	s := e.s.Load()
+	if e.removed.Load() || m.expired(s, now) {
+		return nil, nil
 	}
-	return e
+	return e, s
 }
 
 func (m *MemoryStore) expired(s *Session, now time.Time) bool {
@@ -255,7 +264,7 @@ func (m *MemoryStore) ttl(s *Session, now time.Time) time.Duration {
 func (m *MemoryStore) remove(e *entry) {
 	e.removed.Store(true)
 	m.unindex(e)
-	m.items.Delete(e.s.ID) // calls evicted, which sees removed and returns
+	m.items.Delete(e.s.Load().ID) // calls evicted, which sees removed and returns
 }
 
 // evicted is go-cache's eviction callback: for explicit removals (see
@@ -279,7 +288,7 @@ func (m *MemoryStore) evicted(id string, v any) {
 	}
 	e.removed.Store(true)
 	m.unindex(e)
-	s := e.s.Clone()
+	s := e.s.Load().Clone()
 	m.mu.Unlock()
 	if f := m.onExpire.Load(); f != nil {
 		(*f)(s)

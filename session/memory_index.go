@@ -24,7 +24,7 @@ func (m *MemoryStore) RevokeSID(_ context.Context, app, iss, sid, sub string, no
 	cur := m.now()
 	var victims []*entry
 	for _, e := range m.bySID[indexKey{app, iss, sid}] {
-		if (sub == "" || e.s.Subject == sub) && !m.expired(&e.s, cur) {
+		if s := e.s.Load(); (sub == "" || s.Subject == sub) && !m.expired(s, cur) {
 			victims = append(victims, e)
 		}
 	}
@@ -42,7 +42,7 @@ func (m *MemoryStore) RevokeSub(_ context.Context, app, iss, sub string, now tim
 	cur := m.now()
 	var victims []*entry
 	for _, e := range m.bySub[indexKey{app, iss, sub}] {
-		if !m.expired(&e.s, cur) {
+		if !m.expired(e.s.Load(), cur) {
 			victims = append(victims, e)
 		}
 	}
@@ -60,13 +60,14 @@ func (m *MemoryStore) List(_ context.Context, f Filter) ([]*Session, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	cur := m.now()
-	var found []*entry
+	var out []*Session
 	keep := func(es []*entry) {
 		for _, e := range es {
-			if (f.Subject == "" || e.s.Subject == f.Subject) &&
-				(f.SID == "" || e.s.SID == f.SID) &&
-				!m.expired(&e.s, cur) {
-				found = append(found, e)
+			s := e.s.Load()
+			if (f.Subject == "" || s.Subject == f.Subject) &&
+				(f.SID == "" || s.SID == f.SID) &&
+				!m.expired(s, cur) {
+				out = append(out, s.Clone())
 			}
 		}
 	}
@@ -88,10 +89,6 @@ func (m *MemoryStore) List(_ context.Context, f Filter) ([]*Session, error) {
 			}
 		}
 	}
-	out := make([]*Session, len(found))
-	for i, e := range found {
-		out[i] = e.s.Clone()
-	}
 	sortSessions(out)
 	return out, nil
 }
@@ -102,7 +99,7 @@ func (m *MemoryStore) removeAll(es []*entry) []*Session {
 	out := make([]*Session, len(es))
 	for i, e := range es {
 		m.remove(e)
-		out[i] = e.s.Clone()
+		out[i] = e.s.Load().Clone()
 	}
 	sortSessions(out)
 	return out
@@ -117,7 +114,7 @@ func sortSessions(ss []*Session) {
 // index adds e to the sid and sub indexes. The caller holds mu
 // exclusively.
 func (m *MemoryStore) index(e *entry) {
-	s := &e.s
+	s := e.s.Load()
 	if s.SID != "" {
 		k := indexKey{s.App, s.Issuer, s.SID}
 		m.bySID[k] = append(m.bySID[k], e)
@@ -130,7 +127,7 @@ func (m *MemoryStore) index(e *entry) {
 // unindex removes e from the sid and sub indexes. The caller holds mu
 // exclusively.
 func (m *MemoryStore) unindex(e *entry) {
-	s := &e.s
+	s := e.s.Load()
 	if s.SID != "" {
 		dropEntry(m.bySID, indexKey{s.App, s.Issuer, s.SID}, e)
 	}

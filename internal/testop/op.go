@@ -53,27 +53,22 @@ type Config struct {
 type OP struct {
 	URL string // the issuer and base URL, no trailing slash
 
-	t   testing.TB
-	srv *httptest.Server
-	cfg Config
-	rsa *rsa.PrivateKey
-	ec  *ecdsa.PrivateKey
+	t                         testing.TB
+	srv                       *httptest.Server
+	cfg                       Config
+	rsa                       *rsa.PrivateKey
+	ec                        *ecdsa.PrivateKey
+	jwksFetches, refreshCount atomic.Int64
 
-	jwksFetches  atomic.Int64
-	refreshCount atomic.Int64
-
-	mu            sync.Mutex
-	clients       map[string]*client
-	sub           string
-	extra         map[string]any
-	failAuthorize string
-	failRefresh   bool
-	codes         map[string]*grant
-	access        map[string]*grant
-	refresh       map[string]*grant
-	revoked       []string
-	endSessions   []url.Values
-	lastSID       string
+	mu                     sync.Mutex // guards the fields below
+	clients                map[string]*client
+	sub                    string
+	extra                  map[string]any
+	failAuthorize, lastSID string
+	failRefresh            bool
+	codes, access, refresh map[string]*grant
+	revoked                []string
+	endSessions            []url.Values
 }
 
 type client struct {
@@ -138,13 +133,8 @@ func New(t testing.TB, cfg Config) *OP {
 func (op *OP) AddClient(id, secret string, redirectURLs ...string) {
 	op.mu.Lock()
 	defer op.mu.Unlock()
-	c := &client{secret: secret}
-	for _, u := range redirectURLs {
-		if u != "" {
-			c.redirects = append(c.redirects, u)
-		}
-	}
-	op.clients[id] = c
+	redirects := slices.DeleteFunc(slices.Clone(redirectURLs), func(u string) bool { return u == "" })
+	op.clients[id] = &client{secret: secret, redirects: redirects}
 }
 
 // SetRedirectURL sets the redirect_uri of the Config's client.

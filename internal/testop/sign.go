@@ -1,6 +1,7 @@
 package testop
 
 import (
+	"cmp"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
@@ -38,36 +39,23 @@ func (op *OP) Sign(claims map[string]any, opts SignOpts) string {
 	if err != nil {
 		op.t.Fatalf("testop: marshal claims: %v", err)
 	}
-	alg := opts.Alg
-	if alg == "" {
-		alg = "RS256"
-	}
-	var key any
-	kid := opts.KID
-	switch {
-	case strings.EqualFold(alg, "none"):
+	alg := cmp.Or(opts.Alg, "RS256")
+	if strings.EqualFold(alg, "none") {
 		return unsigned(alg, opts, payload)
-	case strings.HasPrefix(alg, "HS"):
-		key = []byte(op.cfg.ClientSecret)
-		if s, ok := opts.Key.(string); ok {
-			key = []byte(s)
-		} else if opts.Key != nil {
-			key = opts.Key
-		}
-	case strings.HasPrefix(alg, "ES"):
-		key = op.ec
-		if kid == "" {
-			kid = "ec1"
-		}
-	default:
-		key = op.rsa
-		if kid == "" {
-			kid = "rs1"
-		}
 	}
-	if opts.Key != nil && !strings.HasPrefix(alg, "HS") {
+	key, kid := any(op.rsa), "rs1"
+	switch {
+	case strings.HasPrefix(alg, "HS"):
+		key, kid = []byte(op.cfg.ClientSecret), ""
+	case strings.HasPrefix(alg, "ES"):
+		key, kid = op.ec, "ec1"
+	}
+	if s, ok := opts.Key.(string); ok {
+		key = []byte(s)
+	} else if opts.Key != nil {
 		key = opts.Key
 	}
+	kid = cmp.Or(opts.KID, kid)
 	so := &jose.SignerOptions{}
 	if kid != "" && !opts.NoKID {
 		so = so.WithHeader("kid", kid)
