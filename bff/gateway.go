@@ -122,6 +122,7 @@ type Gateway struct {
 	logout   *logout.Service
 	revoker  *logout.TokenRevoker
 	replay   logout.ReplayCache
+	events   *broker
 	wg       sync.WaitGroup
 	cancel   context.CancelFunc
 }
@@ -167,7 +168,9 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		// Apps bound to hosts are tried before the catch-all one.
 		slices.SortStableFunc(list, func(x, y *app) int { return len(y.cfg.Hosts) - len(x.cfg.Hosts) })
 	}
+	g.events = newBroker()
 	g.sessions.Observe(session.ObserverFunc(g.sessionEnded))
+	g.sessions.Observe(g.events)
 	g.echo = g.routes()
 	return g, nil
 }

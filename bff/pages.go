@@ -31,13 +31,15 @@ type pageData struct {
 	// Continue is where the page goes once the iframes have loaded.
 	Continue string
 	WaitMS   int
+	// Check-session page.
+	Origin, ClientID, UserURL string
 }
 
 // pageHeaders are the security headers on every page the gateway renders.
 // frameAncestors is the CSP frame-ancestors source list ("'none'" when
 // the page must not be framed).
 func pageHeaders(h http.Header, nonce, frameAncestors string) {
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+nonce+"'; script-src 'nonce-"+nonce+"'; frame-src *; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors "+frameAncestors)
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+nonce+"'; script-src 'nonce-"+nonce+"'; frame-src *; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors "+frameAncestors)
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")

@@ -24,6 +24,8 @@ const (
 	routeSignedOut    = "signed_out"
 	routeBackchannel  = "backchannel"
 	routeFrontchannel = "frontchannel"
+	routeEvents       = "events"
+	routeCheckSession = "check_session"
 	routeAPI          = "api"
 	routeFrontend     = "frontend"
 	routeWellKnown    = "well_known"
@@ -53,6 +55,9 @@ func (g *Gateway) routes() *echo.Echo {
 		bff(http.MethodPost, "logout", routeLogout, (*app).handleLogout)
 		bff(http.MethodGet, "signed-out", routeSignedOut, (*app).handleSignedOut)
 		bff(http.MethodGet, "frontchannel-logout", routeFrontchannel, (*app).handleFrontchannel)
+		bff(http.MethodGet, "events", routeEvents, (*app).handleEvents)
+		bff(http.MethodGet, "check-session", routeCheckSession, (*app).handleCheckSession)
+		bff(http.MethodGet, "client.js", routeOther, func(_ *app, c echo.Context) error { return handleClientJS(c) })
 		e.Any(base+"/bff/backchannel-logout", g.dispatch(prefix, routeBackchannel, func(_ *app, c echo.Context) error {
 			return g.handleBackchannel(c)
 		}))

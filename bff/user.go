@@ -84,7 +84,7 @@ func (a *app) handleUser(c echo.Context) error {
 		logoutSID = s.ID
 	}
 	out["sid"] = s.SID
-	out["session_state"] = s.SessionState
+	out["session_state"] = sessionState(s)
 	exp := s.Expiry(a.g.timeouts.Idle, a.g.timeouts.Absolute)
 	out["session_expires_in"] = max(0, int(time.Until(exp).Seconds()))
 	out["logout_url"] = a.cfg.PathPrefix + "bff/logout?sid=" + url.QueryEscape(logoutSID)

@@ -40,11 +40,21 @@ func (m *MemoryStore) RevokeSub(_ context.Context, app, iss, sub string, now tim
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cur := m.now()
-	var victims []*entry
-	for _, e := range m.bySub[indexKey{app, iss, sub}] {
-		if !m.expired(e.s.Load(), cur) {
+	k := indexKey{app, iss, sub}
+	var victims, expired []*entry
+	for _, e := range m.bySub[k] {
+		if m.expired(e.s.Load(), cur) {
+			expired = append(expired, e) // the janitor reports them
+		} else {
 			victims = append(victims, e)
 		}
+	}
+	// Drop the key at once rather than each victim from it, which would
+	// cost O(victims²).
+	if len(expired) == 0 {
+		delete(m.bySub, k)
+	} else {
+		m.bySub[k] = expired
 	}
 	m.setTombstone(subTomb, app, iss, sub, now, cur)
 	return m.removeAll(victims), nil

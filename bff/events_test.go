@@ -1,0 +1,140 @@
+package bff
+
+import (
+	"bufio"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bffgate/bffgate/internal/testop"
+)
+
+// openEvents opens /bff/events and returns a channel of its lines.
+func (h *harness) openEvents(c *http.Client) (*http.Response, <-chan string) {
+	h.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/bff/events", nil)
+	stream := *c
+	stream.Timeout = 0
+	resp, err := stream.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { resp.Body.Close() })
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	return resp, lines
+}
+
+func waitLine(t *testing.T, lines <-chan string, prefix string, within time.Duration) (string, time.Time) {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("stream closed before %q", prefix)
+			}
+			if strings.HasPrefix(l, prefix) {
+				return l, time.Now()
+			}
+		case <-deadline:
+			t.Fatalf("no %q line within %v", prefix, within)
+		}
+	}
+}
+
+func TestEventsLogoutWithin100ms(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	c := h.login("/")
+	resp, lines := h.openEvents(c)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("events: %d %q, want 200 text/event-stream", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	waitLine(t, lines, ": connected", time.Second)
+
+	lresp := h.backchannel(h.logoutToken(nil, testop.SignOpts{}))
+	answered := time.Now()
+	if lresp.StatusCode != http.StatusOK {
+		t.Fatalf("back-channel = %d", lresp.StatusCode)
+	}
+	_, got := waitLine(t, lines, "event: logout", time.Second)
+	if d := got.Sub(answered); d > 100*time.Millisecond {
+		t.Errorf("logout event arrived %v after the back-channel answer, want ≤ 100ms", d)
+	}
+	data, _ := waitLine(t, lines, "data:", time.Second)
+	if !strings.Contains(data, `"cause":"backchannel"`) {
+		t.Errorf("data = %q, want the cause backchannel", data)
+	}
+	// The stream ends after the event.
+	for range lines {
+	}
+}
+
+func TestEventsNeedSession(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	resp := h.get(h.browser(), "/bff/events")
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("status = %d, want 401", resp.StatusCode)
+	}
+}
+
+func TestEventsPerSessionCap(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	c := h.login("/")
+	for range maxStreamsPerSession {
+		_, lines := h.openEvents(c)
+		waitLine(t, lines, ": connected", time.Second)
+	}
+	resp, _ := h.openEvents(c)
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("stream over the cap: %d, want 429", resp.StatusCode)
+	}
+}
+
+func TestEventsOnRPLogoutToo(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	c := h.login("/")
+	_, lines := h.openEvents(c)
+	waitLine(t, lines, ": connected", time.Second)
+	s := h.sessionOf(c)
+	h.get(c, "/bff/logout?sid="+s.SID)
+	waitLine(t, lines, "event: logout", time.Second)
+	data, _ := waitLine(t, lines, "data:", time.Second)
+	if !strings.Contains(data, "rp_initiated") {
+		t.Errorf("data = %q, want cause rp_initiated", data)
+	}
+}
+
+func TestCheckSessionPage(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	resp := h.get(h.browser(), "/bff/check-session")
+	b := body(t, resp)
+	csp := resp.Header.Get("Content-Security-Policy")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(csp, "frame-ancestors 'self'") || !strings.Contains(csp, "script-src 'nonce-") {
+		t.Errorf("check-session: %d CSP %q, want 200 with a nonce and frame-ancestors 'self'", resp.StatusCode, csp)
+	}
+	if !strings.Contains(b, `data-origin="`+h.srv.URL+`"`) || !strings.Contains(b, `data-client-id="`+h.op.ClientID()+`"`) {
+		t.Errorf("page lacks the app's origin or client_id")
+	}
+}
+
+func TestClientJS(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	resp := h.get(h.browser(), "/bff/client.js")
+	b := body(t, resp)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") {
+		t.Fatalf("client.js: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, export := range []string{"export async function getUser", "export function fetchApi", "export function onLogout", "export function login", "export async function logout"} {
+		if !strings.Contains(b, export) {
+			t.Errorf("client.js lacks %q", export)
+		}
+	}
+}

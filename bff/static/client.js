@@ -1,0 +1,116 @@
+// bffgate client: a tiny, dependency-free ES module for SPAs behind bffgate.
+//
+//   import { getUser, fetchApi, onLogout, login, logout } from '/bff/client.js';
+//   const user = await getUser();            // null when signed out
+//   if (!user) login(location.pathname);
+//   onLogout(() => location.reload());       // every tab learns at once
+//   const res = await fetchApi('/api/hello'); // adds X-CSRF: 1
+//
+// Endpoints are resolved next to this file, so an app under /app2/ loads
+// /app2/bff/client.js and talks to /app2/bff/*.
+const base = new URL('.', import.meta.url);
+const endpoint = (path) => new URL(path, base).toString();
+const channelName = 'bffgate:' + base.pathname;
+const pollEveryMs = 10000;
+
+let user;
+let logoutUrl = null;
+
+/** getUser returns the signed-in user's claims, or null. */
+export async function getUser({ slide = true } = {}) {
+  const res = await fetch(endpoint('user') + (slide ? '' : '?slide=false'), {
+    headers: { 'X-CSRF': '1' },
+    credentials: 'same-origin',
+    cache: 'no-store',
+  });
+  if (res.status === 401) {
+    user = null;
+    return null;
+  }
+  if (!res.ok) throw new Error('bffgate: /bff/user answered ' + res.status);
+  user = await res.json();
+  logoutUrl = user.logout_url;
+  return user;
+}
+
+/** fetchApi is fetch with the X-CSRF header the gateway requires. */
+export function fetchApi(path, init = {}) {
+  const headers = new Headers(init.headers || {});
+  headers.set('X-CSRF', '1');
+  return fetch(path, { credentials: 'same-origin', ...init, headers });
+}
+
+/** login sends the browser to sign in, then back to returnUrl. */
+export function login(returnUrl = location.pathname + location.search) {
+  location.assign(endpoint('login') + '?returnUrl=' + encodeURIComponent(returnUrl));
+}
+
+/** logout starts RP-initiated logout for the current session. */
+export async function logout(returnUrl) {
+  if (!logoutUrl) await getUser({ slide: false });
+  if (!logoutUrl) {
+    location.assign(endpoint('signed-out'));
+    return;
+  }
+  const u = new URL(logoutUrl, location.origin);
+  if (returnUrl) u.searchParams.set('returnUrl', returnUrl);
+  location.assign(u.toString());
+}
+
+const listeners = new Set();
+let watching = false;
+let fired = false;
+let channel = null;
+
+function fire(detail, fromChannel) {
+  if (fired) return;
+  fired = true;
+  if (!fromChannel && channel) channel.postMessage(detail);
+  for (const cb of listeners) {
+    try { cb(detail); } catch (e) { console.error(e); }
+  }
+}
+
+function poll() {
+  const timer = setInterval(async () => {
+    if (fired) return clearInterval(timer);
+    try {
+      const u = await getUser({ slide: false });
+      if (u === null) fire({ cause: 'unknown' });
+    } catch (_) { /* the gateway is unreachable: try again */ }
+  }, pollEveryMs);
+}
+
+/**
+ * onLogout calls callback once when the session ends: through the
+ * gateway's event stream, with a fallback to polling /bff/user, and a
+ * BroadcastChannel so that every tab of the app learns at once.
+ */
+export function onLogout(callback) {
+  listeners.add(callback);
+  if (watching) return () => listeners.delete(callback);
+  watching = true;
+  if ('BroadcastChannel' in window) {
+    channel = new BroadcastChannel(channelName);
+    channel.onmessage = (e) => fire(e.data, true);
+  }
+  if ('EventSource' in window) {
+    const es = new EventSource(endpoint('events'), { withCredentials: true });
+    let opened = false;
+    es.onopen = () => { opened = true; };
+    es.addEventListener('logout', (e) => {
+      es.close();
+      let detail = { cause: 'unknown' };
+      try { detail = JSON.parse(e.data); } catch (_) { /* keep default */ }
+      fire(detail);
+    });
+    // A stream that never opened, or that the browser gave up on (the
+    // gateway answered 401 on a reconnect), falls back to polling.
+    es.onerror = () => {
+      if (!opened || es.readyState === EventSource.CLOSED) { es.close(); poll(); }
+    };
+  } else {
+    poll();
+  }
+  return () => listeners.delete(callback);
+}

@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// Set by TestMain.
+var (
+	// repoRoot is the repository's root directory (the parent of e2e/).
+	repoRoot string
+	// artifactsDir is e2e/.artifacts: process logs and screenshots.
+	artifactsDir string
+	// bins holds the binaries built once per run: bffgate, spa, api.
+	bins struct{ gateway, spa, api string }
+	// skipReason is set when a prerequisite is missing outside CI: every
+	// test then skips with it.
+	skipReason string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	wd, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	repoRoot = filepath.Dir(wd)
+	artifactsDir = filepath.Join(wd, ".artifacts")
+
+	tmp, err := os.MkdirTemp("", "bffgate-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+
+	if err := prerequisites(); err != nil {
+		if os.Getenv("CI") == "true" {
+			fmt.Fprintf(os.Stderr, "e2e: FAIL: %v (CI=true: the end-to-end tests must not be skipped)\n", err)
+			return 1
+		}
+		skipReason = "e2e prerequisites missing: " + err.Error()
+		fmt.Fprintln(os.Stderr, "e2e: skipping:", err)
+		return m.Run()
+	}
+	if err := buildBinaries(tmp); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: build:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// prerequisites checks node, the IdP's node_modules (installing them with
+// npm ci when missing, as `make test` does) and Chromium.
+func prerequisites() error {
+	if _, err := exec.LookPath("node"); err != nil {
+		return fmt.Errorf("node is not installed: %w", err)
+	}
+	if _, err := os.Stat(chromiumPath); err != nil {
+		return fmt.Errorf("chromium is not installed at %s", chromiumPath)
+	}
+	idp := filepath.Join(repoRoot, "examples", "idp")
+	if _, err := os.Stat(filepath.Join(idp, "node_modules", "oidc-provider", "package.json")); err != nil {
+		if _, err := exec.LookPath("npm"); err != nil {
+			return fmt.Errorf("examples/idp/node_modules is missing and npm is not installed")
+		}
+		fmt.Fprintln(os.Stderr, "e2e: installing examples/idp/node_modules (npm ci)")
+		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		cmd.Dir = idp
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("npm ci in examples/idp: %w\n%s", err, out)
+		}
+	}
+	return nil
+}
+
+// buildBinaries builds the gateway, the sample SPA and the sample API into dir.
+func buildBinaries(dir string) error {
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		goBin = "go"
+	}
+	exe := ""
+	if runtime.GOOS == "windows" {
+		exe = ".exe"
+	}
+	bins.gateway = filepath.Join(dir, "bffgate"+exe)
+	bins.spa = filepath.Join(dir, "spa"+exe)
+	bins.api = filepath.Join(dir, "api"+exe)
+	for pkg, out := range map[string]string{
+		"./cmd/bffgate": bins.gateway,
+		"./examples/spa": bins.spa,
+		"./examples/api": bins.api,
+	} {
+		cmd := exec.Command(goBin, "build", "-o", out, pkg)
+		cmd.Dir = repoRoot
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %w\n%s", pkg, err, strings.TrimSpace(string(b)))
+		}
+	}
+	return nil
+}
+
+// requirePrereqs skips t when TestMain found a prerequisite missing (never
+// under CI: TestMain fails there instead).
+func requirePrereqs(t *testing.T) {
+	t.Helper()
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+}

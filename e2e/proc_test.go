@@ -1,0 +1,267 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// freePorts asks the OS for n free loopback ports. The listeners are held
+// until all n are found (so the same port is not handed out twice) and then
+// closed; the caller starts its servers on them right away.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
+// artifactDir is e2e/.artifacts/<test name>, emptied at the start of the test.
+func artifactDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(artifactsDir, safeName(t.Name()))
+	_ = os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("artifacts: %v", err)
+	}
+	return dir
+}
+
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+func safeName(s string) string { return unsafeChars.ReplaceAllString(s, "_") }
+
+// logBuffer collects a process's output (stdout and stderr together), keeps
+// it in memory for the test to search, and copies it to a file.
+type logBuffer struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	file *os.File
+	grew chan struct{} // closed and replaced on every write
+}
+
+func newLogBuffer(path string) (*logBuffer, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	return &logBuffer{file: f, grew: make(chan struct{})}, nil
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	_, _ = l.file.Write(p)
+	close(l.grew)
+	l.grew = make(chan struct{})
+	return len(p), nil
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// Lines returns the complete lines written so far.
+func (l *logBuffer) Lines() []string {
+	s := l.String()
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	} else {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// wait returns a channel closed on the next write.
+func (l *logBuffer) wait() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.grew
+}
+
+// proc is a child process of a test, in its own process group.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  *logBuffer
+	done chan struct{} // closed when the process has exited
+	err  error         // cmd.Wait's result, valid after done
+}
+
+// startProc starts a child process whose output goes to
+// <artifacts>/<name>.log, and stops it (SIGTERM to its process group, then
+// SIGKILL after 5 s) when the test ends. On failure the log's tail is
+// written to t.Log.
+func startProc(t *testing.T, dir, name string, env []string, bin string, args ...string) *proc {
+	t.Helper()
+	lb, err := newLogBuffer(filepath.Join(dir, name+".log"))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout = lb
+	cmd.Stderr = lb
+	// Own process group, so that the stop signal reaches everything it
+	// starts; and killed by the kernel if the test binary dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	p := &proc{name: name, cmd: cmd, log: lb, done: make(chan struct{})}
+
+	// Pdeathsig fires when the OS thread that started the child exits, not
+	// the process: start and wait from one goroutine locked to its thread.
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	if err := <-started; err != nil {
+		lb.file.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		p.stop()
+		lb.file.Close()
+		if t.Failed() {
+			t.Logf("---- %s output (%s) ----\n%s", name, lb.file.Name(), tail(lb.String(), 60))
+		}
+	})
+	return p
+}
+
+// stop ends the process group: SIGTERM, then SIGKILL after 5 s.
+func (p *proc) stop() {
+	pgid := p.cmd.Process.Pid
+	select {
+	case <-p.done:
+		_ = syscall.Kill(-pgid, syscall.SIGKILL) // anything it left behind
+		return
+	default:
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-p.done
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+}
+
+// exited reports whether the process has ended, with its error.
+func (p *proc) exited() (bool, error) {
+	select {
+	case <-p.done:
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
+// waitLog waits until a line of the output contains substr.
+func (p *proc) waitLog(ctx context.Context, substr string) error {
+	for {
+		ch := p.log.wait()
+		if strings.Contains(p.log.String(), substr) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-p.done:
+			if strings.Contains(p.log.String(), substr) {
+				return nil
+			}
+			return fmt.Errorf("%s exited (%v) before printing %q", p.name, p.err, substr)
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not print %q: %w", p.name, substr, ctx.Err())
+		}
+	}
+}
+
+// waitHTTP polls url until it answers 200, or the process exits.
+func (p *proc) waitHTTP(ctx context.Context, url string) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last error
+	for {
+		if done, err := p.exited(); done {
+			return fmt.Errorf("%s exited (%v) before %s answered", p.name, err, url)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		res, err := client.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(res.Body, 1024))
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Errorf("%s: %s %s", url, res.Status, strings.TrimSpace(string(body)))
+		} else {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: not ready: %w (last: %v)", p.name, ctx.Err(), last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("… (%d lines before)", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// eventually polls cond every 50 ms until it returns nil or d has passed,
+// and returns its last error.
+func eventually(d time.Duration, cond func() error) error {
+	deadline := time.Now().Add(d)
+	for {
+		err := cond()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+var errNotYet = errors.New("not yet")

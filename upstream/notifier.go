@@ -1,0 +1,371 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults for the zero fields of NotifierConfig.
+const (
+	DefaultNotifyTimeout     = 5 * time.Second
+	DefaultNotifyConcurrency = 8
+	DefaultNotifyQueueSize   = 10000
+	DefaultNotifyMaxAttempts = 6
+	DefaultNotifyBaseDelay   = 500 * time.Millisecond
+	DefaultNotifyMaxDelay    = 30 * time.Second
+)
+
+// NotifierConfig tunes the delivery of logout tokens to downstream apps'
+// back-channel logout URIs. Every zero field takes its documented default.
+type NotifierConfig struct {
+	// Timeout bounds one delivery attempt. Default 5s.
+	Timeout time.Duration `toml:"timeout"`
+	// Concurrency is the number of delivery workers. Default 8.
+	Concurrency int `toml:"concurrency"`
+	// QueueSize bounds the in-memory queue; Enqueue drops beyond it.
+	// Default 10000. Ignored when Queue is set.
+	QueueSize int `toml:"queue_size"`
+	// MaxAttempts is the number of attempts per notification, the first
+	// included. Default 6.
+	MaxAttempts int `toml:"max_attempts"`
+	// BaseDelay is the first retry delay; it doubles per retry up to
+	// MaxDelay, each with ±50% jitter. Defaults 500ms and 30s. MaxDelay
+	// also caps a receiver's Retry-After.
+	BaseDelay time.Duration `toml:"base_delay"`
+	MaxDelay  time.Duration `toml:"max_delay"`
+	// Queue replaces the in-memory queue (for a durable one). Default
+	// NewMemoryQueue(QueueSize).
+	Queue Queue `toml:"-"`
+}
+
+// Validate reports every invalid field at once, each prefixed with its
+// TOML key.
+func (c NotifierConfig) Validate() error {
+	var errs []error
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"timeout", c.Timeout}, {"base_delay", c.BaseDelay}, {"max_delay", c.MaxDelay}} {
+		if d.v < 0 {
+			errs = append(errs, errors.New(d.key+": must be positive (or 0 for the default)"))
+		}
+	}
+	for _, v := range []struct {
+		key string
+		v   int
+	}{{"concurrency", c.Concurrency}, {"queue_size", c.QueueSize}, {"max_attempts", c.MaxAttempts}} {
+		if v.v < 0 {
+			errs = append(errs, errors.New(v.key+": must be positive (or 0 for the default)"))
+		}
+	}
+	if d := c.withDefaults(); d.BaseDelay > d.MaxDelay {
+		errs = append(errs, errors.New("base_delay: must not exceed max_delay"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c NotifierConfig) withDefaults() NotifierConfig {
+	orDuration := func(v, def time.Duration) time.Duration {
+		if v <= 0 {
+			return def
+		}
+		return v
+	}
+	orInt := func(v, def int) int {
+		if v <= 0 {
+			return def
+		}
+		return v
+	}
+	c.Timeout = orDuration(c.Timeout, DefaultNotifyTimeout)
+	c.BaseDelay = orDuration(c.BaseDelay, DefaultNotifyBaseDelay)
+	c.MaxDelay = orDuration(c.MaxDelay, DefaultNotifyMaxDelay)
+	c.Concurrency = orInt(c.Concurrency, DefaultNotifyConcurrency)
+	c.QueueSize = orInt(c.QueueSize, DefaultNotifyQueueSize)
+	c.MaxAttempts = orInt(c.MaxAttempts, DefaultNotifyMaxAttempts)
+	return c
+}
+
+// Notification is one logout token on its way to one back-channel logout
+// URI. Retries send the same Token, so the same jti.
+type Notification struct {
+	App    string // the app whose session ended; a metrics label
+	Target string // stable name of the receiver (e.g. "demo/0"); a metrics label
+	URL    string // the receiver's backchannel_logout_uri
+	Token  string // the signed logout token; never logged
+	JTI    string // the token's jti, for logs
+	// Attempts already made (a durable queue may hand back a notification
+	// that was tried before).
+	Attempts int
+	// EnqueuedAt is set by Enqueue when zero; the duration metric starts
+	// here.
+	EnqueuedAt time.Time
+}
+
+// Notifier delivers logout tokens to downstream apps in the background,
+// with retries. Start it once; Shutdown it once.
+type Notifier struct {
+	cfg    NotifierConfig
+	client *http.Client
+	queue  Queue
+	log    *slog.Logger
+	m      notifierMetrics
+
+	mu          sync.Mutex
+	cancel      context.CancelFunc // cancels the workers; nil before Start
+	wg          sync.WaitGroup
+	undelivered atomic.Int64
+}
+
+type notifierMetrics struct {
+	total    *prometheus.CounterVec   // app, target, result
+	attempts *prometheus.CounterVec   // app, target
+	duration *prometheus.HistogramVec // app, target
+	dropped  *prometheus.CounterVec   // app
+}
+
+// NewNotifier returns a notifier that posts with client (nil means a
+// client on NewTransport's defaults; redirects are never followed) and
+// registers its metrics on reg (nil means none are exported). It panics if
+// the metrics are already registered on reg.
+func NewNotifier(cfg NotifierConfig, client *http.Client, reg prometheus.Registerer, logger *slog.Logger) *Notifier {
+	cfg = cfg.withDefaults()
+	if client == nil {
+		client = &http.Client{Transport: NewTransport(TransportConfig{})}
+	}
+	c := *client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	q := cfg.Queue
+	if q == nil {
+		q = NewMemoryQueue(cfg.QueueSize)
+	}
+	n := &Notifier{cfg: cfg, client: &c, queue: q, log: logger, m: newNotifierMetrics()}
+	reg.MustRegister(n.m.total, n.m.attempts, n.m.duration, n.m.dropped)
+	return n
+}
+
+func newNotifierMetrics() notifierMetrics {
+	return notifierMetrics{
+		total: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bffgate_downstream_logout_total",
+			Help: "Back-channel logout notifications to downstream apps by final result (delivered, failed, dropped).",
+		}, []string{"app", "target", "result"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bffgate_downstream_logout_attempts_total",
+			Help: "HTTP attempts to deliver back-channel logout notifications to downstream apps.",
+		}, []string{"app", "target"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bffgate_downstream_logout_duration_seconds",
+			Help:    "Time from enqueueing a downstream logout notification to its delivery or final failure.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2.5, 10), // 50ms … ~3m
+		}, []string{"app", "target"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bffgate_downstream_logout_dropped_total",
+			Help: "Downstream logout notifications never delivered because the queue was full or the gateway shut down first.",
+		}, []string{"app"}),
+	}
+}
+
+// Start launches the delivery workers. Calls after the first do nothing.
+func (nt *Notifier) Start() {
+	nt.mu.Lock()
+	defer nt.mu.Unlock()
+	if nt.cancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	nt.cancel = cancel
+	for range nt.cfg.Concurrency {
+		nt.wg.Go(func() { nt.work(ctx) })
+	}
+}
+
+// Enqueue queues n for delivery and never blocks. When the queue is full
+// (or the notifier is shutting down) it drops n, counts and logs the drop,
+// and returns false.
+func (nt *Notifier) Enqueue(n Notification) bool {
+	if n.EnqueuedAt.IsZero() {
+		n.EnqueuedAt = time.Now()
+	}
+	err := nt.queue.Push(context.Background(), n)
+	if err == nil {
+		return true
+	}
+	nt.drop(n, "not queued", err)
+	return false
+}
+
+// drop counts and logs a notification that will not be delivered.
+func (nt *Notifier) drop(n Notification, msg string, err error) {
+	nt.m.total.WithLabelValues(n.App, n.Target, "dropped").Inc()
+	nt.m.dropped.WithLabelValues(n.App).Inc()
+	nt.log.Error("downstream logout notification dropped: "+msg,
+		"app", n.App, "target", n.Target, "jti", n.JTI, "attempts", n.Attempts, "err", err)
+}
+
+func (nt *Notifier) work(ctx context.Context) {
+	for ctx.Err() == nil {
+		n, err := nt.queue.Pop(ctx)
+		if err != nil {
+			if !errors.Is(err, ErrQueueClosed) && ctx.Err() == nil {
+				nt.log.Error("downstream logout queue", "err", err)
+				continue
+			}
+			return // closed and drained, or cancelled
+		}
+		nt.deliver(ctx, n)
+	}
+}
+
+// deliver posts n until it succeeds, fails for good, runs out of attempts
+// or ctx ends, and records the outcome.
+func (nt *Notifier) deliver(ctx context.Context, n Notification) {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = nt.cfg.BaseDelay
+	b.MaxInterval = nt.cfg.MaxDelay
+	b.Multiplier = 2
+	tries := max(nt.cfg.MaxAttempts-n.Attempts, 1)
+
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		n.Attempts++
+		nt.m.attempts.WithLabelValues(n.App, n.Target).Inc()
+		return struct{}{}, nt.post(ctx, n)
+	},
+		backoff.WithBackOff(b),
+		backoff.WithMaxTries(uint(tries)),
+		backoff.WithMaxElapsedTime(0), // bounded by MaxTries
+		backoff.WithNotify(func(err error, next time.Duration) {
+			nt.log.Warn("downstream logout attempt failed, retrying",
+				"app", n.App, "target", n.Target, "jti", n.JTI, "attempts", n.Attempts, "retry_in", next, "err", err)
+		}),
+	)
+	switch {
+	case err == nil:
+		nt.m.total.WithLabelValues(n.App, n.Target, "delivered").Inc()
+		nt.m.duration.WithLabelValues(n.App, n.Target).Observe(time.Since(n.EnqueuedAt).Seconds())
+		nt.log.Debug("downstream logout delivered", "app", n.App, "target", n.Target, "jti", n.JTI, "attempts", n.Attempts)
+	case ctx.Err() != nil:
+		nt.undelivered.Add(1)
+		nt.drop(n, "shut down before delivery", err)
+	default:
+		nt.m.total.WithLabelValues(n.App, n.Target, "failed").Inc()
+		nt.m.duration.WithLabelValues(n.App, n.Target).Observe(time.Since(n.EnqueuedAt).Seconds())
+		nt.log.Error("downstream logout failed", "app", n.App, "target", n.Target, "jti", n.JTI, "attempts", n.Attempts, "err", err)
+	}
+}
+
+// StatusError is a receiver's answer other than 200 or 204.
+type StatusError struct{ Code int }
+
+func (e *StatusError) Error() string { return "receiver answered " + strconv.Itoa(e.Code) }
+
+// post makes one attempt. It returns nil on 200 or 204, a
+// backoff.Permanent error for answers not worth retrying (400 and other
+// 4xx except 429, 3xx), and a plain or Retry-After error otherwise.
+func (nt *Notifier) post(ctx context.Context, n Notification) error {
+	ctx, cancel := context.WithTimeout(ctx, nt.cfg.Timeout)
+	defer cancel()
+	body := url.Values{"logout_token": {n.Token}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.URL, strings.NewReader(body))
+	if err != nil {
+		return backoff.Permanent(fmt.Errorf("build request: %w", err))
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Cache-Control", "no-store")
+	resp, err := nt.client.Do(req)
+	if err != nil {
+		return err // network error or timeout: retry
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // reuse the connection
+	_ = resp.Body.Close()
+
+	code := resp.StatusCode
+	switch {
+	case code == http.StatusOK || code == http.StatusNoContent:
+		return nil
+	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			return fmt.Errorf("%w, %w", &StatusError{Code: code}, &backoff.RetryAfterError{Duration: min(d, nt.cfg.MaxDelay)})
+		}
+		return &StatusError{Code: code}
+	case code >= 500:
+		return &StatusError{Code: code}
+	default:
+		return backoff.Permanent(&StatusError{Code: code})
+	}
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an
+// HTTP-date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.Atoi(v); err == nil {
+		return time.Duration(max(s, 0)) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// Shutdown stops accepting notifications and lets the workers drain the
+// queue until ctx ends. Then it cancels deliveries in flight, counts and
+// logs every notification left undelivered, and returns an error saying
+// how many there were (nil if none).
+func (nt *Notifier) Shutdown(ctx context.Context) error {
+	_ = nt.queue.Close()
+	done := make(chan struct{})
+	go func() { nt.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	nt.mu.Lock()
+	if nt.cancel != nil {
+		nt.cancel()
+	}
+	nt.mu.Unlock()
+	<-done
+
+	// What is still queued was never attempted. A cancelled context makes
+	// Pop return without waiting.
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	for {
+		n, err := nt.queue.Pop(stopped)
+		if err != nil {
+			break
+		}
+		nt.undelivered.Add(1)
+		nt.drop(n, "shut down before delivery", ctx.Err())
+	}
+	if left := nt.undelivered.Load(); left > 0 {
+		nt.log.Error("downstream logout notifier shut down with undelivered notifications", "undelivered", left)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("notifier: %d logout notifications undelivered: %w", left, err)
+		}
+		return fmt.Errorf("notifier: %d logout notifications undelivered", left)
+	}
+	return nil
+}

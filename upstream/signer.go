@@ -1,0 +1,442 @@
+package upstream
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// BackchannelLogoutEvent is the member of a logout token's "events" claim
+// that makes it a back-channel logout token.
+const BackchannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
+
+// LogoutTokenLifetime is exp - iat of the logout tokens the gateway signs
+// (Back-Channel Logout §4 encourages at most two minutes).
+const LogoutTokenLifetime = 2 * time.Minute
+
+// MinRSABits is the smallest RSA modulus accepted for a signing key.
+const MinRSABits = 2048
+
+// SignerConfig configures the gateway as the issuer of logout tokens for
+// its downstream apps.
+type SignerConfig struct {
+	// Issuer is the "iss" of every token and of the discovery document:
+	// server.public_url, exactly as downstream apps configure it.
+	Issuer string `toml:"-"`
+	// KeyFile is a PEM private key (PKCS #8, PKCS #1 or SEC 1): RSA of at
+	// least 2048 bits signs with RS256, EC P-256 with ES256. Empty means an
+	// RSA-2048 key is generated at start-up (and changes on every restart).
+	KeyFile string `toml:"key_file"`
+	// PreviousKeyFiles are keys still published in the JWKS so tokens they
+	// signed keep verifying during a rotation. They never sign.
+	PreviousKeyFiles []string `toml:"previous_key_files"`
+	// Now is the clock for iat/exp and rotation grace. Default time.Now.
+	Now func() time.Time `toml:"-"`
+}
+
+// Validate reports every invalid field at once. It does not read the key
+// files; NewSigner does.
+func (c SignerConfig) Validate() error {
+	var errs []error
+	u, err := url.Parse(c.Issuer)
+	switch {
+	case c.Issuer == "":
+		errs = append(errs, errors.New("issuer: must be set"))
+	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+		errs = append(errs, errors.New("issuer: must be an absolute http(s) URL"))
+	case u.RawQuery != "" || u.Fragment != "":
+		errs = append(errs, errors.New("issuer: must not contain a query or fragment"))
+	}
+	for i, f := range c.PreviousKeyFiles {
+		if f == "" {
+			errs = append(errs, fmt.Errorf("previous_key_files[%d]: must not be empty", i))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LogoutClaims are the per-token inputs of a logout token.
+type LogoutClaims struct {
+	Audience string // "aud": the downstream app's client id; required
+	Subject  string // "sub"; Subject or SID is required
+	SID      string // "sid"; omitted when empty
+	// JTI is the "jti". Keep it stable across retries of one notification;
+	// empty means a new random one (see NewJTI).
+	JTI string
+	// Typ is the JOSE header "typ". Default "logout+jwt"; some receivers
+	// want "JWT".
+	Typ string
+}
+
+// Signer signs the gateway's logout tokens and publishes its public keys.
+// It is safe for concurrent use.
+type Signer struct {
+	issuer string
+	now    func() time.Time
+
+	mu        sync.Mutex
+	current   signingKey
+	retired   []retiredKey // rotated out, published until their deadline
+	previous  []signingKey // from PreviousKeyFiles, always published
+	jwks      []byte       // precomputed; rebuilt on Rotate and expiry
+	nextPrune time.Time    // earliest retired deadline; zero if none
+}
+
+type signingKey struct {
+	key crypto.Signer // *rsa.PrivateKey or *ecdsa.PrivateKey
+	alg jose.SignatureAlgorithm
+	kid string
+}
+
+type retiredKey struct {
+	signingKey
+	until time.Time
+}
+
+// NewSigner loads (or generates) the signing key and the previous keys.
+func NewSigner(cfg SignerConfig, logger *slog.Logger) (*Signer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("signer: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Signer{issuer: cfg.Issuer, now: cfg.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	var key crypto.Signer
+	if cfg.KeyFile == "" {
+		k, err := rsa.GenerateKey(rand.Reader, MinRSABits)
+		if err != nil {
+			return nil, fmt.Errorf("signer: generate key: %w", err)
+		}
+		key = k
+	} else {
+		k, err := LoadSigningKey(cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("signer: %w", err)
+		}
+		key = k
+	}
+	cur, err := newSigningKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("signer: key_file: %w", err)
+	}
+	s.current = cur
+	for i, f := range cfg.PreviousKeyFiles {
+		k, err := LoadSigningKey(f)
+		if err != nil {
+			return nil, fmt.Errorf("signer: previous_key_files[%d]: %w", i, err)
+		}
+		sk, err := newSigningKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("signer: previous_key_files[%d]: %w", i, err)
+		}
+		s.previous = append(s.previous, sk)
+	}
+	if err := s.rebuildLocked(s.now()); err != nil {
+		return nil, fmt.Errorf("signer: %w", err)
+	}
+	if cfg.KeyFile == "" {
+		logger.Warn("no signing key_file configured: generated an RSA-2048 key; downstream apps will see a new key after every restart",
+			"kid", cur.kid)
+	}
+	return s, nil
+}
+
+// LoadSigningKey reads a PEM private key (PKCS #8, PKCS #1 "RSA PRIVATE
+// KEY" or SEC 1 "EC PRIVATE KEY") and checks it can sign logout tokens:
+// RSA of at least MinRSABits, or EC P-256.
+func LoadSigningKey(path string) (crypto.Signer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read key: %w", err)
+	}
+	key, err := parsePrivateKeyPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	if _, err := keyAlgorithm(key); err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	return key, nil
+}
+
+func parsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return nil, errors.New("no PEM private key found")
+		}
+		var (
+			key any
+			err error
+		)
+		switch block.Type {
+		case "PRIVATE KEY":
+			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+		case "RSA PRIVATE KEY":
+			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+		case "EC PRIVATE KEY":
+			key, err = x509.ParseECPrivateKey(block.Bytes)
+		default:
+			continue // e.g. "EC PARAMETERS" before the key
+		}
+		if err != nil {
+			return nil, fmt.Errorf("parse %s: %w", block.Type, err)
+		}
+		signer, ok := key.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("unsupported key type %T", key)
+		}
+		return signer, nil
+	}
+}
+
+// keyAlgorithm returns the JWS algorithm for key, or why it cannot sign.
+func keyAlgorithm(key crypto.Signer) (jose.SignatureAlgorithm, error) {
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		if bits := k.N.BitLen(); bits < MinRSABits {
+			return "", fmt.Errorf("RSA key has %d bits, want at least %d", bits, MinRSABits)
+		}
+		return jose.RS256, nil
+	case *ecdsa.PrivateKey:
+		if k.Curve != elliptic.P256() {
+			return "", fmt.Errorf("EC key on curve %s, want P-256", k.Curve.Params().Name)
+		}
+		return jose.ES256, nil
+	default:
+		return "", fmt.Errorf("unsupported key type %T, want RSA or EC P-256", key)
+	}
+}
+
+func newSigningKey(key crypto.Signer) (signingKey, error) {
+	alg, err := keyAlgorithm(key)
+	if err != nil {
+		return signingKey{}, err
+	}
+	pub := jose.JSONWebKey{Key: key.Public()}
+	tp, err := pub.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return signingKey{}, fmt.Errorf("key thumbprint: %w", err)
+	}
+	return signingKey{key: key, alg: alg, kid: base64.RawURLEncoding.EncodeToString(tp)}, nil
+}
+
+func (k signingKey) publicJWK() jose.JSONWebKey {
+	return jose.JSONWebKey{Key: k.key.Public(), KeyID: k.kid, Algorithm: string(k.alg), Use: "sig"}
+}
+
+// published returns the keys in the JWKS, current first, without
+// duplicates. The caller holds s.mu.
+func (s *Signer) publishedLocked() []signingKey {
+	keys := []signingKey{s.current}
+	add := func(k signingKey) {
+		if !slices.ContainsFunc(keys, func(p signingKey) bool { return p.kid == k.kid }) {
+			keys = append(keys, k)
+		}
+	}
+	for i := len(s.retired) - 1; i >= 0; i-- { // most recently retired first
+		add(s.retired[i].signingKey)
+	}
+	for _, k := range s.previous {
+		add(k)
+	}
+	return keys
+}
+
+// rebuildLocked drops retired keys whose grace has passed and recomputes
+// the JWKS. The caller holds s.mu (or owns s exclusively).
+func (s *Signer) rebuildLocked(now time.Time) error {
+	s.retired = slices.DeleteFunc(s.retired, func(r retiredKey) bool { return !now.Before(r.until) })
+	s.nextPrune = time.Time{}
+	for _, r := range s.retired {
+		if s.nextPrune.IsZero() || r.until.Before(s.nextPrune) {
+			s.nextPrune = r.until
+		}
+	}
+	var set jose.JSONWebKeySet
+	for _, k := range s.publishedLocked() {
+		set.Keys = append(set.Keys, k.publicJWK())
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		return fmt.Errorf("marshal jwks: %w", err)
+	}
+	s.jwks = b
+	return nil
+}
+
+// pruneLocked rebuilds the JWKS if a retired key's grace has passed.
+func (s *Signer) pruneLocked() {
+	if s.nextPrune.IsZero() || s.now().Before(s.nextPrune) {
+		return
+	}
+	if err := s.rebuildLocked(s.now()); err != nil {
+		// Marshalling keys that marshalled before cannot fail; keep the
+		// old document rather than serve nothing.
+		return
+	}
+}
+
+// JWKS returns the JSON Web Key Set to serve at the jwks_uri: the public
+// keys, current first, each with "use": "sig", "alg" and "kid".
+func (s *Signer) JWKS() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pruneLocked()
+	return s.jwks
+}
+
+// Discovery returns the OpenID Provider metadata to serve at
+// Issuer + "/.well-known/openid-configuration", for downstream apps that
+// validate the gateway's logout tokens. jwksURI is where JWKS is served.
+//
+// The gateway is no authorization server for its downstream apps, so the
+// document has no authorization_endpoint or token_endpoint; go-oidc's
+// NewProvider does not require them.
+func (s *Signer) Discovery(jwksURI string) []byte {
+	s.mu.Lock()
+	s.pruneLocked()
+	var algs []string
+	for _, k := range s.publishedLocked() {
+		if !slices.Contains(algs, string(k.alg)) {
+			algs = append(algs, string(k.alg))
+		}
+	}
+	s.mu.Unlock()
+	doc := struct {
+		Issuer                            string   `json:"issuer"`
+		JWKSURI                           string   `json:"jwks_uri"`
+		ResponseTypesSupported            []string `json:"response_types_supported"`
+		SubjectTypesSupported             []string `json:"subject_types_supported"`
+		IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
+		BackchannelLogoutSupported        bool     `json:"backchannel_logout_supported"`
+		BackchannelLogoutSessionSupported bool     `json:"backchannel_logout_session_supported"`
+		FrontchannelLogoutSupported       bool     `json:"frontchannel_logout_supported"`
+		FrontchannelLogoutSessionSupport  bool     `json:"frontchannel_logout_session_supported"`
+	}{
+		Issuer:                            s.issuer,
+		JWKSURI:                           jwksURI,
+		ResponseTypesSupported:            []string{"code"},
+		SubjectTypesSupported:             []string{"public"},
+		IDTokenSigningAlgValuesSupported:  algs,
+		BackchannelLogoutSupported:        true,
+		BackchannelLogoutSessionSupported: true,
+		FrontchannelLogoutSupported:       true,
+		FrontchannelLogoutSessionSupport:  true,
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		panic("upstream: marshal discovery: " + err.Error()) // strings and bools only
+	}
+	return b
+}
+
+// Rotate makes newKey the signing key from now on. The old signing key
+// stays in the JWKS for grace (by the signer's clock), so tokens it signed
+// keep verifying, and then disappears. newKey must be an RSA (at least
+// MinRSABits) or EC P-256 private key.
+func (s *Signer) Rotate(newKey crypto.Signer, grace time.Duration) error {
+	k, err := newSigningKey(newKey)
+	if err != nil {
+		return fmt.Errorf("signer: rotate: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if k.kid != s.current.kid {
+		s.retired = append(s.retired, retiredKey{signingKey: s.current, until: now.Add(grace)})
+		s.current = k
+	}
+	return s.rebuildLocked(now)
+}
+
+// KeyID returns the kid of the current signing key.
+func (s *Signer) KeyID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.current.kid
+}
+
+// LogoutToken signs a back-channel logout token for one downstream app:
+// iss, aud (a string), iat, exp = iat + 2m, jti, events, and sub and/or
+// sid. It never carries a nonce.
+func (s *Signer) LogoutToken(c LogoutClaims) (string, error) {
+	if c.Audience == "" {
+		return "", errors.New("signer: logout token: audience must be set")
+	}
+	if c.Subject == "" && c.SID == "" {
+		return "", errors.New("signer: logout token: subject or sid must be set")
+	}
+	if c.JTI == "" {
+		c.JTI = NewJTI()
+	}
+	typ := c.Typ
+	if typ == "" {
+		typ = "logout+jwt"
+	}
+	s.mu.Lock()
+	key := s.current
+	s.mu.Unlock()
+
+	sig, err := jose.NewSigner(
+		jose.SigningKey{Algorithm: key.alg, Key: jose.JSONWebKey{Key: key.key, KeyID: key.kid}},
+		(&jose.SignerOptions{}).WithType(jose.ContentType(typ)),
+	)
+	if err != nil {
+		return "", fmt.Errorf("signer: logout token: %w", err)
+	}
+	now := s.now()
+	claims := struct {
+		Issuer   string                    `json:"iss"`
+		Audience string                    `json:"aud"`
+		IssuedAt *jwt.NumericDate          `json:"iat"`
+		Expiry   *jwt.NumericDate          `json:"exp"`
+		JTI      string                    `json:"jti"`
+		Events   map[string]map[string]any `json:"events"`
+		Subject  string                    `json:"sub,omitempty"`
+		SID      string                    `json:"sid,omitempty"`
+	}{
+		Issuer:   s.issuer,
+		Audience: c.Audience,
+		IssuedAt: jwt.NewNumericDate(now),
+		Expiry:   jwt.NewNumericDate(now.Add(LogoutTokenLifetime)),
+		JTI:      c.JTI,
+		Events:   map[string]map[string]any{BackchannelLogoutEvent: {}},
+		Subject:  c.Subject,
+		SID:      c.SID,
+	}
+	tok, err := jwt.Signed(sig).Claims(claims).Serialize()
+	if err != nil {
+		return "", fmt.Errorf("signer: logout token: %w", err)
+	}
+	return tok, nil
+}
+
+// NewJTI returns a random 128-bit token id, base64url without padding.
+func NewJTI() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // never fails
+	return base64.RawURLEncoding.EncodeToString(b)
+}
