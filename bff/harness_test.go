@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bffgate/bffgate/internal/testop"
+	"github.com/bffgate/bffgate/logout"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -23,7 +24,7 @@ const testSecret = "test-secret-test-secret-test-secret-0123"
 // harness is a gateway in front of a test OP, a fake API and a fake
 // frontend, all in process.
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	op       *testop.OP
 	gw       *Gateway
 	srv      *httptest.Server
@@ -40,9 +41,10 @@ type harnessOpts struct {
 	mutate func(*AppConfig)
 	// wrapStore, if set, wraps the memory store (to inject failures).
 	wrapStore func(session.Store) session.Store
+	replay    logout.ReplayCache
 }
 
-func newHarness(t *testing.T, o harnessOpts) *harness {
+func newHarness(t testing.TB, o harnessOpts) *harness {
 	t.Helper()
 	h := &harness{t: t, apiRequests: make(chan *http.Request, 100)}
 	h.op = testop.New(t, o.op)
@@ -101,6 +103,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		Logger:    slog.New(slog.DiscardHandler),
 		Secret:    testSecret,
 		Timeouts:  timeouts,
+		Replay:    o.replay,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +194,7 @@ func (h *harness) login(returnURL string) *http.Client {
 	return c
 }
 
-func body(t *testing.T, resp *http.Response) string {
+func body(t testing.TB, resp *http.Response) string {
 	t.Helper()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -43,11 +42,19 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-// artifactDir is e2e/.artifacts/<test name>, emptied at the start of the test.
+// emptied records the artifact directories already emptied in this run.
+var emptied sync.Map
+
+// artifactDir is e2e/.artifacts/<test name>, emptied on the test's first
+// call (so a run leaves only its own logs).
 func artifactDir(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(artifactsDir, safeName(t.Name()))
-	_ = os.RemoveAll(dir)
+	name := safeName(t.Name())
+	dir := filepath.Join(artifactsDir, name)
+	if _, done := emptied.LoadOrStore(name, true); !done {
+		_ = os.RemoveAll(dir)
+		_ = os.Remove(filepath.Join(artifactsDir, name+".png"))
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatalf("artifacts: %v", err)
 	}
@@ -263,5 +270,3 @@ func eventually(d time.Duration, cond func() error) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
-var errNotYet = errors.New("not yet")
