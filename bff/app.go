@@ -59,7 +59,7 @@ func (g *Gateway) newApp(cfg AppConfig, transport http.RoundTripper) (*app, erro
 	for i, api := range cfg.APIs {
 		target, _ := url.Parse(api.Upstream)
 		pc := proxy.Config{
-			Name:            fmt.Sprintf("%s/api%d", cfg.Name, i),
+			Name:            UpstreamName(cfg.Name, api.Path),
 			Target:          target,
 			Token:           api.Token,
 			IsGatewayCookie: session.IsGatewayCookie,

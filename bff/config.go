@@ -56,6 +56,12 @@ type AppConfig struct {
 
 	APIs []APIConfig `toml:"apis"`
 
+	// Downstream apps told whenever a session of this app ends.
+	Downstream []DownstreamConfig `toml:"downstream"`
+	// LogoutTokenTyp is the typ header of the logout tokens the gateway
+	// sends downstream. Default "logout+jwt".
+	LogoutTokenTyp string `toml:"logout_token_typ"`
+
 	// LogoutConfig's keys sit directly in the [[apps]] table.
 	LogoutConfig
 }
@@ -92,6 +98,48 @@ type APIConfig struct {
 	Token string `toml:"token"`
 	// StripPrefix removes Path before forwarding. Default false.
 	StripPrefix bool `toml:"strip_prefix"`
+}
+
+// DownstreamConfig is one [[apps.downstream]] entry: an app behind the
+// gateway that is told when a session ends.
+type DownstreamConfig struct {
+	BackchannelLogoutURI  string `toml:"backchannel_logout_uri"`
+	FrontchannelLogoutURI string `toml:"frontchannel_logout_uri"`
+	// Audience is the aud of its logout tokens. Default: the app's name.
+	Audience string `toml:"audience"`
+	// SessionRequired adds iss and sid to the front-channel URI.
+	SessionRequired bool `toml:"session_required"`
+	// Notify is "if_used" (default: only sessions that called its API) or
+	// "always".
+	Notify string `toml:"notify"`
+	// API is the [[apps.apis]] path whose use counts for "if_used".
+	// Default: the API whose upstream has the logout URI's origin.
+	API string `toml:"api"`
+	// SID is "idp" (default: the IdP's sid) or "gateway" (the gateway's
+	// opaque session handle).
+	SID string `toml:"sid"`
+}
+
+// UpstreamName names the upstream of an API route in session usage
+// tracking and metrics.
+func UpstreamName(app, apiPath string) string { return app + ":" + apiPath }
+
+// DownstreamUpstream returns the name of the upstream whose use by a
+// session makes downstream d "used" (for notify = "if_used"), or "".
+func (c *AppConfig) DownstreamUpstream(d DownstreamConfig) string {
+	if d.API != "" {
+		return UpstreamName(c.Name, d.API)
+	}
+	uri := d.BackchannelLogoutURI
+	if uri == "" {
+		uri = d.FrontchannelLogoutURI
+	}
+	for _, api := range c.APIs {
+		if origin(api.Upstream) == origin(uri) {
+			return UpstreamName(c.Name, api.Path)
+		}
+	}
+	return ""
 }
 
 var appNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
@@ -168,6 +216,21 @@ func (c *AppConfig) Defaults() {
 			c.APIs[i].Token = "user"
 		}
 	}
+	if c.LogoutTokenTyp == "" {
+		c.LogoutTokenTyp = "logout+jwt"
+	}
+	for i := range c.Downstream {
+		d := &c.Downstream[i]
+		if d.Audience == "" {
+			d.Audience = c.Name
+		}
+		if d.Notify == "" {
+			d.Notify = "if_used"
+		}
+		if d.SID == "" {
+			d.SID = "idp"
+		}
+	}
 }
 
 var supportedAlgs = map[string]bool{
@@ -183,6 +246,8 @@ func (c *AppConfig) Validate() error {
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if !appNameRE.MatchString(c.Name) {
 		add("name: must be 1-32 characters of a-z, 0-9, '-' or '_', starting with a letter or digit")
+	} else if strings.HasPrefix(c.Name, "login-") || strings.HasPrefix(c.Name, "logout-") {
+		add("name: must not start with \"login-\" or \"logout-\" (the gateway's own cookies use those names)")
 	}
 	if !strings.HasPrefix(c.PathPrefix, "/") || !strings.HasSuffix(c.PathPrefix, "/") || strings.Contains(c.PathPrefix, "//") {
 		add("path_prefix: must start and end with \"/\", e.g. \"/\" or \"/app/\"")
@@ -232,6 +297,31 @@ func (c *AppConfig) Validate() error {
 		}
 		if api.Token != "user" && api.Token != "none" {
 			add("apis[%d].token: must be \"user\" or \"none\", not %q", i, api.Token)
+		}
+	}
+	for i, d := range c.Downstream {
+		if d.BackchannelLogoutURI == "" && d.FrontchannelLogoutURI == "" {
+			add("downstream[%d]: needs backchannel_logout_uri or frontchannel_logout_uri", i)
+		}
+		for key, uri := range map[string]string{"backchannel_logout_uri": d.BackchannelLogoutURI, "frontchannel_logout_uri": d.FrontchannelLogoutURI} {
+			if uri == "" {
+				continue
+			}
+			if err := checkURL(uri); err != nil {
+				add("downstream[%d].%s: %v", i, key, err)
+			}
+		}
+		if d.Notify != "if_used" && d.Notify != "always" {
+			add("downstream[%d].notify: must be \"if_used\" or \"always\", not %q", i, d.Notify)
+		}
+		if d.SID != "idp" && d.SID != "gateway" {
+			add("downstream[%d].sid: must be \"idp\" or \"gateway\", not %q", i, d.SID)
+		}
+		if d.API != "" && !slices.ContainsFunc(c.APIs, func(a APIConfig) bool { return a.Path == d.API }) {
+			add("downstream[%d].api: %q is not the path of an [[apps.apis]] entry", i, d.API)
+		}
+		if d.Notify == "if_used" && d.API == "" && c.DownstreamUpstream(d) == "" {
+			add("downstream[%d]: notify = \"if_used\" needs api, or an [[apps.apis]] upstream with the logout URI's origin", i)
 		}
 	}
 	if c.LogoutConfig.ClockSkew < 0 || c.LogoutConfig.ClockSkew > 10*time.Minute {

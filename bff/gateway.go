@@ -94,9 +94,26 @@ type Deps struct {
 	Secret string
 	// Timeouts are the session lifetimes the store enforces.
 	Timeouts session.Timeouts
+	// Issuer serves the gateway's own discovery document and JWKS, for
+	// downstream apps that validate its logout tokens. Optional.
+	Issuer Issuer
+	// Downstream gives the front-channel logout URLs of the downstream
+	// apps for an ended session. Optional.
+	Downstream Downstream
 	// Replay remembers the jti of accepted logout tokens; nil means an
 	// in-memory cache (use a shared one with several replicas).
 	Replay logout.ReplayCache
+}
+
+// Issuer is the gateway as an OpenID Provider for its downstream apps.
+type Issuer interface {
+	JWKS() []byte
+	Discovery(jwksURI string) []byte
+}
+
+// Downstream knows the downstream apps' front-channel logout URLs.
+type Downstream interface {
+	FrontchannelURLs(s *session.Session) []string
 }
 
 // levelAccess is the level of the one access-log line per request.
@@ -123,6 +140,8 @@ type Gateway struct {
 	revoker  *logout.TokenRevoker
 	replay   logout.ReplayCache
 	events   *broker
+	issuer   Issuer
+	down     Downstream
 	wg       sync.WaitGroup
 	cancel   context.CancelFunc
 }
@@ -146,6 +165,8 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		public:   pub,
 		timeouts: deps.Timeouts,
 		replay:   deps.Replay,
+		issuer:   deps.Issuer,
+		down:     deps.Downstream,
 		login:    newLoginStore(deps.Secret, pub.Scheme == "https"),
 	}
 	if g.idp == nil {
@@ -213,6 +234,19 @@ func (g *Gateway) Ready(ctx context.Context) error {
 		return fmt.Errorf("session store: %w", err)
 	}
 	return nil
+}
+
+// frontchannelURLs returns the downstream front-channel logout URLs for
+// the ended sessions.
+func (g *Gateway) frontchannelURLs(ended ...*session.Session) []string {
+	if g.down == nil {
+		return nil
+	}
+	var out []string
+	for _, s := range ended {
+		out = append(out, g.down.FrontchannelURLs(s)...)
+	}
+	return out
 }
 
 // appFor picks the app for a request among those under one prefix.

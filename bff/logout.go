@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -75,6 +76,7 @@ func (a *app) handleFrontchannel(c echo.Context) error {
 	q := r.URL.Query()
 	hasIss, hasSID := q.Has("iss"), q.Has("sid")
 	ctx := r.Context()
+	var ended []*session.Session
 	switch {
 	case hasIss != hasSID:
 		return a.frontchannelError("iss and sid must be sent together")
@@ -83,7 +85,8 @@ func (a *app) handleFrontchannel(c echo.Context) error {
 		if sid == "" {
 			return a.frontchannelError("sid is empty")
 		}
-		if _, err := g.logout.Frontchannel(ctx, a.cfg.Name, iss, sid); err != nil {
+		var err error
+		if ended, err = g.logout.Frontchannel(ctx, a.cfg.Name, iss, sid); err != nil {
 			var ve *logout.ValidationError
 			if errors.As(err, &ve) {
 				return a.frontchannelError(ve.Description)
@@ -94,13 +97,21 @@ func (a *app) handleFrontchannel(c echo.Context) error {
 		return a.frontchannelError("iss and sid are required")
 	default:
 		if id, err := g.cookies.Decode(r, a.cfg.Name); err == nil {
-			if _, err := g.sessions.End(ctx, id, session.CauseFrontchannel); err != nil && !errors.Is(err, session.ErrNotFound) {
+			s, err := g.sessions.End(ctx, id, session.CauseFrontchannel)
+			if err != nil && !errors.Is(err, session.ErrNotFound) {
 				return pageError(http.StatusServiceUnavailable, "The sign-out could not be completed right now.", err)
+			}
+			if s != nil {
+				ended = append(ended, s)
 			}
 		}
 	}
 	a.clearSessionCookie(c)
-	g.render(c, http.StatusOK, "signedout.html", pageData{Title: "Signed out", Message: "You have been signed out."}, a.idpOrigin())
+	// Nested iframes tell the downstream apps (Front-Channel Logout §4).
+	g.render(c, http.StatusOK, "signedout.html", pageData{
+		Title: "Signed out", Message: "You have been signed out.",
+		Iframes: g.frontchannelURLs(ended...),
+	}, a.idpOrigin())
 	return nil
 }
 
@@ -163,6 +174,7 @@ func (a *app) handleLogout(c echo.Context) error {
 	ls.Values["app"] = a.cfg.Name
 	ls.Values["state"] = state
 	ls.Values["return"] = localPathOr(c.FormValue("returnUrl"), a.cfg.PostLogoutRedirect)
+	ls.Values["iframes"] = strings.Join(g.frontchannelURLs(s), "\n")
 	ls.Values["at"] = time.Now().Unix()
 	if err := ls.Save(r, c.Response()); err != nil {
 		return fmt.Errorf("save logout state: %w", err)
@@ -190,7 +202,7 @@ func (a *app) handleLogout(c echo.Context) error {
 func (a *app) handleSignedOut(c echo.Context) error {
 	g := a.g
 	r := c.Request()
-	dest := ""
+	dest, iframes := "", ""
 	if state := c.QueryParam("state"); state != "" {
 		name := g.logoutCookieName(state)
 		ls, err := g.login.Get(r, name)
@@ -199,10 +211,19 @@ func (a *app) handleSignedOut(c echo.Context) error {
 			if ls.Values["app"] == a.cfg.Name && ls.Values["state"] == state && time.Since(time.Unix(at, 0)) < loginTTL {
 				dest, _ = ls.Values["return"].(string)
 				dest = localPathOr(dest, a.cfg.PostLogoutRedirect)
+				iframes, _ = ls.Values["iframes"].(string)
 			}
 			ls.Options.MaxAge = -1 // single use
 			_ = ls.Save(r, c.Response())
 		}
+	}
+	if dest != "" && iframes != "" {
+		// Tell the downstream apps through the browser, then go on.
+		g.render(c, http.StatusOK, "signedout.html", pageData{
+			Title: "Signing out", Message: "Signing you out of every app…",
+			Iframes: strings.Split(iframes, "\n"), Continue: dest, WaitMS: 3000,
+		}, "'none'")
+		return nil
 	}
 	if dest != "" {
 		c.Response().Header().Set("Cache-Control", "no-store")

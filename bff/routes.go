@@ -43,6 +43,20 @@ func (g *Gateway) routes() *echo.Echo {
 	e.HTTPErrorHandler = g.handleError
 	e.Use(g.observe)
 
+	if g.issuer != nil {
+		jwksURI := g.public.String() + "/.well-known/jwks.json"
+		discovery := g.issuer.Discovery(jwksURI)
+		e.GET("/.well-known/openid-configuration", func(c echo.Context) error {
+			c.Set("route", routeWellKnown)
+			c.Response().Header().Set("Cache-Control", "public, max-age=300")
+			return c.JSONBlob(http.StatusOK, discovery)
+		})
+		e.GET("/.well-known/jwks.json", func(c echo.Context) error {
+			c.Set("route", routeWellKnown)
+			c.Response().Header().Set("Cache-Control", "public, max-age=60")
+			return c.JSONBlob(http.StatusOK, g.issuer.JWKS())
+		})
+	}
 	for prefix := range g.byPrefix {
 		base := strings.TrimSuffix(prefix, "/")
 		bff := func(method, path, kind string, h func(*app, echo.Context) error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -242,10 +243,27 @@ func (tb *tab) eval(what, expr string) []byte {
 	return runTab(tb, what, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
 }
 
-// waitJS polls the JavaScript expression until it is truthy.
+// waitJS evaluates the JavaScript expression every 50 ms until it is true.
+// Errors while the page navigates (its JavaScript context goes away) only
+// mean "not yet".
 func (tb *tab) waitJS(what, expr string) {
 	tb.t.Helper()
-	runTab(tb, what, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond)))
+	deadline := time.Now().Add(actionTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(tb.ctx, 2*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+expr+")"))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = errors.New("timed out")
+			}
+			tb.fail(what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // waitURL waits until the tab's URL satisfies ok (checked every 50 ms).

@@ -70,17 +70,29 @@ func prerequisites() error {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		return fmt.Errorf("chromium is not installed at %s", chromiumPath)
 	}
-	idp := filepath.Join(repoRoot, "examples", "idp")
-	if _, err := os.Stat(filepath.Join(idp, "node_modules", "oidc-provider", "package.json")); err != nil {
-		if _, err := exec.LookPath("npm"); err != nil {
-			return fmt.Errorf("examples/idp/node_modules is missing and npm is not installed")
+	for _, dir := range []string{"examples/idp", "e2e/idp6"} {
+		if err := npmCI(dir); err != nil {
+			return err
 		}
-		fmt.Fprintln(os.Stderr, "e2e: installing examples/idp/node_modules (npm ci)")
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = idp
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("npm ci in examples/idp: %w\n%s", err, out)
-		}
+	}
+	return nil
+}
+
+// npmCI installs the locked node_modules of dir (relative to the repository
+// root) unless oidc-provider is there already.
+func npmCI(dir string) error {
+	abs := filepath.Join(repoRoot, filepath.FromSlash(dir))
+	if _, err := os.Stat(filepath.Join(abs, "node_modules", "oidc-provider", "package.json")); err == nil {
+		return nil
+	}
+	if _, err := exec.LookPath("npm"); err != nil {
+		return fmt.Errorf("%s/node_modules is missing and npm is not installed", dir)
+	}
+	fmt.Fprintf(os.Stderr, "e2e: installing %s/node_modules (npm ci)\n", dir)
+	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+	cmd.Dir = abs
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("npm ci in %s: %w\n%s", dir, err, out)
 	}
 	return nil
 }

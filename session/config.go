@@ -27,10 +27,10 @@ func (c *Config) Defaults() {
 		c.Store = "memory"
 	}
 	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 30 * time.Minute
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.AbsoluteTimeout == 0 {
-		c.AbsoluteTimeout = 8 * time.Hour
+		c.AbsoluteTimeout = DefaultAbsoluteTimeout
 	}
 }
 

@@ -199,7 +199,9 @@ func (m *MemoryStore) Update(_ context.Context, s *Session) error {
 	n.RefreshToken = s.RefreshToken
 	n.TokenExpiry = s.TokenExpiry
 	n.SessionState = s.SessionState
-	n.LastSeen = s.LastSeen
+	if s.LastSeen.After(n.LastSeen) {
+		n.LastSeen = s.LastSeen
+	}
 	n.Upstreams = upstreams
 	e.s.Store(&n)
 	m.items.Set(s.ID, e, m.ttl(&n, cur))

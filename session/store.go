@@ -30,9 +30,10 @@ type Store interface {
 	// LastSeen back. ErrNotFound if the session is gone.
 	Touch(ctx context.Context, id string, now time.Time) error
 	// Update replaces a live session's tokens (IDToken, Claims,
-	// AccessToken, RefreshToken, TokenExpiry), SessionState, LastSeen and
-	// Upstreams with those of s; the other fields are fixed at Create. It
-	// never resurrects a deleted session: ErrNotFound if it is gone.
+	// AccessToken, RefreshToken, TokenExpiry), SessionState and Upstreams
+	// with those of s, and LastSeen if s's is later; the other fields are
+	// fixed at Create. It never resurrects a deleted session: ErrNotFound
+	// if it is gone.
 	Update(ctx context.Context, s *Session) error
 	// Delete removes one session and returns it; ErrNotFound if gone.
 	Delete(ctx context.Context, id string) (*Session, error)

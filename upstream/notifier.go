@@ -116,7 +116,9 @@ type Notification struct {
 }
 
 // Notifier delivers logout tokens to downstream apps in the background,
-// with retries. Start it once; Shutdown it once.
+// with retries. Start it once; Shutdown it once. Notifications are
+// delivered at least once (a receiver may see a jti again after a timeout)
+// and in no particular order.
 type Notifier struct {
 	cfg    NotifierConfig
 	client *http.Client
@@ -226,11 +228,15 @@ func (nt *Notifier) work(ctx context.Context) {
 	for ctx.Err() == nil {
 		n, err := nt.queue.Pop(ctx)
 		if err != nil {
-			if !errors.Is(err, ErrQueueClosed) && ctx.Err() == nil {
-				nt.log.Error("downstream logout queue", "err", err)
-				continue
+			if errors.Is(err, ErrQueueClosed) || ctx.Err() != nil {
+				return // closed and drained, or cancelled
 			}
-			return // closed and drained, or cancelled
+			nt.log.Error("downstream logout queue", "err", err) // a durable queue's outage
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+			}
+			continue
 		}
 		nt.deliver(ctx, n)
 	}
@@ -258,17 +264,22 @@ func (nt *Notifier) deliver(ctx context.Context, n Notification) {
 				"app", n.App, "target", n.Target, "jti", n.JTI, "attempts", n.Attempts, "retry_in", next, "err", err)
 		}),
 	)
+	observe := func() {
+		if !n.EnqueuedAt.IsZero() {
+			nt.m.duration.WithLabelValues(n.App, n.Target).Observe(time.Since(n.EnqueuedAt).Seconds())
+		}
+	}
 	switch {
 	case err == nil:
 		nt.m.total.WithLabelValues(n.App, n.Target, "delivered").Inc()
-		nt.m.duration.WithLabelValues(n.App, n.Target).Observe(time.Since(n.EnqueuedAt).Seconds())
+		observe()
 		nt.log.Debug("downstream logout delivered", "app", n.App, "target", n.Target, "jti", n.JTI, "attempts", n.Attempts)
 	case ctx.Err() != nil:
 		nt.undelivered.Add(1)
 		nt.drop(n, "shut down before delivery", err)
 	default:
 		nt.m.total.WithLabelValues(n.App, n.Target, "failed").Inc()
-		nt.m.duration.WithLabelValues(n.App, n.Target).Observe(time.Since(n.EnqueuedAt).Seconds())
+		observe()
 		nt.log.Error("downstream logout failed", "app", n.App, "target", n.Target, "jti", n.JTI, "attempts", n.Attempts, "err", err)
 	}
 }

@@ -199,11 +199,9 @@ func (s *Signer) pruneLocked() {
 	if s.nextPrune.IsZero() || s.now().Before(s.nextPrune) {
 		return
 	}
-	if err := s.rebuildLocked(s.now()); err != nil {
-		// Marshalling keys that marshalled before cannot fail; keep the
-		// old document rather than serve nothing.
-		return
-	}
+	// Marshalling keys that marshalled before cannot fail; on error the
+	// old document stays.
+	_ = s.rebuildLocked(s.now())
 }
 
 // JWKS returns the JSON Web Key Set to serve at the jwks_uri: the public

@@ -21,7 +21,11 @@ type fileConfig struct {
 	Server  bff.ServerConfig         `toml:"server"`
 	Session session.Config           `toml:"session"`
 	Proxy   upstream.TransportConfig `toml:"proxy"`
-	Apps    []bff.AppConfig          `toml:"apps"`
+	// Signing is the gateway's own key, for the logout tokens it sends.
+	Signing upstream.SignerConfig `toml:"signing"`
+	// Notifier tunes delivery of logout tokens to downstream apps.
+	Notifier upstream.NotifierConfig `toml:"notifier"`
+	Apps     []bff.AppConfig         `toml:"apps"`
 }
 
 // loadConfig reads, expands and validates a config file. The error lists
@@ -67,7 +71,30 @@ func (c *fileConfig) validate() error {
 		gw.Validate(),
 		prefixed("session.", c.Session.Validate()),
 		prefixed("proxy.", c.Proxy.Validate()),
+		prefixed("notifier.", c.Notifier.Validate()),
 	)
+}
+
+// downstreams lists every [[apps.downstream]] entry for the fan-out.
+func (c *fileConfig) downstreams() []upstream.Downstream {
+	var out []upstream.Downstream
+	for _, a := range c.Apps {
+		for i, d := range a.Downstream {
+			out = append(out, upstream.Downstream{
+				App:             a.Name,
+				Name:            fmt.Sprintf("%s/%d", a.Name, i),
+				BackchannelURI:  d.BackchannelLogoutURI,
+				FrontchannelURI: d.FrontchannelLogoutURI,
+				Audience:        d.Audience,
+				SessionRequired: d.SessionRequired,
+				Always:          d.Notify == "always",
+				Upstream:        a.DownstreamUpstream(d),
+				GatewaySID:      d.SID == "gateway",
+				Typ:             a.LogoutTokenTyp,
+			})
+		}
+	}
+	return out
 }
 
 func (c *fileConfig) gateway() bff.Config {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,12 +48,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	var mgr *session.Manager
-	store, err := newStore(cfg.Session, func(s *session.Session) { mgr.Expired(s) })
+	store, err := newStore(cfg.Session)
 	if err != nil {
 		return err
 	}
-	mgr = session.NewManager(store, logger)
+	mgr := session.NewManager(store, logger) // also reports the store's expiries
 	defer func() {
 		if err := store.Close(); err != nil {
 			logger.Error("close session store", "err", err)
@@ -67,15 +67,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("session cookies: %w", err)
 	}
 
+	// The gateway as an issuer for its downstream apps.
+	signCfg := cfg.Signing
+	signCfg.Issuer = strings.TrimSuffix(cfg.Server.PublicURL, "/")
+	signer, err := upstream.NewSigner(signCfg, logger)
+	if err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+	notifier := upstream.NewNotifier(cfg.Notifier, &http.Client{Transport: upstream.NewTransport(cfg.Proxy)}, reg, logger)
+	notifier.Start()
+	fanout, err := upstream.NewFanout(signCfg.Issuer, signer, notifier, cfg.downstreams(), logger)
+	if err != nil {
+		return err
+	}
+	down := downstream{fanout}
+	mgr.Observe(down)
+
 	gw, err := bff.New(cfg.gateway(), bff.Deps{
-		Sessions:  mgr,
-		Cookies:   cookies,
-		Transport: upstream.NewTransport(cfg.Proxy),
-		IdPClient: &http.Client{Timeout: 10 * time.Second, Transport: upstream.NewTransport(upstream.TransportConfig{})},
-		Metrics:   reg,
-		Logger:    logger,
-		Secret:    cfg.Session.Secret,
-		Timeouts:  cfg.Session.Timeouts(),
+		Sessions:   mgr,
+		Cookies:    cookies,
+		Transport:  upstream.NewTransport(cfg.Proxy),
+		IdPClient:  &http.Client{Timeout: 10 * time.Second, Transport: upstream.NewTransport(upstream.TransportConfig{})},
+		Metrics:    reg,
+		Logger:     logger,
+		Secret:     cfg.Session.Secret,
+		Timeouts:   cfg.Session.Timeouts(),
+		Issuer:     signer,
+		Downstream: down,
 	})
 	if err != nil {
 		return err
@@ -114,8 +132,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	gw.Close(sctx)
+	if nerr := notifier.Shutdown(sctx); nerr != nil {
+		logger.Error("downstream notifications", "err", nerr)
+	}
 	logger.Info("stopped")
 	return err
+}
+
+// downstream adapts the fan-out to sessions: it observes every session
+// end and gives bff the front-channel URLs.
+type downstream struct{ f *upstream.Fanout }
+
+func ended(s *session.Session) upstream.Ended {
+	return upstream.Ended{App: s.App, Subject: s.Subject, SID: s.SID, Handle: session.Hash(s.ID), Used: s.UsedUpstream}
+}
+
+func (d downstream) SessionEnded(_ context.Context, _ session.Cause, s *session.Session) {
+	d.f.SessionEnded(ended(s))
+}
+
+func (d downstream) FrontchannelURLs(s *session.Session) []string {
+	return d.f.FrontchannelURLs(ended(s))
 }
 
 func newServer(addr string, h http.Handler, logger *slog.Logger) *http.Server {
@@ -129,10 +166,10 @@ func newServer(addr string, h http.Handler, logger *slog.Logger) *http.Server {
 	}
 }
 
-func newStore(cfg session.Config, onExpire func(*session.Session)) (session.Store, error) {
+func newStore(cfg session.Config) (session.Store, error) {
 	switch cfg.Store {
 	case "memory":
-		return session.NewMemoryStore(session.MemoryConfig{Timeouts: cfg.Timeouts(), OnExpire: onExpire}), nil
+		return session.NewMemoryStore(session.MemoryConfig{Timeouts: cfg.Timeouts()}), nil
 	default:
 		return nil, fmt.Errorf("session store %q is not available in this build", cfg.Store)
 	}

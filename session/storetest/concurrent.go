@@ -34,7 +34,7 @@ func (w *worklog) failf(format string, args ...any) {
 func testConcurrent(t *testing.T, e *env) {
 	const (
 		workers = 16
-		ops     = 300
+		ops     = 500
 		nsubs   = 4
 		nsids   = 3 // per sub
 	)
@@ -44,10 +44,12 @@ func testConcurrent(t *testing.T, e *env) {
 	sid := func(i, j int) string { return e.sid(fmt.Sprint(i, "-", j)) }
 
 	logs := make([]*worklog, workers)
+	start := make(chan struct{}) // so that the workers overlap
 	var wg sync.WaitGroup
 	for w := range workers {
 		logs[w] = &worklog{subRevs: map[string][]time.Time{}, sidRevs: map[string]bool{}}
 		wg.Go(func() {
+			<-start
 			l := logs[w]
 			r := rand.New(rand.NewPCG(uint64(w), 42))
 			var mine []*session.Session
@@ -123,6 +125,7 @@ func testConcurrent(t *testing.T, e *env) {
 			}
 		})
 	}
+	close(start)
 	wg.Wait()
 
 	created := map[string]*session.Session{}

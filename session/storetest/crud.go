@@ -189,7 +189,7 @@ func testIdleExpiry(t *testing.T, e *env) {
 	s := e.mustCreate(t, e.app("a"), e.iss("idp"), e.sub("alice"), e.sid("1"))
 	steps := []struct {
 		advance time.Duration
-		touch   bool
+		touch   bool // Touch now, then out of order with older times
 		live    bool
 	}{
 		{idle - time.Minute, true, true},  // 9m, touched: idle expiry now 19m
@@ -201,6 +201,14 @@ func testIdleExpiry(t *testing.T, e *env) {
 		if st.touch {
 			if err := e.store.Touch(ctx, s.ID, now); err != nil {
 				t.Fatalf("step %d: Touch: %v", i, err)
+			}
+			// Neither a late Touch nor an Update carrying a stale LastSeen
+			// may move LastSeen back.
+			if err := e.store.Touch(ctx, s.ID, s.CreatedAt); err != nil {
+				t.Fatalf("step %d: Touch: %v", i, err)
+			}
+			if err := e.store.Update(ctx, s); err != nil {
+				t.Fatalf("step %d: Update: %v", i, err)
 			}
 		}
 		_, err := e.store.Get(ctx, s.ID)

@@ -1,0 +1,122 @@
+package upstream
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+)
+
+// Downstream is one app behind the gateway that is told when a session of
+// its gateway app ends ([[apps.downstream]]).
+type Downstream struct {
+	App  string // the gateway app whose sessions it follows
+	Name string // stable name, a metrics label (e.g. "demo/0")
+	// BackchannelURI receives signed logout tokens (empty: none).
+	BackchannelURI string
+	// FrontchannelURI is loaded in an iframe by the gateway's logout pages
+	// (empty: none).
+	FrontchannelURI string
+	Audience        string // aud of its logout tokens
+	// SessionRequired adds iss and sid to the front-channel URI.
+	SessionRequired bool
+	// Always tells it of every session end; otherwise only of sessions
+	// that used Upstream ("if_used").
+	Always   bool
+	Upstream string
+	// GatewaySID sends the gateway's opaque session handle as sid instead
+	// of the IdP's sid.
+	GatewaySID bool
+	Typ        string // typ header of its logout tokens; default logout+jwt
+}
+
+// Ended describes a session that ended, as the fan-out needs it.
+type Ended struct {
+	App, Subject, SID string
+	// Handle is the gateway's opaque handle of the session.
+	Handle string
+	// Used reports whether the session called the named upstream.
+	Used func(name string) bool
+}
+
+// Fanout turns ended sessions into notifications for the downstream apps.
+type Fanout struct {
+	issuer   string
+	signer   *Signer
+	notifier *Notifier
+	byApp    map[string][]Downstream
+	logger   *slog.Logger
+}
+
+// NewFanout returns a Fanout for the downstream apps.
+func NewFanout(issuer string, signer *Signer, notifier *Notifier, downstreams []Downstream, logger *slog.Logger) (*Fanout, error) {
+	f := &Fanout{issuer: issuer, signer: signer, notifier: notifier, byApp: map[string][]Downstream{}, logger: logger}
+	var errs []error
+	for _, d := range downstreams {
+		if d.Audience == "" || (d.BackchannelURI == "" && d.FrontchannelURI == "") {
+			errs = append(errs, fmt.Errorf("downstream %s: needs an audience and a logout URI", d.Name))
+		}
+		f.byApp[d.App] = append(f.byApp[d.App], d)
+	}
+	return f, errors.Join(errs...)
+}
+
+// targets returns the downstream apps to tell of e.
+func (f *Fanout) targets(e Ended) []Downstream {
+	return slices.DeleteFunc(slices.Clone(f.byApp[e.App]), func(d Downstream) bool {
+		return !d.Always && (e.Used == nil || !e.Used(d.Upstream))
+	})
+}
+
+func (d Downstream) sid(e Ended) string {
+	if d.GatewaySID {
+		return e.Handle
+	}
+	return e.SID
+}
+
+// SessionEnded signs a logout token for each matching back-channel
+// receiver and queues it. It never blocks and never fails the logout:
+// problems are logged and counted by the notifier.
+func (f *Fanout) SessionEnded(e Ended) {
+	for _, d := range f.targets(e) {
+		if d.BackchannelURI == "" {
+			continue
+		}
+		sid := d.sid(e)
+		if e.Subject == "" && sid == "" {
+			continue
+		}
+		jti := NewJTI()
+		tok, err := f.signer.LogoutToken(LogoutClaims{Audience: d.Audience, Subject: e.Subject, SID: sid, JTI: jti, Typ: d.Typ})
+		if err != nil {
+			f.logger.Error("sign downstream logout token", "app", e.App, "target", d.Name, "err", err)
+			continue
+		}
+		f.notifier.Enqueue(Notification{App: e.App, Target: d.Name, URL: d.BackchannelURI, Token: tok, JTI: jti})
+	}
+}
+
+// FrontchannelURLs returns the front-channel logout URLs to load, in
+// iframes, for the ended session e (with iss and sid where required).
+func (f *Fanout) FrontchannelURLs(e Ended) []string {
+	var out []string
+	for _, d := range f.targets(e) {
+		if d.FrontchannelURI == "" {
+			continue
+		}
+		u, err := url.Parse(d.FrontchannelURI)
+		if err != nil {
+			continue
+		}
+		if d.SessionRequired {
+			q := u.Query()
+			q.Set("iss", f.issuer)
+			q.Set("sid", d.sid(e))
+			u.RawQuery = q.Encode()
+		}
+		out = append(out, u.String())
+	}
+	return out
+}
