@@ -2,20 +2,31 @@ package bff
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/bffgate/bffgate/session"
 )
 
 // AdminHandler serves the admin listener: /healthz (the process is up),
-// /readyz (discovery done and store reachable) and /metrics.
+// /readyz (discovery done and store reachable), /metrics, and, when
+// server.admin_token is set, the admin API under /admin/.
 func (g *Gateway) AdminHandler() http.Handler {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = g.handleError
+	e.Use(g.adminLog)
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.String(http.StatusOK, "ok\n")
 	})
@@ -29,5 +40,192 @@ func (g *Gateway) AdminHandler() http.Handler {
 		return c.String(http.StatusOK, "ready\n")
 	})
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{Registry: g.registry})))
+	if g.cfg.Server.AdminToken != "" {
+		admin := e.Group("/admin", g.adminAuth)
+		admin.GET("/sessions", g.handleAdminList)
+		admin.POST("/sessions/revoke", g.handleAdminRevoke)
+	}
 	return e
+}
+
+// adminLog logs every admin request once, without its credentials.
+func (g *Gateway) adminLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			g.handleError(err, c)
+		}
+		r := c.Request()
+		if strings.HasPrefix(r.URL.Path, "/admin/") {
+			g.logger.Info("admin request", "event", "admin_request", "method", r.Method, "path", r.URL.Path,
+				"status", c.Response().Status, "remote", r.RemoteAddr, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+		}
+		return nil
+	}
+}
+
+// adminAuth checks the bearer token in constant time.
+func (g *Gateway) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	want := sha256.Sum256([]byte(g.cfg.Server.AdminToken))
+	return func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "no-store")
+		got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(got))
+		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="bffgate-admin"`)
+			return jsonError(http.StatusUnauthorized, "unauthorized", "a valid admin bearer token is required", nil)
+		}
+		return next(c)
+	}
+}
+
+// adminSession is a session as the admin API shows it: never a token,
+// and the session id only hashed.
+type adminSession struct {
+	App       string    `json:"app"`
+	Session   string    `json:"session"`
+	Issuer    string    `json:"iss"`
+	Subject   string    `json:"sub"`
+	SID       string    `json:"sid,omitempty"`
+	Created   time.Time `json:"created"`
+	LastSeen  time.Time `json:"last_seen"`
+	Upstreams []string  `json:"upstreams"`
+}
+
+func toAdmin(s *session.Session) adminSession {
+	ups := s.Upstreams
+	if ups == nil {
+		ups = []string{}
+	}
+	return adminSession{App: s.App, Session: session.Hash(s.ID), Issuer: s.Issuer, Subject: s.Subject, SID: s.SID,
+		Created: s.CreatedAt, LastSeen: s.LastSeen, Upstreams: ups}
+}
+
+// handleAdminList is GET /admin/sessions?sub=…|sid=…|app=….
+func (g *Gateway) handleAdminList(c echo.Context) error {
+	f := session.Filter{App: c.QueryParam("app"), Subject: c.QueryParam("sub"), SID: c.QueryParam("sid")}
+	if f.App == "" && f.Subject == "" && f.SID == "" {
+		return jsonError(http.StatusBadRequest, "invalid_request", "give sub, sid or app", nil)
+	}
+	list, err := g.sessions.List(c.Request().Context(), f)
+	if err != nil {
+		return errStoreDown(err)
+	}
+	out := make([]adminSession, 0, len(list))
+	for _, s := range list {
+		out = append(out, toAdmin(s))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"sessions": out, "count": len(out)})
+}
+
+// revokeRequest is the body of POST /admin/sessions/revoke: {"app","sub"},
+// {"sid"} (optionally with "app") or {"session"} (the hashed id from the
+// list).
+type revokeRequest struct {
+	App     string `json:"app"`
+	Subject string `json:"sub"`
+	SID     string `json:"sid"`
+	Session string `json:"session"`
+}
+
+// handleAdminRevoke ends sessions with cause admin: downstream apps and
+// open tabs are told as for any logout.
+func (g *Gateway) handleAdminRevoke(c echo.Context) error {
+	var req revokeRequest
+	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 16<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return jsonError(http.StatusBadRequest, "invalid_request", "the body must be a JSON object with app+sub, sid or session: "+jsonProblem(err), nil)
+	}
+	if dec.More() {
+		return jsonError(http.StatusBadRequest, "invalid_request", "the body must hold one JSON object", nil)
+	}
+	ctx := c.Request().Context()
+	var ended int
+	var err error
+	switch {
+	case req.Session != "" && req.Subject == "" && req.SID == "":
+		ended, err = g.revokeHandle(ctx, req.App, req.Session)
+	case req.SID != "" && req.Subject == "" && req.Session == "":
+		ended, err = g.revokeFiltered(ctx, session.Filter{App: req.App, SID: req.SID}, true)
+	case req.Subject != "" && req.App != "" && req.SID == "" && req.Session == "":
+		ended, err = g.revokeFiltered(ctx, session.Filter{App: req.App, Subject: req.Subject}, false)
+	default:
+		return jsonError(http.StatusBadRequest, "invalid_request", `give exactly one of {"app","sub"}, {"sid"} or {"session"}`, nil)
+	}
+	if err != nil {
+		return errStoreDown(err)
+	}
+	return c.JSON(http.StatusOK, map[string]int{"ended": ended})
+}
+
+// revokeFiltered ends the sessions of a sid or of an app's sub, by (iss,
+// sid) or (iss, sub) so that tombstones keep them out.
+func (g *Gateway) revokeFiltered(ctx context.Context, f session.Filter, bySID bool) (int, error) {
+	list, err := g.sessions.List(ctx, f)
+	if err != nil {
+		return 0, err
+	}
+	type key struct{ app, iss string }
+	seen := map[key]bool{}
+	ended := 0
+	for _, s := range list {
+		k := key{s.App, s.Issuer}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		var out []*session.Session
+		if bySID {
+			out, err = g.sessions.EndBySID(ctx, s.App, s.Issuer, f.SID, "", session.CauseAdmin)
+		} else {
+			out, err = g.sessions.EndBySub(ctx, s.App, s.Issuer, f.Subject, session.CauseAdmin)
+		}
+		if err != nil {
+			return ended, err
+		}
+		ended += len(out)
+	}
+	return ended, nil
+}
+
+// revokeHandle ends the session whose hashed id is handle.
+func (g *Gateway) revokeHandle(ctx context.Context, app, handle string) (int, error) {
+	for _, a := range g.apps {
+		if app != "" && a.cfg.Name != app {
+			continue
+		}
+		list, err := g.sessions.List(ctx, session.Filter{App: a.cfg.Name})
+		if err != nil {
+			return 0, err
+		}
+		for _, s := range list {
+			if session.Hash(s.ID) != handle {
+				continue
+			}
+			if _, err := g.sessions.End(ctx, s.ID, session.CauseAdmin); err != nil && !errors.Is(err, session.ErrNotFound) {
+				return 0, err
+			}
+			return 1, nil
+		}
+	}
+	return 0, nil
+}
+
+// jsonProblem describes a JSON decoding error without echoing the input.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q must be a %s", te.Field, te.Type)
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return strings.TrimPrefix(err.Error(), "json: ")
+	case errors.Is(err, io.EOF):
+		return "empty body"
+	}
+	return "invalid JSON"
 }

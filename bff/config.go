@@ -3,6 +3,7 @@ package bff
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -29,6 +30,38 @@ type ServerConfig struct {
 	LogFormat string `toml:"log_format"`
 	// LogLevel is "debug", "info" (default), "warn" or "error".
 	LogLevel string `toml:"log_level"`
+
+	// TLSCert and TLSKey are PEM files: with both set the gateway serves
+	// HTTPS itself (HTTP/2 on); renewed files are picked up without a
+	// restart.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// TrustedProxies are CIDRs of load balancers whose X-Forwarded-For and
+	// X-Forwarded-Proto headers are believed. Empty: none.
+	TrustedProxies []string `toml:"trusted_proxies"`
+	// MaxHeaderBytes caps request headers. Default 64 KiB.
+	MaxHeaderBytes int `toml:"max_header_bytes"`
+	// MaxBodyBytes caps proxied request bodies. Default 10 MiB.
+	MaxBodyBytes int64 `toml:"max_body_bytes"`
+	// RateLimits are per-client-IP limits on the sign-in and logout
+	// endpoints.
+	RateLimits RateLimits `toml:"rate_limits"`
+}
+
+// RateLimits are per-client-IP token buckets, in requests per second with
+// a burst.
+type RateLimits struct {
+	Login        Limit `toml:"login"`        // /bff/login and /bff/callback
+	Backchannel  Limit `toml:"backchannel"`  // /bff/backchannel-logout
+	Frontchannel Limit `toml:"frontchannel"` // /bff/frontchannel-logout
+}
+
+// Limit is one token bucket.
+type Limit struct {
+	Rate  float64 `toml:"rate"`
+	Burst int     `toml:"burst"`
+	// Off turns the limit off.
+	Off bool `toml:"off"`
 }
 
 // AppConfig is one [[apps]] entry: an SPA with its own OIDC client.
@@ -158,6 +191,23 @@ func (c *ServerConfig) Defaults() {
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 10 << 20
+	}
+	limitDefault(&c.RateLimits.Login, Limit{Rate: 10, Burst: 50})
+	// An IdP sends one back-channel request per session end, all from one
+	// address: allow it far more.
+	limitDefault(&c.RateLimits.Backchannel, Limit{Rate: 500, Burst: 1000})
+	limitDefault(&c.RateLimits.Frontchannel, Limit{Rate: 20, Burst: 50})
+}
+
+func limitDefault(l *Limit, def Limit) {
+	if *l == (Limit{}) {
+		*l = def
+	}
 }
 
 // Validate reports every problem, each prefixed with its key.
@@ -187,6 +237,25 @@ func (c *ServerConfig) Validate() error {
 	}
 	if c.AdminToken != "" && c.AdminListen == "" {
 		errs = append(errs, errors.New("admin_token: needs admin_listen"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls_cert: tls_cert and tls_key go together"))
+	}
+	for i, cidr := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			errs = append(errs, fmt.Errorf("trusted_proxies[%d]: %q is not a CIDR such as 10.0.0.0/8", i, cidr))
+		}
+	}
+	if c.MaxHeaderBytes < 4096 {
+		errs = append(errs, errors.New("max_header_bytes: must be at least 4096"))
+	}
+	if c.MaxBodyBytes < 0 {
+		errs = append(errs, errors.New("max_body_bytes: must not be negative"))
+	}
+	for key, l := range map[string]Limit{"login": c.RateLimits.Login, "backchannel": c.RateLimits.Backchannel, "frontchannel": c.RateLimits.Frontchannel} {
+		if !l.Off && (l.Rate <= 0 || l.Burst <= 0) {
+			errs = append(errs, fmt.Errorf("rate_limits.%s: rate and burst must be positive (off = true turns the limit off)", key))
+		}
 	}
 	return errors.Join(errs...)
 }

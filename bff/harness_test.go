@@ -42,6 +42,7 @@ type harnessOpts struct {
 	// wrapStore, if set, wraps the memory store (to inject failures).
 	wrapStore func(session.Store) session.Store
 	replay    logout.ReplayCache
+	server    func(*ServerConfig)
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -81,6 +82,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	}
 	app.Defaults()
 	srvCfg := ServerConfig{PublicURL: public}
+	if o.server != nil {
+		o.server(&srvCfg)
+	}
 	srvCfg.Defaults()
 	timeouts := session.Timeouts{Idle: 30 * time.Minute, Absolute: 8 * time.Hour}
 	h.store = session.NewMemoryStore(session.MemoryConfig{Timeouts: timeouts})

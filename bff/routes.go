@@ -41,7 +41,10 @@ func (g *Gateway) routes() *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = g.handleError
-	e.Use(g.observe)
+	e.IPExtractor = ipExtractor(g.cfg.Server.TrustedProxies)
+	e.Use(g.observe, trustedProto(g.cfg.Server.TrustedProxies))
+	limits := g.cfg.Server.RateLimits
+	loginLimit, backLimit, frontLimit := rateLimit(limits.Login), rateLimit(limits.Backchannel), rateLimit(limits.Frontchannel)
 
 	if g.issuer != nil {
 		jwksURI := g.public.String() + "/.well-known/jwks.json"
@@ -59,22 +62,22 @@ func (g *Gateway) routes() *echo.Echo {
 	}
 	for prefix := range g.byPrefix {
 		base := strings.TrimSuffix(prefix, "/")
-		bff := func(method, path, kind string, h func(*app, echo.Context) error) {
-			e.Add(method, base+"/bff/"+path, g.dispatch(prefix, kind, h))
+		bff := func(method, path, kind string, h func(*app, echo.Context) error, mw ...echo.MiddlewareFunc) {
+			e.Add(method, base+"/bff/"+path, g.dispatch(prefix, kind, h), mw...)
 		}
-		bff(http.MethodGet, "login", routeLogin, (*app).handleLogin)
-		bff(http.MethodGet, "callback", routeCallback, (*app).handleCallback)
+		bff(http.MethodGet, "login", routeLogin, (*app).handleLogin, loginLimit)
+		bff(http.MethodGet, "callback", routeCallback, (*app).handleCallback, loginLimit)
 		bff(http.MethodGet, "user", routeUser, (*app).handleUser)
 		bff(http.MethodGet, "logout", routeLogout, (*app).handleLogout)
 		bff(http.MethodPost, "logout", routeLogout, (*app).handleLogout)
 		bff(http.MethodGet, "signed-out", routeSignedOut, (*app).handleSignedOut)
-		bff(http.MethodGet, "frontchannel-logout", routeFrontchannel, (*app).handleFrontchannel)
+		bff(http.MethodGet, "frontchannel-logout", routeFrontchannel, (*app).handleFrontchannel, frontLimit)
 		bff(http.MethodGet, "events", routeEvents, (*app).handleEvents)
 		bff(http.MethodGet, "check-session", routeCheckSession, (*app).handleCheckSession)
 		bff(http.MethodGet, "client.js", routeOther, func(_ *app, c echo.Context) error { return handleClientJS(c) })
 		e.Any(base+"/bff/backchannel-logout", g.dispatch(prefix, routeBackchannel, func(_ *app, c echo.Context) error {
 			return g.handleBackchannel(c)
-		}))
+		}), backLimit)
 		e.Any(base+"/bff/*", g.dispatch(prefix, routeOther, func(*app, echo.Context) error {
 			return jsonError(http.StatusNotFound, "not_found", "no such gateway endpoint", nil)
 		}))
@@ -103,6 +106,12 @@ func (g *Gateway) dispatch(prefix, kind string, h func(*app, echo.Context) error
 // and everything else to the frontend.
 func (a *app) handleProxy(c echo.Context) error {
 	r := c.Request()
+	if max := a.g.cfg.Server.MaxBodyBytes; max > 0 {
+		if r.ContentLength > max {
+			return jsonError(http.StatusRequestEntityTooLarge, "invalid_request", "the request body is too large", nil)
+		}
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, max)
+	}
 	for _, api := range a.apis {
 		if !strings.HasPrefix(r.URL.Path, api.path) {
 			continue
