@@ -3,6 +3,7 @@ package bff
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -52,13 +53,13 @@ func (g *Gateway) handleError(err error, c echo.Context) {
 	}
 	he := toHTTPError(err)
 	rid := requestID(c)
-	level := g.logger.Debug
+	level := slog.LevelDebug
 	if he.Code >= 500 {
-		level = g.logger.Error
+		level = slog.LevelError
 	} else if he.Err != nil {
-		level = g.logger.Info
+		level = slog.LevelInfo
 	}
-	level("request failed", "request_id", rid, "status", he.Code, "path", c.Request().URL.Path, "msg", he.Msg, "err", errString(he.Err))
+	g.logger.Log(c.Request().Context(), level, "request failed", "status", he.Code, "path", c.Request().URL.Path, "msg", he.Msg, "err", errString(he.Err))
 
 	h := c.Response().Header()
 	h.Set("Cache-Control", "no-store")

@@ -124,3 +124,24 @@ func TestRefreshFailureEndsSession(t *testing.T) {
 		t.Errorf("/bff/user after failed refresh = %d, want 401", resp.StatusCode)
 	}
 }
+
+func TestDotSegmentsRefused(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	c := h.login("/")
+	for _, p := range []string{"/api/../admin", "/api/./x", "/x/.."} {
+		req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/", nil)
+		req.URL.Opaque = p // sent as is, not cleaned by the client
+		req.Header.Set("X-CSRF", "1")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400", p, resp.StatusCode)
+		}
+	}
+	if resp := h.get(c, "/api/.well-formed/x", "X-CSRF", "1"); resp.StatusCode != http.StatusOK {
+		t.Errorf("a segment starting with a dot: %d, want 200", resp.StatusCode)
+	}
+}

@@ -106,6 +106,9 @@ func (g *Gateway) dispatch(prefix, kind string, h func(*app, echo.Context) error
 // and everything else to the frontend.
 func (a *app) handleProxy(c echo.Context) error {
 	r := c.Request()
+	if !cleanPath(r.URL.Path) {
+		return jsonError(http.StatusBadRequest, "invalid_request", "the path has dot segments", nil)
+	}
 	if max := a.g.cfg.Server.MaxBodyBytes; max > 0 {
 		if r.ContentLength > max {
 			return jsonError(http.StatusRequestEntityTooLarge, "invalid_request", "the request body is too large", nil)
@@ -139,10 +142,11 @@ func (g *Gateway) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		start := time.Now()
 		rid := newRequestID()
 		c.Set("request_id", rid)
+		c.SetRequest(c.Request().WithContext(withRequestID(c.Request().Context(), rid)))
 		c.Response().Header().Set(echo.HeaderXRequestID, rid)
 		defer func() {
 			if p := recover(); p != nil {
-				g.logger.Error("panic", "request_id", rid, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				g.logger.ErrorContext(c.Request().Context(), "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				err = fmt.Errorf("panic: %v", p)
 				g.handleError(err, c)
 				err = nil
@@ -161,7 +165,7 @@ func (g *Gateway) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			g.metrics.requests.WithLabelValues(app, kind, strconv.Itoa(status)).Inc()
 			g.metrics.latency.WithLabelValues(app, kind).Observe(d.Seconds())
 			if g.logger.Enabled(c.Request().Context(), levelAccess) {
-				g.logger.Log(c.Request().Context(), levelAccess, "request", "request_id", rid, "app", app, "route", kind,
+				g.logger.Log(c.Request().Context(), levelAccess, "request", "app", app, "route", kind,
 					"method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "duration_ms", float64(d.Microseconds())/1000)
 			}
 		}()
@@ -178,4 +182,18 @@ func newRequestID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// cleanPath reports whether p has no "." or ".." segments, so that a
+// path cannot climb out of an API prefix at the upstream.
+func cleanPath(p string) bool {
+	if !strings.Contains(p, "/.") {
+		return true
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
 }

@@ -112,7 +112,7 @@ func (s *Service) candidates(raw string) []*Client {
 func (s *Service) Backchannel(ctx context.Context, raw string) ([]Result, error) {
 	clients := s.candidates(raw)
 	if len(clients) == 0 {
-		s.reject("", invalid(ReasonNoClient, "no configured app has this issuer and audience", nil))
+		s.reject(ctx, "", invalid(ReasonNoClient, "no configured app has this issuer and audience", nil))
 		return nil, invalid(ReasonNoClient, "no configured app has this issuer and audience", nil)
 	}
 	var results []Result
@@ -120,7 +120,7 @@ func (s *Service) Backchannel(ctx context.Context, raw string) ([]Result, error)
 	for _, c := range clients {
 		tok, err := c.Verifier.Verify(ctx, raw)
 		if err != nil {
-			s.reject(c.App, err)
+			s.reject(ctx, c.App, err)
 			if firstErr == nil {
 				firstErr = err
 			}
@@ -129,11 +129,11 @@ func (s *Service) Backchannel(ctx context.Context, raw string) ([]Result, error)
 		ended, err := s.end(ctx, c, tok)
 		if err != nil {
 			s.tokens.WithLabelValues(c.App, "error", "store").Inc()
-			s.logger.Error("back-channel logout failed", "app", c.App, "err", err)
+			s.logger.ErrorContext(ctx, "back-channel logout failed", "app", c.App, "err", err)
 			return nil, &StoreError{Err: err}
 		}
 		s.tokens.WithLabelValues(c.App, "accepted", "").Inc()
-		s.logger.Info("back-channel logout", "app", c.App, "sid_hash", session.Hash(tok.SID), "sub_hash", session.Hash(tok.Subject), "sessions_ended", len(ended))
+		s.logger.InfoContext(ctx, "back-channel logout", "app", c.App, "sid_hash", session.Hash(tok.SID), "sub_hash", session.Hash(tok.Subject), "sessions_ended", len(ended))
 		results = append(results, Result{App: c.App, Token: tok, Ended: ended})
 	}
 	if len(results) == 0 {
@@ -150,19 +150,19 @@ func (s *Service) end(ctx context.Context, c *Client, tok *Token) ([]*session.Se
 }
 
 // reject counts and logs (as an audit event) a refused token.
-func (s *Service) reject(app string, err error) {
+func (s *Service) reject(ctx context.Context, app string, err error) {
 	var ve *ValidationError
 	var re *ReplayCacheError
 	switch {
 	case errors.As(err, &ve):
 		s.tokens.WithLabelValues(app, "rejected", ve.Reason).Inc()
-		s.logger.Warn("logout token rejected", "event", "logout_token_rejected", "app", app, "check", ve.Reason, "description", ve.Description)
+		s.logger.WarnContext(ctx, "logout token rejected", "event", "logout_token_rejected", "app", app, "check", ve.Reason, "description", ve.Description)
 	case errors.As(err, &re):
 		s.tokens.WithLabelValues(app, "error", "replay_cache").Inc()
-		s.logger.Error("logout token replay check failed", "app", app, "err", re.Err)
+		s.logger.ErrorContext(ctx, "logout token replay check failed", "app", app, "err", re.Err)
 	default:
 		s.tokens.WithLabelValues(app, "error", "internal").Inc()
-		s.logger.Error("logout token check failed", "app", app, "err", err)
+		s.logger.ErrorContext(ctx, "logout token check failed", "app", app, "err", err)
 	}
 }
 
