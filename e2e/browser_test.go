@@ -71,7 +71,10 @@ func newBrowser(t *testing.T) *browser {
 	opts := append([]chromedp.ExecAllocatorOption{chromedp.ExecPath(chromiumPath)}, browserFlags...)
 	opts = append(opts, chromedp.UserDataDir(dataDir), chromedp.CombinedOutput(out))
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+	// chromedp's own messages go to chromium.log, not t.Logf: they can come
+	// after the test has ended.
+	logf := func(format string, args ...any) { fmt.Fprintf(out, "chromedp: "+format+"\n", args...) }
+	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(logf), chromedp.WithErrorf(logf))
 	b := &browser{t: t, ctx: ctx}
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -6,7 +6,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -37,6 +39,12 @@ func testMain(m *testing.M) int {
 	}
 	repoRoot = filepath.Dir(wd)
 	artifactsDir = filepath.Join(wd, ".artifacts")
+	unlock, err := lockArtifacts()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer unlock()
 
 	tmp, err := os.MkdirTemp("", "bffgate-e2e-bin-")
 	if err != nil {
@@ -59,6 +67,35 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
+}
+
+// lockArtifacts takes e2e/.artifacts for this run. When another run of the
+// package holds it (several go test ./... in one worktree), this run writes
+// to e2e/.artifacts/run-<pid>/ instead, so that neither deletes the other's
+// logs and configs.
+func lockArtifacts() (unlock func(), err error) {
+	if err := os.MkdirAll(artifactsDir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(artifactsDir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		artifactsDir = filepath.Join(artifactsDir, fmt.Sprintf("run-%d", os.Getpid()))
+		fmt.Fprintf(os.Stderr, "e2e: another run holds e2e/.artifacts; writing to %s\n", artifactsDir)
+		return func() {}, os.MkdirAll(artifactsDir, 0o755)
+	}
+	// Directories of earlier concurrent runs that have ended.
+	old, _ := filepath.Glob(filepath.Join(artifactsDir, "run-*"))
+	for _, dir := range old {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(dir), "run-"))
+		if err != nil || syscall.Kill(pid, 0) != nil {
+			_ = os.RemoveAll(dir)
+		}
+	}
+	return func() { f.Close() }, nil
 }
 
 // prerequisites checks node, the IdP's node_modules (installing them with
@@ -111,7 +148,7 @@ func buildBinaries(dir string) error {
 	bins.spa = filepath.Join(dir, "spa"+exe)
 	bins.api = filepath.Join(dir, "api"+exe)
 	for pkg, out := range map[string]string{
-		"./cmd/bffgate": bins.gateway,
+		"./cmd/bffgate":  bins.gateway,
 		"./examples/spa": bins.spa,
 		"./examples/api": bins.api,
 	} {
@@ -124,11 +161,14 @@ func buildBinaries(dir string) error {
 	return nil
 }
 
-// requirePrereqs skips t when TestMain found a prerequisite missing (never
-// under CI: TestMain fails there instead).
+// requirePrereqs skips t when TestMain found a prerequisite missing, or
+// with -short; never under CI=true (TestMain fails there instead).
 func requirePrereqs(t *testing.T) {
 	t.Helper()
 	if skipReason != "" {
 		t.Skip(skipReason)
+	}
+	if testing.Short() && os.Getenv("CI") != "true" {
+		t.Skip("end-to-end test: skipped with -short")
 	}
 }

@@ -244,10 +244,34 @@ func (p *proc) waitHTTP(ctx context.Context, url string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s: not ready: %w (last: %v)", p.name, ctx.Err(), last)
+			return fmt.Errorf("%s: not ready: %w (last: %v)%s", p.name, ctx.Err(), last, p.diagnose())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// diagnose describes the process's state (Linux: state, wchan and threads'
+// states from /proc), for a process that does not get ready.
+func (p *proc) diagnose() string {
+	pid := p.cmd.Process.Pid
+	var b strings.Builder
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "State:") || strings.HasPrefix(line, "Threads:") {
+			b.WriteString("; " + strings.TrimSpace(line))
+		}
+	}
+	wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid))
+	fmt.Fprintf(&b, "; wchan %s", wchan)
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, task := range tasks {
+		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		wc, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/wchan", pid, task.Name()))
+		if f := strings.Fields(string(st)); len(f) > 2 {
+			fmt.Fprintf(&b, "; task %s %s %s %s", task.Name(), f[1], f[2], wc)
+		}
+	}
+	return b.String()
 }
 
 func tail(s string, n int) string {
