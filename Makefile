@@ -11,11 +11,16 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/bffgate
 
-# Installs the pinned npm packages of the example IdP (once).
-node-deps: examples/idp/node_modules/.package-lock.json
+# Installs the pinned npm packages of the IdPs (once): oidc-provider 9.x
+# for the demo and the tests, 6.31.1 for front-channel and session
+# management tests.
+node-deps: examples/idp/node_modules/.package-lock.json e2e/idp6/node_modules/.package-lock.json
 
 examples/idp/node_modules/.package-lock.json: examples/idp/package-lock.json
 	cd examples/idp && npm ci --no-audit --no-fund
+
+e2e/idp6/node_modules/.package-lock.json: e2e/idp6/package-lock.json
+	cd e2e/idp6 && npm ci --no-audit --no-fund
 
 # The README's second command: every test, with the race detector.
 test: node-deps
@@ -29,13 +34,25 @@ demo: node-deps build
 check-config: build
 	./$(BIN) -config config.toml -check-config
 
+# The load harness (e2e/load, issue 7): targets side by side in
+# interleaved rounds, then the Go benchmarks; about 4 minutes. It rewrites
+# the generated section of docs/benchmarks.md. Uses wrk when installed
+# (apt-get install wrk; else a Go generator) and redis-server when
+# installed (the Redis target). BENCH_ROUNDS=7 BENCH_DURATION=6s for more.
+BENCH_ROUNDS   ?= 5
+BENCH_DURATION ?= 4s
+BENCH_DOC      ?= $(CURDIR)/docs/benchmarks.md
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	BFFGATE_LOAD=1 BFFGATE_LOAD_DOC=$(BENCH_DOC) BFFGATE_LOAD_ROUNDS=$(BENCH_ROUNDS) \
+	BFFGATE_LOAD_DURATION=$(BENCH_DURATION) GO=$(GO) \
+		$(GO) test -count=1 -timeout 15m -run '^TestLoad$$' -v ./e2e/load
 
-# Fuzz the logout-token and back-channel endpoint paths (FUZZTIME=5m).
+# Fuzz the logout-token verifier and the back-channel endpoint
+# (FUZZTIME=5m make fuzz); neither may ever panic.
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test ./logout -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME)
+	$(GO) test ./bff -run '^$$' -fuzz FuzzBackchannelEndpoint -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin
