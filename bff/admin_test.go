@@ -191,3 +191,28 @@ func TestPageSecurityHeaders(t *testing.T) {
 		}
 	})
 }
+
+func TestForwardedProtoOnlyFromTrustedProxies(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		trusted   []string
+		wantProto string
+		wantFor   string
+	}{
+		{"untrusted peer", nil, "http", "127.0.0.1"},
+		{"trusted load balancer", []string{"127.0.0.0/8"}, "https", "203.0.113.9, 127.0.0.1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, harnessOpts{server: func(c *ServerConfig) { c.TrustedProxies = tt.trusted }})
+			c := h.login("/")
+			h.get(c, "/api/x", "X-CSRF", "1", "X-Forwarded-Proto", "https", "X-Forwarded-For", "203.0.113.9")
+			got := h.lastAPIRequest()
+			if p := got.Header.Get("X-Forwarded-Proto"); p != tt.wantProto {
+				t.Errorf("upstream X-Forwarded-Proto = %q, want %q", p, tt.wantProto)
+			}
+			if f := got.Header.Get("X-Forwarded-For"); f != tt.wantFor {
+				t.Errorf("upstream X-Forwarded-For = %q, want %q", f, tt.wantFor)
+			}
+		})
+	}
+}

@@ -63,6 +63,7 @@ func (g *Gateway) newApp(cfg AppConfig, transport http.RoundTripper) (*app, erro
 			Target:          target,
 			Token:           api.Token,
 			IsGatewayCookie: session.IsGatewayCookie,
+			TrustForwarded:  len(g.cfg.Server.TrustedProxies) > 0,
 		}
 		if api.StripPrefix {
 			pc.StripPrefix = strings.TrimSuffix(api.Path, "/")
@@ -74,7 +75,8 @@ func (g *Gateway) newApp(cfg AppConfig, transport http.RoundTripper) (*app, erro
 		a.apis = append(a.apis, apiRoute{path: api.Path, proxy: p})
 	}
 	target, _ := url.Parse(cfg.Frontend)
-	fp, err := proxy.New(proxy.Config{Name: cfg.Name + "/frontend", Target: target, Token: "none", IsGatewayCookie: session.IsGatewayCookie}, transport, a, a, g.logger)
+	fp, err := proxy.New(proxy.Config{Name: cfg.Name + ":frontend", Target: target, Token: "none",
+		IsGatewayCookie: session.IsGatewayCookie, TrustForwarded: len(g.cfg.Server.TrustedProxies) > 0}, transport, a, a, g.logger)
 	if err != nil {
 		return nil, fmt.Errorf("frontend: %w", err)
 	}

@@ -76,6 +76,12 @@ func (b *broker) SessionEnded(_ context.Context, cause session.Cause, s *session
 	b.publish(s.ID, cause)
 }
 
+// SessionEndedElsewhere implements session.RemoteObserver: a session
+// ended on another replica closes its streams on this one too.
+func (b *broker) SessionEndedElsewhere(_ context.Context, cause session.Cause, id string) {
+	b.publish(id, cause)
+}
+
 // handleEvents is GET /bff/events: a Server-Sent Events stream that sends
 // "logout" the moment the session ends, then closes.
 func (a *app) handleEvents(c echo.Context) error {

@@ -28,10 +28,11 @@ func ipExtractor(trusted []string) echo.IPExtractor {
 	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
-// trustedProto drops X-Forwarded-Proto unless the peer is a trusted
-// proxy, so that only a trusted TLS-terminating load balancer can say the
-// request came over https.
-func trustedProto(trusted []string) echo.MiddlewareFunc {
+// trustedForwarding drops X-Forwarded-For and X-Forwarded-Proto unless
+// the peer is a trusted proxy, so that only a trusted load balancer can
+// name the client or say the request came over https. The proxies pass
+// on what is left.
+func trustedForwarding(trusted []string) echo.MiddlewareFunc {
 	var nets []*net.IPNet
 	for _, cidr := range trusted {
 		if _, n, err := net.ParseCIDR(cidr); err == nil {
@@ -41,7 +42,7 @@ func trustedProto(trusted []string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
-			if r.Header.Get(echo.HeaderXForwardedProto) == "" {
+			if r.Header.Get(echo.HeaderXForwardedProto) == "" && r.Header.Get(echo.HeaderXForwardedFor) == "" {
 				return next(c)
 			}
 			host, _, _ := net.SplitHostPort(r.RemoteAddr)
@@ -55,6 +56,7 @@ func trustedProto(trusted []string) echo.MiddlewareFunc {
 			}
 			if !trustedPeer {
 				r.Header.Del(echo.HeaderXForwardedProto)
+				r.Header.Del(echo.HeaderXForwardedFor)
 			}
 			return next(c)
 		}

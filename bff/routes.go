@@ -42,7 +42,7 @@ func (g *Gateway) routes() *echo.Echo {
 	e.HidePort = true
 	e.HTTPErrorHandler = g.handleError
 	e.IPExtractor = ipExtractor(g.cfg.Server.TrustedProxies)
-	e.Use(g.observe, trustedProto(g.cfg.Server.TrustedProxies))
+	e.Use(g.observe, trustedForwarding(g.cfg.Server.TrustedProxies))
 	limits := g.cfg.Server.RateLimits
 	loginLimit, backLimit, frontLimit := rateLimit(limits.Login), rateLimit(limits.Backchannel), rateLimit(limits.Frontchannel)
 

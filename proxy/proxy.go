@@ -50,6 +50,11 @@ type Config struct {
 	// to the upstream, and Set-Cookie headers from the upstream that
 	// would overwrite them are dropped. Required.
 	IsGatewayCookie func(name string) bool
+	// TrustForwarded passes the inbound X-Forwarded-For chain and an
+	// X-Forwarded-Proto of https on to the upstream. Set it only when the
+	// caller removes those headers from requests that did not come through
+	// a trusted proxy. Default false: the upstream sees only the peer.
+	TrustForwarded bool
 }
 
 // Validate reports every problem with c at once.

@@ -15,7 +15,16 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		stripPrefix(pr.Out, p.cfg.StripPrefix)
 	}
 	pr.SetURL(p.cfg.Target)
+	if p.cfg.TrustForwarded {
+		// The caller vouches for these: it removed them from untrusted peers.
+		if xff := pr.In.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			pr.Out.Header["X-Forwarded-For"] = xff
+		}
+	}
 	pr.SetXForwarded()
+	if p.cfg.TrustForwarded && pr.In.Header.Get("X-Forwarded-Proto") == "https" {
+		pr.Out.Header.Set("X-Forwarded-Proto", "https")
+	}
 	h := pr.Out.Header
 	// The client cannot pick the upstream's view of its identity: its own
 	// Authorization never passes, and Forwarded is replaced by the

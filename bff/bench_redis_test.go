@@ -1,0 +1,107 @@
+package bff
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"testing"
+
+	"github.com/bffgate/bffgate/proxy"
+	"github.com/bffgate/bffgate/session"
+	"github.com/bffgate/bffgate/session/storetest"
+)
+
+// BenchmarkAPIRequestStores measures authenticated API calls through the
+// gateway with the memory store and with the Redis store (a local
+// redis-server started here), beside a bare httputil.ReverseProxy, in one
+// run against one upstream. The Redis store reads the session from Redis
+// on every request (no local cache), and decrypts its tokens.
+func BenchmarkAPIRequestStores(b *testing.B) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"ok":true}`))
+	}))
+	defer upstream.Close()
+	target, _ := url.Parse(upstream.URL)
+	transport := &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
+
+	bare := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Header.Set("Authorization", "Bearer token")
+		},
+		Transport: transport,
+	}
+	memory, memCookie := benchGateway(b, target, transport, nil)
+
+	srv, err := storetest.StartRedis()
+	if errors.Is(err, storetest.ErrNoRedis) && os.Getenv("CI") != "true" {
+		b.Skip("redis-server is not installed")
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Stop()
+	rdb, err := session.NewRedisClient(session.Config{RedisURL: srv.URL(0)}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rdb.Close()
+	rs, err := session.NewRedisStore(rdb, session.RedisConfig{Secret: "bench-secret-0123456789abcdef0123456789"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rs.Close()
+	redisGW, redisCookie := benchGateway(b, target, transport, rs)
+
+	run := func(b *testing.B, hdl http.Handler, cookie string) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				req := httptest.NewRequest(http.MethodGet, "/api/hello", nil)
+				if cookie != "" {
+					req.Header.Set("Cookie", cookie)
+					req.Header.Set("X-CSRF", "1")
+				}
+				w := httptest.NewRecorder()
+				hdl.ServeHTTP(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatalf("status %d: %s", w.Code, w.Body.String())
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+	}
+	b.Run("bare", func(b *testing.B) { run(b, bare, "") })
+	b.Run("memory", func(b *testing.B) { run(b, memory, memCookie) })
+	b.Run("redis", func(b *testing.B) { run(b, redisGW, redisCookie) })
+}
+
+// benchGateway returns a gateway whose API proxies to target, with a
+// signed-in session's cookie; store nil means the harness's memory store.
+func benchGateway(b *testing.B, target *url.URL, transport http.RoundTripper, store session.Store) (http.Handler, string) {
+	b.Helper()
+	o := harnessOpts{}
+	if store != nil {
+		o.wrapStore = func(session.Store) session.Store { return store }
+	}
+	h := newHarness(b, o)
+	c := h.login("/")
+	u, _ := url.Parse(h.srv.URL)
+	var cookie string
+	for _, k := range c.Jar.Cookies(u) {
+		if k.Name == "bffgate-demo" {
+			cookie = k.String()
+		}
+	}
+	a := h.gw.apps[0]
+	p, err := proxy.New(proxy.Config{Name: "bench", Target: target, Token: "user", IsGatewayCookie: session.IsGatewayCookie}, transport, a, a, h.gw.logger)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a.apis[0].proxy = p
+	return h.gw.Handler(), cookie
+}
