@@ -14,6 +14,10 @@ import (
 	"github.com/bffgate/bffgate/session/storetest"
 )
 
+// benchParallelism is the number of concurrent requests per GOMAXPROCS
+// in BenchmarkAPIRequestStores.
+const benchParallelism = 8
+
 // BenchmarkAPIRequestStores measures authenticated API calls through the
 // gateway with the memory store and with the Redis store (a local
 // redis-server started here), beside a bare httputil.ReverseProxy, in one
@@ -59,6 +63,9 @@ func BenchmarkAPIRequestStores(b *testing.B) {
 
 	run := func(b *testing.B, hdl http.Handler, cookie string) {
 		b.ReportAllocs()
+		// Many requests in flight, as on a server: with only GOMAXPROCS
+		// of them, each Redis round trip would leave a CPU idle.
+		b.SetParallelism(benchParallelism)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				req := httptest.NewRequest(http.MethodGet, "/api/hello", nil)

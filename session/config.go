@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"time"
 )
@@ -11,8 +12,26 @@ import (
 type Config struct {
 	// Store is "memory" (the embedded default) or "redis".
 	Store string `toml:"store"`
-	// RedisURL is a redis:// or rediss:// URL, for Store "redis".
+	// RedisURL is a redis:// or rediss:// URL of one server (user,
+	// password and database in the URL), for Store "redis". Either it or
+	// RedisAddrs.
 	RedisURL string `toml:"redis_url"`
+	// RedisAddrs are host:port seeds of a Redis Sentinel set (with
+	// RedisMasterName) or of a Redis Cluster (without), instead of
+	// RedisURL.
+	RedisAddrs []string `toml:"redis_addrs"`
+	// RedisMasterName is the Sentinel master's name.
+	RedisMasterName string `toml:"redis_master_name"`
+	// RedisUsername and RedisPassword authenticate to the servers given
+	// by RedisAddrs (ACL user; empty username means "default").
+	RedisUsername string `toml:"redis_username"`
+	RedisPassword string `toml:"redis_password"`
+	// RedisSentinelPassword authenticates to the Sentinels themselves.
+	RedisSentinelPassword string `toml:"redis_sentinel_password"`
+	// RedisDB selects the database (not on a Cluster).
+	RedisDB int `toml:"redis_db"`
+	// RedisTLS connects to RedisAddrs with TLS.
+	RedisTLS bool `toml:"redis_tls"`
 	// Secret derives the cookie and encryption keys; at least 32 bytes.
 	Secret string `toml:"secret"`
 	// IdleTimeout ends a session unused this long. Default 30m.
@@ -45,9 +64,7 @@ func (c *Config) Validate() error {
 	switch c.Store {
 	case "memory":
 	case "redis":
-		if u, err := url.Parse(c.RedisURL); c.RedisURL == "" || err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
-			errs = append(errs, errors.New("redis_url: must be a redis:// or rediss:// URL when store is \"redis\""))
-		}
+		errs = append(errs, c.validateRedis()...)
 	default:
 		errs = append(errs, fmt.Errorf("store: must be \"memory\" or \"redis\", not %q", c.Store))
 	}
@@ -63,4 +80,47 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("idle_timeout: must not exceed absolute_timeout"))
 	}
 	return errors.Join(errs...)
+}
+
+// validateRedis checks the connection keys of store "redis".
+func (c *Config) validateRedis() []error {
+	var errs []error
+	switch {
+	case c.RedisURL != "" && len(c.RedisAddrs) > 0:
+		errs = append(errs, errors.New("redis_addrs: set either redis_url or redis_addrs, not both"))
+	case c.RedisURL != "":
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			errs = append(errs, errors.New("redis_url: must be a redis:// or rediss:// URL"))
+		}
+		for _, k := range []struct {
+			key string
+			set bool
+		}{
+			{"redis_master_name", c.RedisMasterName != ""},
+			{"redis_username", c.RedisUsername != ""},
+			{"redis_password", c.RedisPassword != ""},
+			{"redis_sentinel_password", c.RedisSentinelPassword != ""},
+			{"redis_db", c.RedisDB != 0},
+			{"redis_tls", c.RedisTLS},
+		} {
+			if k.set {
+				errs = append(errs, fmt.Errorf("%s: only with redis_addrs (put credentials and the database in redis_url)", k.key))
+			}
+		}
+	case len(c.RedisAddrs) > 0:
+		for i, a := range c.RedisAddrs {
+			if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+				errs = append(errs, fmt.Errorf("redis_addrs[%d]: must be host:port", i))
+			}
+		}
+		if c.RedisDB < 0 {
+			errs = append(errs, errors.New("redis_db: must not be negative"))
+		}
+		if c.RedisMasterName == "" && len(c.RedisAddrs) > 1 && c.RedisDB != 0 {
+			errs = append(errs, errors.New("redis_db: a Redis Cluster has only database 0"))
+		}
+	default:
+		errs = append(errs, errors.New("redis_url: set redis_url (or redis_addrs) when store is \"redis\""))
+	}
+	return errs
 }

@@ -17,6 +17,20 @@ type Observer interface {
 	SessionEnded(ctx context.Context, cause Cause, s *Session)
 }
 
+// RemoteObserver is an Observer that also wants to learn of the sessions
+// other replicas ended, when the store is shared (RedisStore broadcasts
+// them). Only the id and the cause travel: the session is already gone
+// from the store. Implement it for per-replica fan-out, such as closing
+// this replica's event streams of the session; observers that must act
+// once per ended session (downstream notifications, metrics, refresh
+// token revocation) must not, since the replica that ended the session
+// already told its own observers. SessionEndedElsewhere is called from
+// the store's listener goroutine and must be quick.
+type RemoteObserver interface {
+	Observer
+	SessionEndedElsewhere(ctx context.Context, cause Cause, id string)
+}
+
 // ObserverFunc adapts a function to Observer.
 type ObserverFunc func(ctx context.Context, cause Cause, s *Session)
 
@@ -36,7 +50,21 @@ type Manager struct {
 
 	mu        sync.RWMutex
 	observers []Observer
+	remote    []RemoteObserver
+	bcast     broadcaster // nil unless the store is shared
 }
+
+// broadcaster is implemented by stores shared between replicas
+// (RedisStore): Broadcast tells the other replicas of sessions ended
+// here, and SetOnRemoteEnd registers the function told of those ended
+// there. NewManager wires both.
+type broadcaster interface {
+	Broadcast(ctx context.Context, cause Cause, ids []string) error
+	SetOnRemoteEnd(func(cause Cause, id string))
+}
+
+// broadcastTimeout bounds the broadcast of one session end.
+const broadcastTimeout = 2 * time.Second
 
 // expiryReporter is implemented by stores that report expiries
 // themselves (MemoryStore). NewManager registers Manager.Expired with them.
@@ -47,7 +75,10 @@ type expiryReporter interface {
 // NewManager returns a Manager for store. If the store reports expiries
 // (MemoryStore.SetOnExpire), NewManager registers m.Expired there,
 // replacing any MemoryConfig.OnExpire, so that expiries reach the
-// observers with no further wiring. A nil logger discards the audit log.
+// observers with no further wiring. If the store is shared between
+// replicas (RedisStore), the Manager broadcasts every session end through
+// it and passes the other replicas' ends to its RemoteObservers. A nil
+// logger discards the audit log.
 func NewManager(store Store, logger *slog.Logger) *Manager {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -56,14 +87,22 @@ func NewManager(store Store, logger *slog.Logger) *Manager {
 	if r, ok := store.(expiryReporter); ok {
 		r.SetOnExpire(m.Expired)
 	}
+	if b, ok := store.(broadcaster); ok {
+		m.bcast = b
+		b.SetOnRemoteEnd(m.endedElsewhere)
+	}
 	return m
 }
 
-// Observe adds o to the observers. It is safe to call at any time, but
-// sessions that end before it are not reported to o.
+// Observe adds o to the observers. If o is a RemoteObserver, it also
+// learns of the sessions other replicas end. It is safe to call at any
+// time, but sessions that end before it are not reported to o.
 func (m *Manager) Observe(o Observer) {
 	m.mu.Lock()
 	m.observers = append(m.observers, o)
+	if r, ok := o.(RemoteObserver); ok {
+		m.remote = append(m.remote, r)
+	}
 	m.mu.Unlock()
 }
 
@@ -74,6 +113,7 @@ func (m *Manager) End(ctx context.Context, id string, cause Cause) (*Session, er
 		return nil, fmt.Errorf("end session: %w", err)
 	}
 	m.ended(ctx, cause, s)
+	m.broadcast(ctx, cause, []*Session{s})
 	return s, nil
 }
 
@@ -88,6 +128,7 @@ func (m *Manager) EndBySID(ctx context.Context, app, iss, sid, sub string, cause
 	for _, s := range ss {
 		m.ended(ctx, cause, s)
 	}
+	m.broadcast(ctx, cause, ss)
 	return ss, nil
 }
 
@@ -101,6 +142,7 @@ func (m *Manager) EndBySub(ctx context.Context, app, iss, sub string, cause Caus
 	for _, s := range ss {
 		m.ended(ctx, cause, s)
 	}
+	m.broadcast(ctx, cause, ss)
 	return ss, nil
 }
 
@@ -124,6 +166,37 @@ func (m *Manager) ended(ctx context.Context, cause Cause, s *Session) {
 	m.mu.RUnlock()
 	for _, o := range obs {
 		o.SessionEnded(ctx, cause, s)
+	}
+}
+
+// broadcast tells the other replicas, if any, that the sessions ended.
+// A failure is logged: the sessions are gone from the shared store
+// already, so every replica refuses them; only the other replicas' event
+// streams miss their logout event.
+func (m *Manager) broadcast(ctx context.Context, cause Cause, ss []*Session) {
+	if m.bcast == nil || len(ss) == 0 {
+		return
+	}
+	ids := make([]string, len(ss))
+	for i, s := range ss {
+		ids[i] = s.ID
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), broadcastTimeout)
+	defer cancel()
+	if err := m.bcast.Broadcast(ctx, cause, ids); err != nil {
+		m.logger.LogAttrs(ctx, slog.LevelWarn, "session end not broadcast to the other replicas",
+			slog.String("cause", string(cause)), slog.Int("sessions", len(ids)), slog.String("err", err.Error()))
+	}
+}
+
+// endedElsewhere passes a session another replica ended to the
+// RemoteObservers.
+func (m *Manager) endedElsewhere(cause Cause, id string) {
+	m.mu.RLock()
+	obs := m.remote
+	m.mu.RUnlock()
+	for _, o := range obs {
+		o.SessionEndedElsewhere(context.Background(), cause, id)
 	}
 }
 

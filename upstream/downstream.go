@@ -43,15 +43,15 @@ type Ended struct {
 // Fanout turns ended sessions into notifications for the downstream apps.
 type Fanout struct {
 	issuer   string
-	signer   *Signer
 	notifier *Notifier
 	byApp    map[string][]Downstream
 	logger   *slog.Logger
 }
 
-// NewFanout returns a Fanout for the downstream apps.
-func NewFanout(issuer string, signer *Signer, notifier *Notifier, downstreams []Downstream, logger *slog.Logger) (*Fanout, error) {
-	f := &Fanout{issuer: issuer, signer: signer, notifier: notifier, byApp: map[string][]Downstream{}, logger: logger}
+// NewFanout returns a Fanout for the downstream apps. Their logout
+// tokens are signed by the notifier's Sign hook.
+func NewFanout(issuer string, notifier *Notifier, downstreams []Downstream, logger *slog.Logger) (*Fanout, error) {
+	f := &Fanout{issuer: issuer, notifier: notifier, byApp: map[string][]Downstream{}, logger: logger}
 	var errs []error
 	for _, d := range downstreams {
 		if d.Audience == "" || (d.BackchannelURI == "" && d.FrontchannelURI == "") {
@@ -76,9 +76,11 @@ func (d Downstream) sid(e Ended) string {
 	return e.SID
 }
 
-// SessionEnded signs a logout token for each matching back-channel
-// receiver and queues it. It never blocks and never fails the logout:
-// problems are logged and counted by the notifier.
+// SessionEnded queues a notification for each matching back-channel
+// receiver, with the claims of its logout token and a new jti; the
+// notifier signs it at delivery (NotifierConfig.Sign). It never blocks
+// and never fails the logout: problems are logged and counted by the
+// notifier.
 func (f *Fanout) SessionEnded(e Ended) {
 	for _, d := range f.targets(e) {
 		if d.BackchannelURI == "" {
@@ -89,13 +91,17 @@ func (f *Fanout) SessionEnded(e Ended) {
 			continue
 		}
 		jti := NewJTI()
-		tok, err := f.signer.LogoutToken(LogoutClaims{Audience: d.Audience, Subject: e.Subject, SID: sid, JTI: jti, Typ: d.Typ})
-		if err != nil {
-			f.logger.Error("sign downstream logout token", "app", e.App, "target", d.Name, "err", err)
-			continue
-		}
-		f.notifier.Enqueue(Notification{App: e.App, Target: d.Name, URL: d.BackchannelURI, Token: tok, JTI: jti})
+		f.notifier.Enqueue(Notification{
+			App: e.App, Target: d.Name, URL: d.BackchannelURI, JTI: jti,
+			Claims: LogoutClaims{Audience: d.Audience, Subject: e.Subject, SID: sid, JTI: jti, Typ: d.Typ},
+		})
 	}
+}
+
+// SignNotification signs n's logout token from n.Claims (same jti, fresh
+// iat and exp); it fits NotifierConfig.Sign.
+func (s *Signer) SignNotification(n Notification) (string, error) {
+	return s.LogoutToken(n.Claims)
 }
 
 // FrontchannelURLs returns the front-channel logout URLs to load, in

@@ -26,6 +26,7 @@ const (
 	DefaultNotifyMaxAttempts = 6
 	DefaultNotifyBaseDelay   = 500 * time.Millisecond
 	DefaultNotifyMaxDelay    = 30 * time.Second
+	DefaultNotifyClaimIdle   = 30 * time.Second
 )
 
 // NotifierConfig tunes the delivery of logout tokens to downstream apps'
@@ -46,9 +47,21 @@ type NotifierConfig struct {
 	// also caps a receiver's Retry-After.
 	BaseDelay time.Duration `toml:"base_delay"`
 	MaxDelay  time.Duration `toml:"max_delay"`
+	// ClaimIdle is how long a notification taken by one replica may sit
+	// unacknowledged in the durable (Redis) queue before another replica
+	// claims and delivers it: the replica died mid-delivery. A live
+	// replica keeps its notifications claimed. Default 30s. Unused by the
+	// in-memory queue.
+	ClaimIdle time.Duration `toml:"claim_idle"`
 	// Queue replaces the in-memory queue (for a durable one). Default
 	// NewMemoryQueue(QueueSize).
 	Queue Queue `toml:"-"`
+	// Sign returns the logout token of a notification (see
+	// Signer.SignNotification). The notifier calls it at every attempt,
+	// so that the token's iat and exp are fresh however long the
+	// notification waited, while its jti (in n.Claims) stays the same.
+	// Nil means each notification carries its Token, signed in advance.
+	Sign func(n Notification) (string, error) `toml:"-"`
 }
 
 // Validate reports every invalid field at once, each prefixed with its
@@ -58,7 +71,7 @@ func (c NotifierConfig) Validate() error {
 	for _, d := range []struct {
 		key string
 		v   time.Duration
-	}{{"timeout", c.Timeout}, {"base_delay", c.BaseDelay}, {"max_delay", c.MaxDelay}} {
+	}{{"timeout", c.Timeout}, {"base_delay", c.BaseDelay}, {"max_delay", c.MaxDelay}, {"claim_idle", c.ClaimIdle}} {
 		if d.v < 0 {
 			errs = append(errs, errors.New(d.key+": must be positive (or 0 for the default)"))
 		}
@@ -93,6 +106,7 @@ func (c NotifierConfig) withDefaults() NotifierConfig {
 	c.Timeout = orDuration(c.Timeout, DefaultNotifyTimeout)
 	c.BaseDelay = orDuration(c.BaseDelay, DefaultNotifyBaseDelay)
 	c.MaxDelay = orDuration(c.MaxDelay, DefaultNotifyMaxDelay)
+	c.ClaimIdle = orDuration(c.ClaimIdle, DefaultNotifyClaimIdle)
 	c.Concurrency = orInt(c.Concurrency, DefaultNotifyConcurrency)
 	c.QueueSize = orInt(c.QueueSize, DefaultNotifyQueueSize)
 	c.MaxAttempts = orInt(c.MaxAttempts, DefaultNotifyMaxAttempts)
@@ -100,19 +114,29 @@ func (c NotifierConfig) withDefaults() NotifierConfig {
 }
 
 // Notification is one logout token on its way to one back-channel logout
-// URI. Retries send the same Token, so the same jti.
+// URI. Every attempt sends a token with the same jti: signed from Claims
+// at each attempt when NotifierConfig.Sign is set, else Token as is. A
+// durable queue stores it as JSON.
 type Notification struct {
-	App    string // the app whose session ended; a metrics label
-	Target string // stable name of the receiver (e.g. "demo/0"); a metrics label
-	URL    string // the receiver's backchannel_logout_uri
-	Token  string // the signed logout token; never logged
-	JTI    string // the token's jti, for logs
+	App    string `json:"app"`    // the app whose session ended; a metrics label
+	Target string `json:"target"` // stable name of the receiver (e.g. "demo/0"); a metrics label
+	URL    string `json:"url"`    // the receiver's backchannel_logout_uri
+	// Claims are the logout token's claims, Claims.JTI included.
+	Claims LogoutClaims `json:"claims"`
+	// Token is a logout token signed in advance, for a notifier without
+	// Sign; never logged nor stored.
+	Token string `json:"-"`
+	JTI   string `json:"jti"` // the token's jti, for logs
 	// Attempts already made (a durable queue may hand back a notification
 	// that was tried before).
-	Attempts int
+	Attempts int `json:"attempts,omitempty"`
 	// EnqueuedAt is set by Enqueue when zero; the duration metric starts
 	// here.
-	EnqueuedAt time.Time
+	EnqueuedAt time.Time `json:"enqueued_at"`
+
+	// receipt is the durable queue's handle of the notification (a Redis
+	// stream entry id), for Ack.
+	receipt string
 }
 
 // Notifier delivers logout tokens to downstream apps in the background,
@@ -252,9 +276,13 @@ func (nt *Notifier) deliver(ctx context.Context, n Notification) {
 	tries := max(nt.cfg.MaxAttempts-n.Attempts, 1)
 
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		tok, err := nt.token(n)
+		if err != nil {
+			return struct{}{}, backoff.Permanent(fmt.Errorf("sign logout token: %w", err))
+		}
 		n.Attempts++
 		nt.m.attempts.WithLabelValues(n.App, n.Target).Inc()
-		return struct{}{}, nt.post(ctx, n)
+		return struct{}{}, nt.post(ctx, n, tok)
 	},
 		backoff.WithBackOff(b),
 		backoff.WithMaxTries(uint(tries)),
@@ -269,19 +297,49 @@ func (nt *Notifier) deliver(ctx context.Context, n Notification) {
 			nt.m.duration.WithLabelValues(n.App, n.Target).Observe(time.Since(n.EnqueuedAt).Seconds())
 		}
 	}
+	durable, isDurable := nt.queue.(durableQueue)
 	switch {
+	case ctx.Err() != nil && isDurable:
+		// Not acknowledged: it stays in the durable queue, and another
+		// replica (or this one after a restart) claims and delivers it.
+		nt.log.Warn("downstream logout left in the durable queue at shutdown",
+			"app", n.App, "target", n.Target, "jti", n.JTI, "attempts", n.Attempts)
+		return
+	case ctx.Err() != nil:
+		nt.undelivered.Add(1)
+		nt.drop(n, "shut down before delivery", err)
+		return
 	case err == nil:
 		nt.m.total.WithLabelValues(n.App, n.Target, "delivered").Inc()
 		observe()
 		nt.log.Debug("downstream logout delivered", "app", n.App, "target", n.Target, "jti", n.JTI, "attempts", n.Attempts)
-	case ctx.Err() != nil:
-		nt.undelivered.Add(1)
-		nt.drop(n, "shut down before delivery", err)
 	default:
 		nt.m.total.WithLabelValues(n.App, n.Target, "failed").Inc()
 		observe()
 		nt.log.Error("downstream logout failed", "app", n.App, "target", n.Target, "jti", n.JTI, "attempts", n.Attempts, "err", err)
 	}
+	if isDurable {
+		// A final outcome. If the ack is lost, the notification is
+		// delivered again: at least once.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), nt.cfg.Timeout)
+		defer cancel()
+		if err := durable.Ack(actx, n); err != nil {
+			nt.log.Warn("downstream logout not acknowledged in the durable queue; it will be sent again",
+				"app", n.App, "target", n.Target, "jti", n.JTI, "err", err)
+		}
+	}
+}
+
+// token returns the logout token of one attempt: signed now from
+// n.Claims when the notifier has a Sign hook, else n.Token.
+func (nt *Notifier) token(n Notification) (string, error) {
+	if nt.cfg.Sign == nil {
+		if n.Token == "" {
+			return "", errors.New("notification has no token and the notifier cannot sign")
+		}
+		return n.Token, nil
+	}
+	return nt.cfg.Sign(n)
 }
 
 // StatusError is a receiver's answer other than 200 or 204.
@@ -292,10 +350,10 @@ func (e *StatusError) Error() string { return "receiver answered " + strconv.Ito
 // post makes one attempt. It returns nil on 200 or 204, a
 // backoff.Permanent error for answers not worth retrying (400 and other
 // 4xx except 429, 3xx), and a plain or Retry-After error otherwise.
-func (nt *Notifier) post(ctx context.Context, n Notification) error {
+func (nt *Notifier) post(ctx context.Context, n Notification, token string) error {
 	ctx, cancel := context.WithTimeout(ctx, nt.cfg.Timeout)
 	defer cancel()
-	body := url.Values{"logout_token": {n.Token}}.Encode()
+	body := url.Values{"logout_token": {token}}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.URL, strings.NewReader(body))
 	if err != nil {
 		return backoff.Permanent(fmt.Errorf("build request: %w", err))

@@ -28,6 +28,17 @@ type Queue interface {
 	Close() error
 }
 
+// durableQueue is a Queue that keeps each notification until the
+// notifier acknowledges it (RedisQueue): a notification popped but never
+// acknowledged, because its process died or shut down, is delivered by
+// another process.
+type durableQueue interface {
+	Queue
+	// Ack removes n for good; the notifier calls it once n has a final
+	// outcome (delivered, or failed for good).
+	Ack(ctx context.Context, n Notification) error
+}
+
 // MemoryQueue is a bounded in-memory Queue. Its contents are lost when the
 // process exits.
 type MemoryQueue struct {

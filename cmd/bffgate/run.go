@@ -11,13 +11,16 @@ import (
 	"net/http"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/bffgate/bffgate/bff"
+	"github.com/bffgate/bffgate/logout"
 	"github.com/bffgate/bffgate/session"
 	"github.com/bffgate/bffgate/upstream"
 )
@@ -48,11 +51,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	store, err := newStore(cfg.Session)
+	shared, err := newShared(cfg.Session, reg, logger)
 	if err != nil {
 		return err
 	}
-	mgr := session.NewManager(store, logger) // also reports the store's expiries
+	defer shared.close(logger) // after the store and the notifier, below
+	store, err := newStore(cfg.Session, shared, logger)
+	if err != nil {
+		return err
+	}
+	mgr := session.NewManager(store, logger) // also reports the store's expiries and broadcasts ends
 	defer func() {
 		if err := store.Close(); err != nil {
 			logger.Error("close session store", "err", err)
@@ -74,9 +82,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("signing key: %w", err)
 	}
-	notifier := upstream.NewNotifier(cfg.Notifier, &http.Client{Transport: upstream.NewTransport(cfg.Proxy)}, reg, logger)
+	notifyCfg := cfg.Notifier
+	notifyCfg.Sign = signer.SignNotification // at every attempt: fresh iat and exp, same jti
+	if shared.rdb != nil {
+		notifyCfg.Queue = upstream.NewRedisQueue(shared.rdb, upstream.RedisQueueConfig{ClaimIdle: cfg.Notifier.ClaimIdle, Logger: logger})
+	}
+	notifier := upstream.NewNotifier(notifyCfg, &http.Client{Transport: upstream.NewTransport(cfg.Proxy)}, reg, logger)
 	notifier.Start()
-	fanout, err := upstream.NewFanout(signCfg.Issuer, signer, notifier, cfg.downstreams(), logger)
+	fanout, err := upstream.NewFanout(signCfg.Issuer, notifier, cfg.downstreams(), logger)
 	if err != nil {
 		return err
 	}
@@ -94,6 +107,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Timeouts:   cfg.Session.Timeouts(),
 		Issuer:     signer,
 		Downstream: down,
+		Replay:     shared.replay(),
 	})
 	if err != nil {
 		return err
@@ -166,10 +180,70 @@ func newServer(addr string, h http.Handler, logger *slog.Logger) *http.Server {
 	}
 }
 
-func newStore(cfg session.Config) (session.Store, error) {
+// sharedState is what replicas share: the Redis client of store
+// "redis", nil with the memory store.
+type sharedState struct {
+	rdb redis.UniversalClient
+}
+
+func newShared(cfg session.Config, reg prometheus.Registerer, logger *slog.Logger) (sharedState, error) {
+	if cfg.Store != "redis" {
+		return sharedState{}, nil
+	}
+	redisLogOnce.Do(func() { redis.SetLogger(redisLogger{logger}) })
+	rdb, err := session.NewRedisClient(cfg, reg)
+	if err != nil {
+		return sharedState{}, fmt.Errorf("session store: %w", err)
+	}
+	// Not fatal: the gateway starts, /readyz says false and requests get
+	// 503 until Redis answers.
+	pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		logger.Warn("redis is not reachable yet", "err", err)
+	}
+	return sharedState{rdb: rdb}, nil
+}
+
+// redisLogOnce sets go-redis's logger, a global, once per process.
+var redisLogOnce sync.Once
+
+// redisLogger sends go-redis's own log lines (connection failures) to the
+// gateway's log, as warnings.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.WarnContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
+}
+
+// replay returns the shared jti replay cache, or nil for bff's in-memory
+// one.
+func (s sharedState) replay() logout.ReplayCache {
+	if s.rdb == nil {
+		return nil
+	}
+	return session.NewRedisReplayCache(s.rdb)
+}
+
+func (s sharedState) close(logger *slog.Logger) {
+	if s.rdb == nil {
+		return
+	}
+	if err := s.rdb.Close(); err != nil {
+		logger.Error("close redis client", "err", err)
+	}
+}
+
+func newStore(cfg session.Config, shared sharedState, logger *slog.Logger) (session.Store, error) {
 	switch cfg.Store {
 	case "memory":
 		return session.NewMemoryStore(session.MemoryConfig{Timeouts: cfg.Timeouts()}), nil
+	case "redis":
+		st, err := session.NewRedisStore(shared.rdb, session.RedisConfig{Timeouts: cfg.Timeouts(), Secret: cfg.Secret, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("session store: %w", err)
+		}
+		return st, nil
 	default:
 		return nil, fmt.Errorf("session store %q is not available in this build", cfg.Store)
 	}

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bffgate/bffgate/internal/testop"
+	"github.com/bffgate/bffgate/session/storetest"
+)
+
+// The package's redis-server, shared by the replica tests (each uses its
+// own database); tests that stop Redis start their own.
+var (
+	redisSrv  *storetest.RedisServer
+	redisSkip string
+)
+
+func TestMain(m *testing.M) {
+	srv, skip, err := storetest.RequireRedis()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "redis:", err)
+		os.Exit(1)
+	}
+	redisSrv, redisSkip = srv, skip
+	code := m.Run()
+	if srv != nil {
+		srv.Stop()
+	}
+	os.Exit(code)
+}
+
+const replicaSecret = "replica-test-session-secret-0123456789abcdef"
+
+// replica is one gateway configured for the shared Redis.
+type replica struct {
+	listen, admin, public string
+	config                string // path
+}
+
+// replicaOpts are the parts of a replica's config that tests vary.
+type replicaOpts struct {
+	redisURL   string
+	op         *testop.OP
+	api        string // upstream of /api/
+	downstream string // back-channel logout URI of a downstream app; "" for none
+	notifier   string // extra [notifier] keys
+}
+
+func newReplica(t *testing.T, o replicaOpts) *replica {
+	t.Helper()
+	r := &replica{listen: freePort(t), admin: freePort(t)}
+	r.public = "http://" + r.listen
+	down := ""
+	if o.downstream != "" {
+		down = fmt.Sprintf(`
+  [[apps.downstream]]
+  backchannel_logout_uri = %q
+  audience = "demo-api"
+  notify = "always"`, o.downstream)
+	}
+	r.config = writeConfig(t, fmt.Sprintf(`
+[server]
+listen = %q
+public_url = %q
+admin_listen = %q
+log_level = "error"
+rate_limits = { login = { off = true }, backchannel = { off = true } }
+[session]
+store = "redis"
+redis_url = %q
+secret = %q
+[notifier]
+%s
+[[apps]]
+name = "demo"
+issuer = %q
+client_id = %q
+client_secret = %q
+frontend = "http://127.0.0.1:1"
+  [[apps.apis]]
+  path = "/api/"
+  upstream = %q
+%s
+`, r.listen, r.public, r.admin, o.redisURL, replicaSecret, o.notifier, o.op.URL, o.op.ClientID(), o.op.ClientSecret(), o.api, down))
+	return r
+}
+
+// start runs the replica in-process until the test ends.
+func (r *replica) start(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"bffgate", "-config", r.config}, env(nil), io.Discard, io.Discard)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("replica %s: run returned %v", r.listen, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("replica %s did not stop", r.listen)
+		}
+	})
+	waitStatus(t, "http://"+r.admin+"/readyz", http.StatusOK)
+}
+
+// user is a browser signed in through one replica.
+type user struct {
+	client *http.Client
+	sid    string // the IdP's sid
+}
+
+// login signs a new browser in through r (the OP's redirect URL must be
+// r's callback).
+func login(t *testing.T, op *testop.OP, r *replica) *user {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	resp, err := c.Get(r.public + "/bff/login")
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	resp.Body.Close()
+	u, _ := url.Parse(r.public)
+	if len(jar.Cookies(u)) == 0 {
+		t.Fatal("login: no session cookie")
+	}
+	return &user{client: c, sid: op.LastSID()}
+}
+
+// api calls GET /api/hello on r with the user's cookie; the cookie jar
+// ignores ports, so one browser reaches every replica.
+func (u *user) api(r *replica) (int, string, error) {
+	req, _ := http.NewRequest(http.MethodGet, r.public+"/api/hello", nil)
+	req.Header.Set("X-CSRF", "1")
+	resp, err := u.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+func backchannel(r *replica, token string) (int, string, error) {
+	resp, err := http.Post(r.public+"/bff/backchannel-logout", "application/x-www-form-urlencoded",
+		strings.NewReader(url.Values{"logout_token": {token}}.Encode()))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+func logoutToken(op *testop.OP, sid string) string {
+	return op.Sign(op.LogoutToken(func(c map[string]any) { c["sid"] = sid }), testop.SignOpts{})
+}
+
+func newAPI(t *testing.T) *httptest.Server {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	t.Cleanup(api.Close)
+	return api
+}
+
+// TestReplicasShareLogout runs two replicas on one Redis: a user signs in
+// through A and can use B too; the IdP's back-channel logout reaches B;
+// A refuses the session on the very next request, A's event stream gets
+// its logout event, and the same logout token replayed to A is refused.
+func TestReplicasShareLogout(t *testing.T) {
+	storetest.SkipWithoutRedis(t, redisSrv, redisSkip)
+	op := testop.New(t, testop.Config{})
+	api := newAPI(t)
+	a := newReplica(t, replicaOpts{redisURL: redisSrv.URL(1), op: op, api: api.URL})
+	b := newReplica(t, replicaOpts{redisURL: redisSrv.URL(1), op: op, api: api.URL})
+	a.start(t)
+	b.start(t)
+	op.SetRedirectURL(a.public + "/bff/callback")
+
+	alice := login(t, op, a)
+	for _, r := range []*replica{a, b} {
+		if code, body, err := alice.api(r); err != nil || code != http.StatusOK {
+			t.Fatalf("API through %s: %d %q %v, want 200", r.listen, code, body, err)
+		}
+	}
+
+	// A's SSE stream.
+	req, _ := http.NewRequest(http.MethodGet, a.public+"/bff/events", nil)
+	resp, err := alice.client.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("events: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	events := make(chan string, 10)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			events <- sc.Text()
+		}
+		close(events)
+	}()
+	waitLine(t, events, ": connected", 5*time.Second)
+
+	token := logoutToken(op, alice.sid)
+	if code, body, err := backchannel(b, token); err != nil || code != http.StatusOK {
+		t.Fatalf("back-channel logout at B: %d %q %v, want 200", code, body, err)
+	}
+	if code, body, err := alice.api(a); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("API through A right after the logout at B: %d %q %v, want 401", code, body, err)
+	}
+	waitLine(t, events, "event: logout", 5*time.Second)
+	waitLine(t, events, `data: {"cause":"backchannel"}`, time.Second)
+
+	if code, body, err := backchannel(a, token); err != nil || code != http.StatusBadRequest {
+		t.Errorf("the same logout token replayed to A: %d %q %v, want 400", code, body, err)
+	}
+}
+
+func waitLine(t *testing.T, lines <-chan string, want string, d time.Duration) {
+	t.Helper()
+	timeout := time.After(d)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("stream closed before %q", want)
+			}
+			if l == want {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no %q within %v", want, d)
+		}
+	}
+}
+
+// drain reads and closes a response body.
+func drain(resp *http.Response) string {
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	resp.Body.Close()
+	return b.String()
+}

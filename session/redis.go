@@ -1,0 +1,392 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// gcSlack is how long after its logical expiry Redis keeps a key, so that
+// replicas whose clocks run a little behind still agree.
+const gcSlack = time.Minute
+
+// RedisConfig configures a RedisStore.
+type RedisConfig struct {
+	Timeouts Timeouts
+	// Secret is the session secret; the key that encrypts tokens at rest
+	// is derived from it. Required, at least 32 bytes.
+	Secret string
+	// Now is the store's clock for every expiry decision; default
+	// time.Now. Redis TTLs derived from it only collect garbage.
+	Now func() time.Time
+	// Logger logs the broadcast listener's problems; nil discards them.
+	Logger *slog.Logger
+}
+
+// RedisStore is the Store that replicas share: sessions, indexes and
+// tombstones live in Redis (see redis_scripts.go for the keys), written by
+// Lua scripts so that each change is atomic. Tokens and claims are
+// encrypted at rest (AES-256-GCM). It also broadcasts sessions ended on
+// this replica to the others over pub/sub, for Manager (see Broadcast).
+//
+// It keeps no local copy: Get asks Redis every time, so a session ended on
+// any replica is refused by every replica as soon as the ending call
+// returns.
+type RedisStore struct {
+	rdb      redis.UniversalClient
+	timeouts Timeouts
+	now      func() time.Time
+	crypt    *tokenCipher
+	prefix   string
+	channel  string
+	origin   string // this store's id in broadcasts, to skip its own
+	log      *slog.Logger
+
+	onRemMu   sync.RWMutex
+	onRemote  func(cause Cause, id string)
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+var _ Store = (*RedisStore)(nil)
+
+// NewRedisStore returns a store on rdb and starts its broadcast listener;
+// Close stops it. The caller owns rdb and closes it after the store.
+func NewRedisStore(rdb redis.UniversalClient, cfg RedisConfig) (*RedisStore, error) {
+	c, err := newTokenCipher(cfg.Secret)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := keyPrefix(rdb)
+	ctx, cancel := context.WithCancel(context.Background())
+	st := &RedisStore{
+		rdb:      rdb,
+		timeouts: cfg.Timeouts.withDefaults(),
+		now:      cfg.Now,
+		crypt:    c,
+		prefix:   p,
+		channel:  p + "ended",
+		origin:   NewID()[:16],
+		log:      cfg.Logger,
+		cancel:   cancel,
+		done:     make(chan struct{}),
+	}
+	go st.listen(ctx)
+	return st, nil
+}
+
+// keyPrefix is "bffgate:", or "{bffgate}:" on a Cluster: the scripts
+// touch several keys, which a Cluster allows only within one hash slot.
+func keyPrefix(rdb redis.UniversalClient) string {
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		return "{bffgate}:"
+	}
+	return "bffgate:"
+}
+
+// stamp formats t for the scripts: Unix nanoseconds, 20 digits.
+func stamp(t time.Time) string {
+	n := t.UnixNano()
+	if n < 0 {
+		n = 0
+	}
+	return fmt.Sprintf("%020d", n)
+}
+
+func unstamp(s string) (time.Time, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.Unix(0, n).UTC(), nil
+}
+
+func ms(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
+
+// thresholds returns the stamps a session's l and c must reach to be live
+// at now.
+func (r *RedisStore) thresholds(now time.Time) (minLast, minCreated string) {
+	return stamp(now.Add(-r.timeouts.Idle)), stamp(now.Add(-r.timeouts.Absolute))
+}
+
+func (r *RedisStore) sessionKey(id string) string { return r.prefix + "s:" + id }
+
+// meta is the part of a record that is neither encrypted nor an index
+// field.
+type meta struct {
+	TokenExpiry  time.Time `json:"te,omitzero"`
+	SessionState string    `json:"ss,omitempty"`
+	Upstreams    []string  `json:"up,omitempty"`
+}
+
+// secrets is the part of a record sealed with the token cipher.
+type secrets struct {
+	IDToken      string `json:"i,omitempty"`
+	AccessToken  string `json:"a,omitempty"`
+	RefreshToken string `json:"r,omitempty"`
+	Claims       []byte `json:"c,omitempty"` // byte-exact, as base64
+}
+
+// encode returns the m and t fields of s.
+func (r *RedisStore) encode(s *Session) (m string, t []byte, err error) {
+	mb, err := json.Marshal(meta{TokenExpiry: s.TokenExpiry, SessionState: s.SessionState, Upstreams: s.Upstreams})
+	if err != nil {
+		return "", nil, err
+	}
+	sb, err := json.Marshal(secrets{IDToken: s.IDToken, AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, Claims: s.Claims})
+	if err != nil {
+		return "", nil, err
+	}
+	return string(mb), r.crypt.seal(s.ID, sb), nil
+}
+
+// recordFields are the fields of a session hash, in the order Get reads
+// them.
+var recordFields = []string{"id", "app", "iss", "sub", "sid", "c", "l", "m", "t"}
+
+// decode builds a session from a record's fields.
+func (r *RedisStore) decode(f map[string]string) (*Session, error) {
+	s := &Session{ID: f["id"], App: f["app"], Issuer: f["iss"], Subject: f["sub"], SID: f["sid"]}
+	var err error
+	if s.CreatedAt, err = unstamp(f["c"]); err != nil {
+		return nil, fmt.Errorf("decode session: created: %w", err)
+	}
+	if s.LastSeen, err = unstamp(f["l"]); err != nil {
+		return nil, fmt.Errorf("decode session: last seen: %w", err)
+	}
+	var m meta
+	if err := json.Unmarshal([]byte(f["m"]), &m); err != nil {
+		return nil, fmt.Errorf("decode session: %w", err)
+	}
+	s.TokenExpiry, s.SessionState, s.Upstreams = m.TokenExpiry, m.SessionState, m.Upstreams
+	plain, err := r.crypt.open(s.ID, []byte(f["t"]))
+	if err != nil {
+		return nil, fmt.Errorf("decode session: %w", err)
+	}
+	var sec secrets
+	if err := json.Unmarshal(plain, &sec); err != nil {
+		return nil, fmt.Errorf("decode session: %w", err)
+	}
+	s.IDToken, s.AccessToken, s.RefreshToken = sec.IDToken, sec.AccessToken, sec.RefreshToken
+	if sec.Claims != nil {
+		s.Claims = json.RawMessage(sec.Claims)
+	}
+	return s, nil
+}
+
+// decodeHash decodes a script's HGETALL reply.
+func (r *RedisStore) decodeHash(v any) (*Session, error) {
+	list, ok := v.([]any)
+	if !ok || len(list)%2 != 0 {
+		return nil, fmt.Errorf("decode session: unexpected reply %T", v)
+	}
+	f := make(map[string]string, len(list)/2)
+	for i := 0; i < len(list); i += 2 {
+		k, _ := list[i].(string)
+		val, _ := list[i+1].(string)
+		f[k] = val
+	}
+	return r.decode(f)
+}
+
+func (r *RedisStore) live(s *Session, now time.Time) bool {
+	return !now.After(s.Expiry(r.timeouts.Idle, r.timeouts.Absolute))
+}
+
+// Create implements Store.
+func (r *RedisStore) Create(ctx context.Context, s *Session) error {
+	if s.ID == "" || s.App == "" || s.Issuer == "" || s.Subject == "" {
+		return errors.New("create session: id, app, issuer and subject are required")
+	}
+	c := s.Clone()
+	now := r.now()
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = now
+	}
+	if c.LastSeen.IsZero() {
+		c.LastSeen = now
+	}
+	if !r.live(c, now) {
+		return errors.New("create session: already expired")
+	}
+	m, t, err := r.encode(c)
+	if err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	exp := c.Expiry(r.timeouts.Idle, r.timeouts.Absolute)
+	res, err := scriptCreate.Run(ctx, r.rdb, []string{r.sessionKey(c.ID)},
+		r.prefix, c.ID, c.App, c.Issuer, c.Subject, c.SID,
+		stamp(c.CreatedAt), stamp(c.LastSeen), m, t,
+		ms(exp.Sub(now)+gcSlack),
+		stamp(now.Add(-r.timeouts.Absolute)),
+		c.CreatedAt.UnixMilli(),
+		now.Add(-r.timeouts.Absolute).UnixMilli(),
+		ms(r.timeouts.Absolute+gcSlack),
+	).Text()
+	switch {
+	case err != nil:
+		return fmt.Errorf("create session: %w", err)
+	case res == "taken":
+		return errors.New("create session: id already in use")
+	case res == "revoked":
+		return ErrRevoked
+	}
+	return nil
+}
+
+// Get implements Store: one HMGET.
+func (r *RedisStore) Get(ctx context.Context, id string) (*Session, error) {
+	vals, err := r.rdb.HMGet(ctx, r.sessionKey(id), recordFields...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("get session: %w", err)
+	}
+	f := make(map[string]string, len(recordFields))
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			return nil, ErrNotFound // no such record (or a torn one)
+		}
+		f[recordFields[i]] = str
+	}
+	s, err := r.decode(f)
+	if err != nil {
+		return nil, err
+	}
+	if !r.live(s, r.now()) {
+		return nil, ErrNotFound
+	}
+	return s, nil
+}
+
+// Touch implements Store.
+func (r *RedisStore) Touch(ctx context.Context, id string, now time.Time) error {
+	cur := r.now()
+	minLast, minCreated := r.thresholds(cur)
+	ttl := max(now.Sub(cur), 0) + r.timeouts.Idle + gcSlack
+	n, err := scriptTouch.Run(ctx, r.rdb, []string{r.sessionKey(id)}, stamp(now), minLast, minCreated, ms(ttl)).Int()
+	if err != nil {
+		return fmt.Errorf("touch session: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Update implements Store.
+func (r *RedisStore) Update(ctx context.Context, s *Session) error {
+	cur := r.now()
+	minLast, minCreated := r.thresholds(cur)
+	m, t, err := r.encode(s)
+	if err != nil {
+		return fmt.Errorf("update session: %w", err)
+	}
+	ttl := max(s.LastSeen.Sub(cur), 0) + r.timeouts.Idle + gcSlack
+	n, err := scriptUpdate.Run(ctx, r.rdb, []string{r.sessionKey(s.ID)}, minLast, minCreated, stamp(s.LastSeen), m, t, ms(ttl)).Int()
+	if err != nil {
+		return fmt.Errorf("update session: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Delete implements Store.
+func (r *RedisStore) Delete(ctx context.Context, id string) (*Session, error) {
+	minLast, minCreated := r.thresholds(r.now())
+	v, err := scriptDelete.Run(ctx, r.rdb, []string{r.sessionKey(id)}, r.prefix, minLast, minCreated).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, ErrNotFound
+	case err != nil:
+		return nil, fmt.Errorf("delete session: %w", err)
+	}
+	return r.decodeHash(v)
+}
+
+// RevokeSID implements Store.
+func (r *RedisStore) RevokeSID(ctx context.Context, app, iss, sid, sub string, now time.Time) ([]*Session, error) {
+	if app == "" || iss == "" || sid == "" {
+		return nil, errors.New("revoke sid: app, issuer and sid are required")
+	}
+	cur := r.now()
+	minLast, minCreated := r.thresholds(cur)
+	v, err := scriptRevokeSID.Run(ctx, r.rdb, nil, r.prefix, app, iss, sid, sub, stamp(now),
+		minLast, minCreated, stamp(cur.Add(-r.timeouts.Absolute)), r.tombTTL(now, cur)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("revoke sid: %w", err)
+	}
+	return r.decodeList(v)
+}
+
+// RevokeSub implements Store.
+func (r *RedisStore) RevokeSub(ctx context.Context, app, iss, sub string, now time.Time) ([]*Session, error) {
+	if app == "" || iss == "" || sub == "" {
+		return nil, errors.New("revoke sub: app, issuer and subject are required")
+	}
+	cur := r.now()
+	minLast, minCreated := r.thresholds(cur)
+	v, err := scriptRevokeSub.Run(ctx, r.rdb, nil, r.prefix, app, iss, sub, stamp(now),
+		minLast, minCreated, stamp(cur.Add(-r.timeouts.Absolute)), r.tombTTL(now, cur)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("revoke sub: %w", err)
+	}
+	return r.decodeList(v)
+}
+
+// tombTTL is how long Redis keeps a tombstone set at at: its logical
+// lifetime (the absolute timeout) plus slack.
+func (r *RedisStore) tombTTL(at, cur time.Time) int64 {
+	return ms(max(at.Add(r.timeouts.Absolute).Sub(cur), 0) + gcSlack)
+}
+
+// decodeList decodes a revocation's reply, oldest first.
+func (r *RedisStore) decodeList(v any) ([]*Session, error) {
+	list, _ := v.([]any)
+	out := make([]*Session, 0, len(list))
+	for _, h := range list {
+		s, err := r.decodeHash(h)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	sortSessions(out)
+	return out, nil
+}
+
+// Ping implements Store.
+func (r *RedisStore) Ping(ctx context.Context) error {
+	if err := r.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
+}
+
+// Close stops the broadcast listener. It does not close the client, which
+// the caller owns. Close is idempotent.
+func (r *RedisStore) Close() error {
+	r.closeOnce.Do(r.cancel)
+	<-r.done
+	return nil
+}
+
+// String describes the store for logs.
+func (r *RedisStore) String() string {
+	return fmt.Sprintf("redis session store (idle %s, absolute %s)", r.timeouts.Idle, r.timeouts.Absolute)
+}

@@ -1,0 +1,111 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// List implements Store. With a sid or a subject it reads that index of
+// each known (app, iss) the filter admits; with only an app, the app's
+// index. Then it reads the candidates in one pipeline and keeps the live
+// ones that match.
+func (r *RedisStore) List(ctx context.Context, f Filter) ([]*Session, error) {
+	if err := validFilter(f); err != nil {
+		return nil, err
+	}
+	ids, err := r.candidates(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := r.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HMGet(ctx, r.sessionKey(id), recordFields...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	now := r.now()
+	var out []*Session
+	for _, cmd := range cmds {
+		vals := cmd.Val()
+		rec := make(map[string]string, len(recordFields))
+		for i, v := range vals {
+			if s, ok := v.(string); ok {
+				rec[recordFields[i]] = s
+			}
+		}
+		if len(rec) != len(recordFields) {
+			continue // ended since the index was read
+		}
+		s, err := r.decode(rec)
+		if err != nil {
+			return nil, fmt.Errorf("list sessions: %w", err)
+		}
+		if (f.App == "" || s.App == f.App) && (f.Issuer == "" || s.Issuer == f.Issuer) &&
+			(f.Subject == "" || s.Subject == f.Subject) && (f.SID == "" || s.SID == f.SID) &&
+			r.live(s, now) {
+			out = append(out, s)
+		}
+	}
+	sortSessions(out)
+	return out, nil
+}
+
+// candidates returns the ids the indexes give for f, without duplicates.
+func (r *RedisStore) candidates(ctx context.Context, f Filter) ([]string, error) {
+	var keys []string
+	if f.SID == "" && f.Subject == "" {
+		keys = []string{r.prefix + "app:" + f.App}
+	} else {
+		kind, v := "sub:", f.Subject
+		if f.SID != "" {
+			kind, v = "sid:", f.SID
+		}
+		var pairs []string
+		if f.App != "" && f.Issuer != "" {
+			pairs = []string{f.App + "\x00" + f.Issuer}
+		} else {
+			all, err := r.rdb.SMembers(ctx, r.prefix+"pairs").Result()
+			if err != nil {
+				return nil, err
+			}
+			for _, p := range all {
+				app, iss, _ := strings.Cut(p, "\x00")
+				if (f.App == "" || app == f.App) && (f.Issuer == "" || iss == f.Issuer) {
+					pairs = append(pairs, p)
+				}
+			}
+		}
+		for _, p := range pairs {
+			keys = append(keys, r.prefix+kind+p+"\x00"+v)
+		}
+	}
+	pipe := r.rdb.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.ZRange(ctx, k, 0, -1)
+	}
+	if len(keys) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, err
+		}
+	}
+	seen := map[string]bool{}
+	var ids []string
+	for _, c := range cmds {
+		for _, id := range c.Val() {
+			if !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids, nil
+}

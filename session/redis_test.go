@@ -1,0 +1,322 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/bffgate/bffgate/session"
+	"github.com/bffgate/bffgate/session/storetest"
+)
+
+// The package's redis-server, started by TestMain.
+var (
+	redisSrv  *storetest.RedisServer
+	redisSkip string
+)
+
+func TestMain(m *testing.M) {
+	srv, skip, err := storetest.RequireRedis()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "redis:", err)
+		os.Exit(1)
+	}
+	redisSrv, redisSkip = srv, skip
+	code := m.Run()
+	if srv != nil {
+		srv.Stop()
+	}
+	os.Exit(code)
+}
+
+const redisSecret = "0123456789abcdef0123456789abcdef-redis-test"
+
+// newRedisClient returns a client on the package's server, closed at the
+// end of the test.
+func newRedisClient(t *testing.T, reg prometheus.Registerer) redis.UniversalClient {
+	t.Helper()
+	storetest.SkipWithoutRedis(t, redisSrv, redisSkip)
+	rdb, err := session.NewRedisClient(session.Config{RedisURL: redisSrv.URL(0)}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+func newRedisStore(t *testing.T, rdb redis.UniversalClient, cfg session.RedisConfig) *session.RedisStore {
+	t.Helper()
+	if cfg.Secret == "" {
+		cfg.Secret = redisSecret
+	}
+	st, err := session.NewRedisStore(rdb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func TestRedisStoreContract(t *testing.T) {
+	rdb := newRedisClient(t, nil)
+	storetest.Run(t, func(t *testing.T, cfg storetest.Config) session.Store {
+		return newRedisStore(t, rdb, session.RedisConfig{Timeouts: cfg.Timeouts, Now: cfg.Now})
+	})
+}
+
+// TestRedisTokensAtRest checks that what Redis holds contains none of a
+// session's tokens, and that a store with another secret cannot read it.
+func TestRedisTokensAtRest(t *testing.T) {
+	ctx := context.Background()
+	rdb := newRedisClient(t, nil)
+	st := newRedisStore(t, rdb, session.RedisConfig{})
+	s := &session.Session{
+		ID: session.NewID(), App: "demo", Issuer: "https://idp.example", Subject: "alice", SID: "sid-1",
+		IDToken: "eyJ-id-token-SECRET1", AccessToken: "access-SECRET2", RefreshToken: "refresh-SECRET3",
+		Claims: []byte(`{"email":"alice@example.com"}`),
+	}
+	if err := st.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	upd := s.Clone()
+	upd.AccessToken = "access-SECRET4"
+	if err := st.Update(ctx, upd); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := rdb.HGetAll(ctx, "bffgate:s:"+s.ID).Result()
+	if err != nil || len(raw) == 0 {
+		t.Fatalf("HGETALL: %v, %d fields", err, len(raw))
+	}
+	dump, err := rdb.Dump(ctx, "bffgate:s:"+s.ID).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for k, v := range raw {
+		all.WriteString(k + "=" + v + "\n")
+	}
+	all.WriteString(dump)
+	for _, secret := range []string{"SECRET1", "SECRET2", "SECRET3", "SECRET4", "alice@example.com"} {
+		if strings.Contains(all.String(), secret) {
+			t.Errorf("the raw Redis record contains %q", secret)
+		}
+	}
+	got, err := st.Get(ctx, s.ID)
+	if err != nil || got.AccessToken != "access-SECRET4" || got.RefreshToken != "refresh-SECRET3" || got.IDToken != s.IDToken {
+		t.Fatalf("Get: %+v, %v", got, err)
+	}
+
+	other := newRedisStore(t, rdb, session.RedisConfig{Secret: strings.Repeat("z", 40)})
+	if _, err := other.Get(ctx, s.ID); err == nil || errors.Is(err, session.ErrNotFound) {
+		t.Errorf("Get with another secret: got %v, want a decryption error", err)
+	}
+	// A sealed value moved to another session does not open (the id is
+	// the additional data).
+	s2 := &session.Session{ID: session.NewID(), App: "demo", Issuer: "https://idp.example", Subject: "bob"}
+	if err := st.Create(ctx, s2); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, "bffgate:s:"+s2.ID, "t", raw["t"]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Get(ctx, s2.ID); err == nil {
+		t.Error("Get of a session carrying another session's sealed tokens: got nil error")
+	}
+}
+
+func TestRedisReplayCache(t *testing.T) {
+	ctx := context.Background()
+	rdb := newRedisClient(t, nil)
+	a, b := session.NewRedisReplayCache(rdb), session.NewRedisReplayCache(rdb)
+	key := "logout-jti:" + session.NewID()
+	if seen, err := a.Seen(ctx, key, time.Minute); err != nil || seen {
+		t.Fatalf("first Seen: %v, %v; want false, nil", seen, err)
+	}
+	if seen, err := b.Seen(ctx, key, time.Minute); err != nil || !seen {
+		t.Fatalf("Seen on another replica: %v, %v; want true, nil", seen, err)
+	}
+	short := "logout-jti:" + session.NewID()
+	a.Seen(ctx, short, 50*time.Millisecond)
+	time.Sleep(120 * time.Millisecond)
+	if seen, _ := b.Seen(ctx, short, time.Minute); seen {
+		t.Error("Seen after the ttl: got true, want false")
+	}
+}
+
+// remoteRecorder is a RemoteObserver.
+type remoteRecorder struct {
+	mu     sync.Mutex
+	local  []string
+	remote []string
+	ch     chan string
+}
+
+func (r *remoteRecorder) SessionEnded(_ context.Context, cause session.Cause, s *session.Session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.local = append(r.local, string(cause)+" "+s.ID)
+}
+
+func (r *remoteRecorder) SessionEndedElsewhere(_ context.Context, cause session.Cause, id string) {
+	r.mu.Lock()
+	r.remote = append(r.remote, string(cause)+" "+id)
+	r.mu.Unlock()
+	r.ch <- string(cause) + " " + id
+}
+
+// TestRedisBroadcast runs two Managers (two replicas) on one Redis: a
+// session ended on A reaches B's RemoteObservers only, with its cause,
+// and A's RemoteObservers are not told twice.
+func TestRedisBroadcast(t *testing.T) {
+	ctx := context.Background()
+	rdb := newRedisClient(t, nil)
+	a := session.NewManager(newRedisStore(t, rdb, session.RedisConfig{}), nil)
+	b := session.NewManager(newRedisStore(t, rdb, session.RedisConfig{}), nil)
+	ra, rb := &remoteRecorder{ch: make(chan string, 10)}, &remoteRecorder{ch: make(chan string, 10)}
+	var plainB []string
+	a.Observe(ra)
+	b.Observe(rb)
+	b.Observe(session.ObserverFunc(func(_ context.Context, _ session.Cause, s *session.Session) { plainB = append(plainB, s.ID) }))
+	time.Sleep(100 * time.Millisecond) // let the listeners subscribe
+
+	app, iss := "app-"+session.NewID()[:6], "https://idp.example"
+	s1 := &session.Session{ID: session.NewID(), App: app, Issuer: iss, Subject: "alice", SID: "sid-1"}
+	s2 := &session.Session{ID: session.NewID(), App: app, Issuer: iss, Subject: "alice", SID: "sid-2"}
+	for _, s := range []*session.Session{s1, s2} {
+		if err := a.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.EndBySID(ctx, app, iss, "sid-1", "", session.CauseBackchannel); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.End(ctx, s2.ID, session.CauseRPInitiated); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"backchannel " + s1.ID, "rp_initiated " + s2.ID} {
+		select {
+		case got := <-rb.ch:
+			if got != want {
+				t.Errorf("B's remote observer: got %q, want %q", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("B's remote observer never got %q", want)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	if len(ra.remote) != 0 || len(ra.local) != 2 {
+		t.Errorf("A's observer: local %q, remote %q; want 2 local, no remote (its own broadcast)", ra.local, ra.remote)
+	}
+	if len(plainB) != 0 {
+		t.Errorf("B's plain observer was told of A's ends: %q", plainB)
+	}
+	if _, err := b.Get(ctx, s1.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("Get on B of a session A ended: %v, want ErrNotFound", err)
+	}
+}
+
+// TestRedisOutage stops Redis under a store: calls fail with errors (not
+// ErrNotFound, never a stale session), Ping fails, and everything works
+// again once Redis is back, with no goroutine left behind after Close.
+func TestRedisOutage(t *testing.T) {
+	storetest.SkipWithoutRedis(t, redisSrv, redisSkip)
+	ctx := context.Background()
+	srv, err := storetest.StartRedis() // its own server: this test stops it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	before := runtime.NumGoroutine()
+
+	reg := prometheus.NewRegistry()
+	rdb, err := session.NewRedisClient(session.Config{RedisURL: srv.URL(0)}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := session.NewRedisStore(rdb, session.RedisConfig{Secret: redisSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &session.Session{ID: session.NewID(), App: "demo", Issuer: "https://idp.example", Subject: "alice", SID: "sid-1"}
+	if err := st.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Stop()
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := st.Get(cctx, s.ID); err == nil || errors.Is(err, session.ErrNotFound) {
+		t.Errorf("Get with Redis down: got %v, want an error other than ErrNotFound", err)
+	}
+	if err := st.Ping(cctx); err == nil {
+		t.Error("Ping with Redis down: got nil")
+	}
+	if _, err := st.RevokeSID(cctx, "demo", "https://idp.example", "sid-1", "", time.Now()); err == nil {
+		t.Error("RevokeSID with Redis down: got nil")
+	}
+	if n := testutil.ToFloat64(mustCounter(t, reg, "bffgate_redis_errors_total")); n == 0 {
+		t.Error("bffgate_redis_errors_total did not count the failures")
+	}
+
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The data is gone (no persistence), but the client reconnects.
+	deadline := time.Now().Add(10 * time.Second)
+	for st.Ping(ctx) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the client did not reconnect")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := st.Get(ctx, s.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("Get after the restart: %v, want ErrNotFound", err)
+	}
+	if err := st.Create(ctx, &session.Session{ID: session.NewID(), App: "demo", Issuer: "https://idp.example", Subject: "bob"}); err != nil {
+		t.Errorf("Create after the restart: %v", err)
+	}
+
+	st.Close()
+	rdb.Close()
+	deadline = time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("goroutines: %d before, %d after Close:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// mustCounter returns the sum of a counter vector's series as one
+// collector for testutil.
+func mustCounter(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "sum"})
+	c.Add(sum)
+	return c
+}
