@@ -16,5 +16,8 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/bffgate /usr/local/bin/bffgate
 USER nonroot:nonroot
 EXPOSE 8080 9090
+# No shell in the image: the binary probes its own admin /healthz.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["/usr/local/bin/bffgate", "-config", "/etc/bffgate/config.toml", "-healthcheck"]
 ENTRYPOINT ["/usr/local/bin/bffgate"]
 CMD ["-config", "/etc/bffgate/config.toml"]

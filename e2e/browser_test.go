@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -138,6 +140,16 @@ func (b *browser) newTab() *tab {
 		var cancel context.CancelFunc
 		ctx, cancel = chromedp.NewContext(b.ctx)
 		b.t.Cleanup(cancel)
+		// Open the tab now, with its own context: the first Run on a
+		// chromedp context binds the tab to the context of that call, and
+		// the steps run under a timeout (tab.do), whose end would leave
+		// the tab unable to answer any later step.
+		timer := time.AfterFunc(actionTimeout, cancel)
+		err := chromedp.Do(ctx)
+		timer.Stop()
+		if err != nil {
+			b.t.Fatalf("open a new tab: %v", err)
+		}
 	}
 	tb := &tab{t: b.t, b: b, name: fmt.Sprintf("tab%d", len(b.tabs)+1), ctx: ctx}
 	b.tabs = append(b.tabs, tb)
@@ -384,4 +396,92 @@ func (tb *tab) loginToApp(appURL, user, password string, sso bool) {
 	if sub := tb.text("#user-sub"); sub != user {
 		tb.fail("after login", fmt.Errorf("#user-sub is %q, want %q", sub, user))
 	}
+}
+
+// ---------------------------------------------------------------- network
+
+// netRecorder keeps the URLs of a tab's requests and of its responses (with
+// their status and resource type), as the DevTools protocol reports them.
+// Redirect hops count as requests, so it sees e.g. the IdP's redirect to
+// /bff/callback with its query.
+type netRecorder struct {
+	mu        sync.Mutex
+	requests  []string
+	responses []netResponse
+}
+
+type netResponse struct {
+	URL    string
+	Status int64
+	Type   network.ResourceType
+}
+
+// recordNetwork starts recording the tab's network traffic (from now on).
+func (tb *tab) recordNetwork() *netRecorder {
+	tb.t.Helper()
+	r := &netRecorder{}
+	err := chromedp.Listen(tb.ctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			r.mu.Lock()
+			r.requests = append(r.requests, ev.Request.URL)
+			r.mu.Unlock()
+		case *network.EventResponseReceived:
+			r.mu.Lock()
+			r.responses = append(r.responses, netResponse{URL: ev.Response.URL, Status: ev.Response.Status, Type: ev.Type})
+			r.mu.Unlock()
+		}
+	})
+	if err != nil {
+		tb.t.Fatalf("%s: listen to the network: %v", tb.name, err)
+	}
+	return r
+}
+
+// requestsTo returns the recorded request URLs whose path is path.
+func (r *netRecorder) requestsTo(path string) []*url.URL {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*url.URL
+	for _, raw := range r.requests {
+		if u, err := url.Parse(raw); err == nil && u.Path == path {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// waitEventStream waits until the tab's page has an open /bff/events
+// stream (an EventSource response 200 under prefix).
+func (tb *tab) waitEventStream(r *netRecorder, prefix string) {
+	tb.t.Helper()
+	err := eventually(actionTimeout, func() error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, res := range r.responses {
+			u, err := url.Parse(res.URL)
+			if err == nil && u.Path == prefix+"bff/events" && res.Status == 200 && res.Type == network.ResourceTypeEventSource {
+				return nil
+			}
+		}
+		return errors.New("no open EventSource on " + prefix + "bff/events")
+	})
+	if err != nil {
+		tb.fail("wait for the SPA's event stream", err)
+	}
+}
+
+// cookie returns the browser's cookie named name for URL u, or nil.
+func (tb *tab) cookie(u, name string) *network.Cookie {
+	tb.t.Helper()
+	cookies := runTab(tb, "cookies of "+u, func(ctx context.Context, t *chromedp.Target) ([]*network.Cookie, error) {
+		res, err := cdp.Call(ctx, t, network.GetCookies, network.GetCookiesParams{URLs: []string{u}})
+		return res.Cookies, err
+	})
+	for _, c := range cookies {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
 }

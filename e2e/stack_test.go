@@ -22,11 +22,35 @@ import (
 // gateway's config.
 const demoSecret = "e2e-demo-secret-0123456789"
 
+// demoAPIAudience is the aud of the logout tokens the gateway signs for the
+// demo API ([[apps.downstream]] audience, the API's -audience).
+const demoAPIAudience = "demo-api"
+
 // appSpec is one [[apps]] entry of the generated gateway config.
 type appSpec struct {
 	name     string // also the client_id at the IdP (demo, demo2)
 	prefix   string // "/" or "/app2/"
 	clientID string
+	// settings are extra TOML lines for the [[apps]] table, e.g.
+	// "allow_missing_exp = true".
+	settings string
+	// downstream is extra TOML appended after the app's [[apps.apis]] and
+	// the demo API's [[apps.downstream]], e.g. more [[apps.downstream]].
+	downstream string
+}
+
+// stackOptions choose the IdP of a stack.
+type stackOptions struct {
+	// idp6 runs e2e/idp6 (oidc-provider 6.31.1: front-channel logout,
+	// session management) instead of examples/idp (9.x).
+	idp6 bool
+	// idpHost is the host of the IdP's issuer URL: "" or "127.0.0.1", or
+	// "localhost" to put the IdP on another site than the gateway (the
+	// IdP still listens on 127.0.0.1).
+	idpHost string
+	// clientsJSON replaces the IdP's default clients (CLIENTS_JSON;
+	// ${GATEWAY_URL}, ${ISSUER}, ${DEMO_CLIENT_SECRET} are expanded).
+	clientsJSON string
 }
 
 var (
@@ -50,8 +74,14 @@ type stack struct {
 }
 
 // startStack starts the whole stack for t with the given apps (default: demo
-// at "/").
+// at "/"), with the demo IdP (oidc-provider 9.x).
 func startStack(t *testing.T, apps ...appSpec) *stack {
+	t.Helper()
+	return startStackWith(t, stackOptions{}, apps...)
+}
+
+// startStackWith starts the whole stack with the IdP that opts choose.
+func startStackWith(t *testing.T, opts stackOptions, apps ...appSpec) *stack {
 	t.Helper()
 	requirePrereqs(t)
 	if len(apps) == 0 {
@@ -59,10 +89,14 @@ func startStack(t *testing.T, apps ...appSpec) *stack {
 	}
 	ports := freePorts(t, 5)
 	url := func(p int) string { return "http://127.0.0.1:" + strconv.Itoa(p) }
+	idpHost := opts.idpHost
+	if idpHost == "" {
+		idpHost = "127.0.0.1"
+	}
 	s := &stack{
 		t:        t,
 		dir:      artifactDir(t),
-		idpURL:   url(ports[0]),
+		idpURL:   "http://" + idpHost + ":" + strconv.Itoa(ports[0]),
 		spaURL:   url(ports[1]),
 		apiURL:   url(ports[2]),
 		gwURL:    url(ports[3]),
@@ -71,17 +105,26 @@ func startStack(t *testing.T, apps ...appSpec) *stack {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	hooks := filepath.Join(repoRoot, "e2e", "testdata", "idp-hooks.mjs")
-	s.idp = startProc(t, s.dir, "idp", []string{
+	idpEnv := []string{
 		"PORT=" + strconv.Itoa(ports[0]),
 		"HOST=127.0.0.1",
 		"GATEWAY_URL=" + s.gwURL,
 		"DEMO_CLIENT_SECRET=" + demoSecret,
-		"ISSUER=", "CLIENTS_FILE=", "CLIENTS_JSON=", "DEBUG=",
-	}, "node", "--import", "file://"+hooks, filepath.Join(repoRoot, "examples", "idp", "server.js"))
+		"ISSUER=" + s.idpURL, "CLIENTS_FILE=", "CLIENTS_JSON=" + opts.clientsJSON, "DEBUG=",
+	}
+	if opts.idp6 {
+		s.idp = startProc(t, s.dir, "idp6", idpEnv, "node", filepath.Join(repoRoot, "e2e", "idp6", "server.js"))
+	} else {
+		hooks := filepath.Join(repoRoot, "e2e", "testdata", "idp-hooks.mjs")
+		s.idp = startProc(t, s.dir, "idp", idpEnv,
+			"node", "--import", "file://"+hooks, filepath.Join(repoRoot, "examples", "idp", "server.js"))
+	}
 	s.spa = startProc(t, s.dir, "spa", nil, bins.spa, "-listen", strings.TrimPrefix(s.spaURL, "http://"))
+	// The API validates access tokens at the IdP, and the gateway's logout
+	// tokens (POST /logout, audience demo-api) against the gateway.
 	s.api = startProc(t, s.dir, "api", []string{"DEMO_CLIENT_SECRET=" + demoSecret},
-		bins.api, "-listen", strings.TrimPrefix(s.apiURL, "http://"), "-issuer", s.idpURL, "-client-id", "demo")
+		bins.api, "-listen", strings.TrimPrefix(s.apiURL, "http://"), "-issuer", s.idpURL, "-client-id", "demo",
+		"-gateway", s.gwURL, "-audience", demoAPIAudience)
 
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
@@ -136,16 +179,25 @@ scopes = ["openid", "profile", "email", "offline_access"]
 id_token_signing_algs = ["RS256"]
 frontend = %q
 post_logout_redirect = %q
-
+%s
   [[apps.apis]]
   path = %q
-`, a.name, a.prefix, s.idpURL, a.clientID, demoSecret, s.spaURL, a.prefix, apiPath)
+`, a.name, a.prefix, s.idpURL, a.clientID, demoSecret, s.spaURL, a.prefix, a.settings, apiPath)
 		if a.prefix == "/" {
 			fmt.Fprintf(&b, "  upstream = %q\n  token = \"user\"\n", s.apiURL)
 		} else {
 			// The API serves /api/hello: forward /app2/api/hello there.
 			fmt.Fprintf(&b, "  upstream = %q\n  token = \"user\"\n  strip_prefix = true\n", s.apiURL+"/api")
 		}
+		// As in config.toml: the demo API hears of every session end of a
+		// session that called it, by a logout token the gateway signs.
+		fmt.Fprintf(&b, `
+  [[apps.downstream]]
+  backchannel_logout_uri = %q
+  audience = %q
+  api = %q
+`, s.apiURL+"/logout", demoAPIAudience, apiPath)
+		b.WriteString(a.downstream)
 	}
 	return b.String()
 }

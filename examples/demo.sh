@@ -25,7 +25,7 @@ trap cleanup INT TERM EXIT
 
 node examples/idp/server.js >"$LOGS/idp.log" 2>&1 & pids+=($!)
 bin/demo-spa -listen 127.0.0.1:3000 >"$LOGS/spa.log" 2>&1 & pids+=($!)
-bin/demo-api -listen 127.0.0.1:4000 -issuer http://127.0.0.1:9000 -client-id demo >"$LOGS/api.log" 2>&1 & pids+=($!)
+bin/demo-api -listen 127.0.0.1:4000 -issuer http://127.0.0.1:9000 -client-id demo -gateway http://127.0.0.1:8080 >"$LOGS/api.log" 2>&1 & pids+=($!)
 bin/bffgate -config config.toml 2>&1 | tee "$LOGS/gateway.log" & pids+=($!)
 
 for _ in $(seq 1 100); do

@@ -72,7 +72,36 @@ func (c *fileConfig) validate() error {
 		prefixed("session.", c.Session.Validate()),
 		prefixed("proxy.", c.Proxy.Validate()),
 		prefixed("notifier.", c.Notifier.Validate()),
+		prefixed("signing.", c.validateSigning()),
+		c.validateReplicas(),
 	)
+}
+
+// validateSigning checks the signing section and that its key files load.
+func (c *fileConfig) validateSigning() error {
+	sc := c.Signing
+	sc.Issuer = strings.TrimSuffix(c.Server.PublicURL, "/")
+	errs := []error{sc.Validate()}
+	if sc.KeyFile != "" {
+		if _, err := upstream.LoadSigningKey(sc.KeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("key_file: %w", err))
+		}
+	}
+	for i, f := range sc.PreviousKeyFiles {
+		if _, err := upstream.LoadSigningKey(f); f != "" && err != nil {
+			errs = append(errs, fmt.Errorf("previous_key_files[%d]: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validateReplicas: replicas sharing Redis must sign downstream logout
+// tokens with one key, or downstream apps reject the other replicas'.
+func (c *fileConfig) validateReplicas() error {
+	if c.Session.Store == "redis" && c.Signing.KeyFile == "" && len(c.downstreams()) > 0 {
+		return errors.New("signing.key_file: is required with store = \"redis\" and [[apps.downstream]]: every replica must sign with the same key")
+	}
+	return nil
 }
 
 // downstreams lists every [[apps.downstream]] entry for the fan-out.

@@ -4,6 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +16,9 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +43,9 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if srv != nil {
 		srv.Stop()
+	}
+	if signingKeyPath != "" {
+		os.Remove(signingKeyPath)
 	}
 	os.Exit(code)
 }
@@ -80,6 +90,8 @@ rate_limits = { login = { off = true }, backchannel = { off = true } }
 store = "redis"
 redis_url = %q
 secret = %q
+[signing]
+key_file = %q
 [notifier]
 %s
 [[apps]]
@@ -92,8 +104,30 @@ frontend = "http://127.0.0.1:1"
   path = "/api/"
   upstream = %q
 %s
-`, r.listen, r.public, r.admin, o.redisURL, replicaSecret, o.notifier, o.op.URL, o.op.ClientID(), o.op.ClientSecret(), o.api, down))
+`, r.listen, r.public, r.admin, o.redisURL, replicaSecret, signingKeyFile(t), o.notifier, o.op.URL, o.op.ClientID(), o.op.ClientSecret(), o.api, down))
 	return r
+}
+
+var (
+	signingKeyOnce sync.Once
+	signingKeyPath string
+)
+
+// signingKeyFile is one EC key every replica of the test binary shares,
+// as replicas must; TestMain removes it.
+func signingKeyFile(t *testing.T) string {
+	signingKeyOnce.Do(func() {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		der, _ := x509.MarshalPKCS8PrivateKey(key)
+		signingKeyPath = filepath.Join(os.TempDir(), fmt.Sprintf("bffgate-replica-signing-%d.pem", os.Getpid()))
+		if err := os.WriteFile(signingKeyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			panic(err)
+		}
+	})
+	return signingKeyPath
 }
 
 // start runs the replica in-process until the test ends.

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os/signal"
 	"strings"
@@ -32,6 +30,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "config.toml", "path to the configuration file")
 	checkOnly := fs.Bool("check-config", false, "validate the configuration and exit")
+	healthcheck := fs.Bool("healthcheck", false, "call the admin listener's /healthz and exit 0 if it answers 200 (for container HEALTHCHECK)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -39,9 +38,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	if *checkOnly {
+	switch {
+	case *checkOnly:
 		fmt.Fprintf(stdout, "config %s is valid\n", *configPath)
 		return nil
+	case *healthcheck:
+		return checkHealth(ctx, cfg.Server.AdminListen)
 	}
 	logger := newLogger(cfg.Server, stderr)
 
@@ -114,24 +116,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	gw.Start(ctx)
 
-	servers := []*http.Server{newServer(cfg.Server.Listen, gw.Handler(), logger)}
-	if cfg.Server.AdminListen != "" {
-		servers = append(servers, newServer(cfg.Server.AdminListen, gw.AdminHandler(), logger))
+	servers, errc, err := serve(cfg.Server, gw, logger)
+	if err != nil {
+		return err
 	}
-	errc := make(chan error, len(servers))
-	for _, srv := range servers {
-		ln, err := net.Listen("tcp", srv.Addr)
-		if err != nil {
-			return fmt.Errorf("listen %s: %w", srv.Addr, err)
-		}
-		logger.Info("listening", "addr", ln.Addr().String())
-		go func() {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("serve %s: %w", srv.Addr, err)
-			}
-		}()
-	}
-
 	select {
 	case <-ctx.Done():
 		logger.Info("shutting down")
@@ -167,17 +155,6 @@ func (d downstream) SessionEnded(_ context.Context, _ session.Cause, s *session.
 
 func (d downstream) FrontchannelURLs(s *session.Session) []string {
 	return d.f.FrontchannelURLs(ended(s))
-}
-
-func newServer(addr string, h http.Handler, logger *slog.Logger) *http.Server {
-	return &http.Server{
-		Addr:              addr,
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
 }
 
 // sharedState is what replicas share: the Redis client of store
@@ -253,8 +230,9 @@ func newLogger(cfg bff.ServerConfig, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(bff.LogHandler(h)) // request_id on every line logged with a request's context
 }

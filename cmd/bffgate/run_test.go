@@ -174,3 +174,26 @@ func TestConfigSyntaxError(t *testing.T) {
 		t.Errorf("err = %v, want a syntax error with its line", err)
 	}
 }
+
+func TestReplicasNeedASharedSigningKey(t *testing.T) {
+	path := writeConfig(t, `
+[server]
+public_url = "http://127.0.0.1:8080"
+[session]
+store = "redis"
+redis_url = "redis://127.0.0.1:6379/0"
+secret = "0123456789abcdef0123456789abcdef"
+[[apps]]
+name = "demo"
+issuer = "http://127.0.0.1:9000"
+client_id = "demo"
+frontend = "http://127.0.0.1:3000"
+  [[apps.downstream]]
+  backchannel_logout_uri = "http://127.0.0.1:4000/logout"
+  notify = "always"
+`)
+	err := run(context.Background(), []string{"bffgate", "-config", path, "-check-config"}, env(nil), &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "signing.key_file: is required") {
+		t.Errorf("err = %v, want signing.key_file required", err)
+	}
+}

@@ -21,8 +21,11 @@ type certReloader struct {
 	checked time.Time
 }
 
+// certCheckEvery is how often the certificate files are looked at.
+var certCheckEvery = 5 * time.Second
+
 func newCertReloader(certFile, keyFile string) (*certReloader, error) {
-	r := &certReloader{certFile: certFile, keyFile: keyFile, checkEvery: 5 * time.Second}
+	r := &certReloader{certFile: certFile, keyFile: keyFile, checkEvery: certCheckEvery}
 	if err := r.load(); err != nil {
 		return nil, err
 	}

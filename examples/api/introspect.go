@@ -81,6 +81,16 @@ func (in *introspector) Verify(ctx context.Context, token string) (tokenInfo, er
 	return info, nil
 }
 
+// forgetSubject drops the cached results of sub's tokens, so that a
+// session that ended is checked at the IdP again on its next request.
+func (in *introspector) forgetSubject(sub string) {
+	for key, item := range in.cache.Items() {
+		if info, ok := item.Object.(tokenInfo); ok && info.Subject == sub {
+			in.cache.Delete(key)
+		}
+	}
+}
+
 func cacheKey(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])

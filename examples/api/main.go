@@ -1,10 +1,13 @@
 // Command api is the bffgate demo's protected API: GET /api/hello answers only
 // requests bearing an access token that the IdP's introspection endpoint
 // (RFC 7662) says is active. The gateway forwards the full request path and
-// adds "Authorization: Bearer <access token>".
+// adds "Authorization: Bearer <access token>". POST /logout receives the
+// gateway's back-channel logout tokens and validates them with go-oidc
+// against the gateway's discovery document.
 //
 //	DEMO_CLIENT_SECRET=demo-secret-change-me go run ./examples/api \
-//	    -listen 127.0.0.1:4000 -issuer http://127.0.0.1:9000 -client-id demo
+//	    -listen 127.0.0.1:4000 -issuer http://127.0.0.1:9000 -client-id demo \
+//	    -gateway http://127.0.0.1:8080
 package main
 
 import (
@@ -44,6 +47,8 @@ type config struct {
 	clientID     string
 	clientSecret string // env DEMO_CLIENT_SECRET
 	cacheTTL     time.Duration
+	gateway      string // the gateway's issuer URL, for POST /logout; empty: off
+	audience     string // aud of the gateway's logout tokens for this API
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -55,6 +60,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	flags.StringVar(&cfg.clientID, "client-id", "demo", "client id used to authenticate at the introspection endpoint")
 	flags.StringVar(&cfg.clientSecret, "client-secret", "", "client secret (default: env DEMO_CLIENT_SECRET, else "+defaultClientSecret+")")
 	flags.DurationVar(&cfg.cacheTTL, "cache-ttl", 30*time.Second, "how long an active introspection result is cached (at most 30s)")
+	flags.StringVar(&cfg.gateway, "gateway", "http://127.0.0.1:8080", "the gateway's issuer URL (server.public_url): POST /logout validates its logout tokens against its discovery document; empty turns POST /logout off")
+	flags.StringVar(&cfg.audience, "audience", "demo-api", "the aud of the gateway's logout tokens for this API ([[apps.downstream]] audience)")
 	if err := flags.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -74,6 +81,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if cfg.cacheTTL < 0 || cfg.cacheTTL > 30*time.Second {
 		errs = append(errs, errors.New("-cache-ttl: must be between 0 and 30s"))
 	}
+	if cfg.gateway != "" && cfg.audience == "" {
+		errs = append(errs, errors.New("-audience: required with -gateway"))
+	}
 	return cfg, errors.Join(errs...)
 }
 
@@ -92,15 +102,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		CacheTTL:     cfg.cacheTTL,
 	}, httpClient)
 
+	var logoutHandler http.Handler
+	if cfg.gateway != "" {
+		logoutHandler = newLogoutReceiver(logoutReceiverConfig{Gateway: cfg.gateway, Audience: cfg.audience},
+			httpClient, logger, verifier.forgetSubject)
+	}
+
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           logRequests(logger, routes(logger, verifier)),
+		Handler:           logRequests(logger, routes(logger, verifier, logoutHandler)),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	logger.Info("api listening", "url", "http://"+ln.Addr().String(), "issuer", cfg.issuer, "client_id", cfg.clientID)
+	logger.Info("api listening", "url", "http://"+ln.Addr().String(), "issuer", cfg.issuer, "client_id", cfg.clientID,
+		"gateway", cfg.gateway, "audience", cfg.audience)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -117,11 +134,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-// routes is the whole HTTP surface; add new endpoints here.
-func routes(logger *slog.Logger, verifier tokenVerifier) http.Handler {
+// routes is the whole HTTP surface; add new endpoints here. logout is the
+// back-channel logout receiver (nil: POST /logout is not served).
+func routes(logger *slog.Logger, verifier tokenVerifier, logout http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", handleHealthz)
 	mux.Handle("GET /api/hello", requireToken(logger, verifier, http.HandlerFunc(handleHello)))
+	if logout != nil {
+		mux.Handle("POST /logout", logout)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "not_found"})
 	})
@@ -199,8 +220,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// hashForLog shortens an identifier for logs without revealing it.
+// hashForLog shortens an identifier for logs without revealing it: the
+// first 6 bytes of its SHA-256, in hex ("" stays "").
 func hashForLog(s string) string {
+	if s == "" {
+		return ""
+	}
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:6])
 }

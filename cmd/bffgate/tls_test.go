@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bffgate/bffgate/internal/testop"
+)
+
+// writeCert writes a self-signed certificate for 127.0.0.1 and returns it.
+func writeCert(t *testing.T, certFile, keyFile, cn string, modTime time.Time) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	os.Chtimes(certFile, modTime, modTime)
+	os.Chtimes(keyFile, modTime, modTime)
+	cert, _ := x509.ParseCertificate(der)
+	return cert
+}
+
+func TestTLSServingAndCertificateReload(t *testing.T) {
+	old := certCheckEvery
+	certCheckEvery = 10 * time.Millisecond
+	defer func() { certCheckEvery = old }()
+
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	first := writeCert(t, certFile, keyFile, "first", time.Now().Add(-time.Minute))
+	op := testop.New(t, testop.Config{})
+	listen, admin := freePort(t), freePort(t)
+	path := writeConfig(t, fmt.Sprintf(`
+[server]
+listen = %q
+public_url = "https://%s"
+admin_listen = %q
+tls_cert = %q
+tls_key = %q
+[session]
+secret = "%s"
+[[apps]]
+name = "demo"
+issuer = %q
+client_id = %q
+frontend = "http://127.0.0.1:1"
+`, listen, listen, admin, certFile, keyFile, strings.Repeat("s", 40), op.URL, op.ClientID()))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"bffgate", "-config", path}, env(nil), io.Discard, io.Discard) }()
+	defer func() { cancel(); <-done }()
+	waitStatus(t, "http://"+admin+"/healthz", http.StatusOK)
+
+	get := func(want *x509.Certificate) *http.Response {
+		t.Helper()
+		pool := x509.NewCertPool()
+		pool.AddCert(want)
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+		resp, err := client.Get("https://" + listen + "/bff/user")
+		if err != nil {
+			t.Fatalf("https request trusting %s: %v", want.Subject.CommonName, err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := get(first)
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("got %s %d, want HTTP/2 and 401 without a session", resp.Proto, resp.StatusCode)
+	}
+	if ck := resp.TLS; ck == nil || ck.Version < tls.VersionTLS12 {
+		t.Errorf("TLS version too old or missing")
+	}
+
+	// A renewed certificate is served without a restart.
+	second := writeCert(t, certFile, keyFile, "second", time.Now())
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pool := x509.NewCertPool()
+		pool.AddCert(second)
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		if resp, err := c.Get("https://" + listen + "/bff/user"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the renewed certificate was never served")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Old TLS versions are refused.
+	pool := x509.NewCertPool()
+	pool.AddCert(second)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11}}}
+	if resp, err := c.Get("https://" + listen + "/"); err == nil {
+		resp.Body.Close()
+		t.Error("a TLS 1.1 client was served")
+	}
+}
+
+func TestHealthcheckFlag(t *testing.T) {
+	op := testop.New(t, testop.Config{})
+	listen, admin := freePort(t), freePort(t)
+	path := writeConfig(t, fmt.Sprintf(`
+[server]
+listen = %q
+public_url = "http://%s"
+admin_listen = %q
+[session]
+secret = "%s"
+[[apps]]
+name = "demo"
+issuer = %q
+client_id = %q
+frontend = "http://127.0.0.1:1"
+`, listen, listen, admin, strings.Repeat("s", 40), op.URL, op.ClientID()))
+	healthcheck := func() error {
+		return run(context.Background(), []string{"bffgate", "-config", path, "-healthcheck"}, env(nil), io.Discard, io.Discard)
+	}
+	if err := healthcheck(); err == nil {
+		t.Fatal("-healthcheck succeeded with no gateway running")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	logw := &syncWriter{w: new(bytes.Buffer)}
+	go func() { done <- run(ctx, []string{"bffgate", "-config", path}, env(nil), io.Discard, logw) }()
+	defer func() { cancel(); <-done }()
+	waitStatus(t, "http://"+admin+"/healthz", http.StatusOK)
+	if err := healthcheck(); err != nil {
+		t.Errorf("-healthcheck against a running gateway: %v", err)
+	}
+
+	// Every log line of a request carries its request id.
+	resp, err := http.Post("http://"+listen+"/bff/backchannel-logout", "application/x-www-form-urlencoded", strings.NewReader("logout_token=a.b.c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	rid := resp.Header.Get("X-Request-Id")
+	time.Sleep(50 * time.Millisecond)
+	lines := 0
+	for _, l := range strings.Split(logw.String(), "\n") {
+		if strings.Contains(l, `"request_id":"`+rid+`"`) {
+			lines++
+		}
+	}
+	if rid == "" || lines < 2 {
+		t.Errorf("request %q: %d log lines carry its id, want the rejection, the failure and the access line", rid, lines)
+	}
+}
+
+// syncWriter serialises writes to a buffer shared with the test.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
+}
