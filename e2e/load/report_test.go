@@ -32,7 +32,7 @@ type report struct {
 	closed                    map[string][]closedResult
 	openRate                  float64
 	open                      map[string][]openResult
-	logins                    []time.Duration
+	logins, opSign            []time.Duration
 	cross                     []time.Duration
 	redisReason, crossReason  string
 	micro                     []microRun
@@ -61,11 +61,36 @@ func (r *report) ratio(key string) float64 {
 	return median(v)
 }
 
-// addedP99 is the median over rounds of key's open-loop p99 minus B's.
+// saturatedP50 marks an open-loop round of B whose median latency shows
+// queueing: at half its capacity B answers in about a millisecond, so a
+// higher p50 means the machine was busy with something else.
+const saturatedP50 = 5 * time.Millisecond
+
+// cleanRound reports whether B kept up in open-loop round i: it served
+// the offered rate and its p50 shows no queueing.
+func (r *report) cleanRound(i int) bool {
+	b := r.open["B"][i]
+	return b.achieved >= 0.97*b.rate && b.p50 < saturatedP50
+}
+
+// cleanRounds counts the clean open-loop rounds.
+func (r *report) cleanRounds() int {
+	n := 0
+	for i := range r.open["B"] {
+		if r.cleanRound(i) {
+			n++
+		}
+	}
+	return n
+}
+
+// addedP99 is the median over rounds of key's open-loop p99 minus B's in
+// the same round, over the clean rounds when there are any.
 func (r *report) addedP99(key string) (added, p99, bareP99 time.Duration) {
 	var d, a, b []float64
+	clean := r.cleanRounds() > 0
 	for i, o := range r.open[key] {
-		if i < len(r.open["B"]) {
+		if i < len(r.open["B"]) && (!clean || r.cleanRound(i)) {
 			d = append(d, float64(o.p99-r.open["B"][i].p99))
 			a = append(a, float64(o.p99))
 			b = append(b, float64(r.open["B"][i].p99))
@@ -100,6 +125,14 @@ func (r *report) microErr(name string) string {
 		}
 	}
 	return ""
+}
+
+// latencyMet judges the added p99, unless no round was clean.
+func (r *report) latencyMet(added time.Duration) string {
+	if r.cleanRounds() == 0 {
+		return "unknown: the machine was saturated in every round"
+	}
+	return met(added <= time.Millisecond)
 }
 
 func met(ok bool) string {
@@ -139,11 +172,11 @@ func (r *report) markdown() string {
 	}
 	if len(r.open["C"]) > 0 {
 		added, c99, b99 := r.addedP99("C")
-		p("| added p99 latency at 50 %% of the bare proxy's capacity (%.0f req/s), memory store | ≤ 1 ms | %s (p99 %s vs %s) | %s |\n", r.openRate, ms(added), ms(c99), ms(b99), met(added <= time.Millisecond))
+		p("| added p99 latency at 50 %% of the bare proxy's capacity (%.0f req/s), memory store | ≤ 1 ms | %s (p99 %s vs %s) | %s |\n", r.openRate, ms(added), ms(c99), ms(b99), r.latencyMet(added))
 	}
 	if len(r.open["D"]) > 0 {
 		added, d99, b99 := r.addedP99("D")
-		p("| the same, Redis store | ≤ 1 ms | %s (p99 %s vs %s) | %s |\n", ms(added), ms(d99), ms(b99), met(added <= time.Millisecond))
+		p("| the same, Redis store | ≤ 1 ms | %s (p99 %s vs %s) | %s |\n", ms(added), ms(d99), ms(b99), r.latencyMet(added))
 	}
 	if v, ok := r.microMetric("BenchmarkBackchannel", "logouts/s"); ok {
 		p("| valid back-channel logouts per second, RS256 (`BenchmarkBackchannel`, %d CPUs) | ≥ 5,000 | %.0f | %s |\n", runtime.NumCPU(), v, met(v >= 5000))
@@ -165,7 +198,8 @@ func (r *report) markdown() string {
 	}
 	if len(r.logins) > 0 {
 		p50, p99 := percentiles(slices.Clone(r.logins))
-		p("| login round trip: `/bff/callback` as the browser sees it, IdP time included (in-process test OP; %d logins) | p99 ≤ 5 ms | p99 %s (p50 %s) | %s |\n", len(r.logins), ms(p99), ms(p50), met(p99 <= 5*time.Millisecond))
+		s50, _ := percentiles(slices.Clone(r.opSign))
+		p("| login round trip: `/bff/callback` as the browser sees it, IdP time included, nothing subtracted (in-process test OP, whose RS256 signing of the ID token alone takes %s at p50; %d logins) | p99 ≤ 5 ms | p99 %s (p50 %s) | %s |\n", ms(s50), len(r.logins), ms(p99), ms(p50), met(p99 <= 5*time.Millisecond))
 	}
 
 	// Closed loop.
@@ -195,16 +229,22 @@ func (r *report) markdown() string {
 	// Open loop.
 	if len(r.open) > 0 {
 		p("\n#### Latency at a constant %.0f requests/s (half of B's median capacity), %d interleaved rounds of %v\n\n", r.openRate, rounds, roundDur)
-		p("| target | p50 per round | p99 per round | median p50 | median p99 | p99 − B's p99 (median of rounds) |\n|---|---|---|---|---|---|\n")
+		p("| target | achieved req/s per round | p50 per round (ms) | p99 per round (ms) | median p50 | median p99 | p99 − B's p99 (median of rounds) |\n|---|---|---|---|---|---|---|\n")
 		for _, tg := range r.targets[1:] {
-			var p50s, p99s []string
+			var got, p50s, p99s []string
 			var a, z []float64
 			for _, o := range r.open[tg.key] {
+				got = append(got, fmt.Sprintf("%.0f", o.achieved))
 				p50s, p99s = append(p50s, fmt.Sprintf("%.2f", float64(o.p50)/1e6)), append(p99s, fmt.Sprintf("%.2f", float64(o.p99)/1e6))
 				a, z = append(a, float64(o.p50)), append(z, float64(o.p99))
 			}
 			added, _, _ := r.addedP99(tg.key)
-			p("| %s %s | %s | %s | %s | %s | %s |\n", tg.key, tg.name, strings.Join(p50s, " "), strings.Join(p99s, " "), ms(time.Duration(median(a))), ms(time.Duration(median(z))), ms(added))
+			p("| %s %s | %s | %s | %s | %s | %s | %s |\n", tg.key, tg.name, strings.Join(got, " "), strings.Join(p50s, " "), strings.Join(p99s, " "), ms(time.Duration(median(a))), ms(time.Duration(median(z))), ms(added))
+		}
+		if n := r.cleanRounds(); n == 0 {
+			p("\n**No clean round**: in every round B fell behind the offered rate or its p50 exceeded %v, so the machine was not at half load and the added latency above is noise, not the gateway's.\n", saturatedP50)
+		} else {
+			p("\nThe added p99 is the median over the %d of %d rounds in which B kept up (served the rate with p50 under %v); in the others the machine was busy with something else.\n", n, len(r.open["B"]), saturatedP50)
 		}
 	}
 
