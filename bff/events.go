@@ -2,6 +2,7 @@ package bff
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -19,6 +20,10 @@ const (
 	// maxStreamsPerSession caps the open /bff/events streams of one session.
 	maxStreamsPerSession = 8
 )
+
+// causeUnknown is sent when a stream finds its session gone without
+// having been told why.
+const causeUnknown session.Cause = "unknown"
 
 // broker fans "session ended" out to the session's open event streams on
 // this replica.
@@ -116,6 +121,11 @@ func (a *app) handleEvents(c echo.Context) error {
 		case cause := <-ch:
 			return writeLogout(w, cause)
 		case <-tick.C:
+			// A backstop for a missed cross-replica message: the store
+			// decides whether the session still lives.
+			if _, err := a.g.sessions.Get(r.Context(), s.ID); errors.Is(err, session.ErrNotFound) {
+				return writeLogout(w, causeUnknown)
+			}
 			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
 				return nil
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -206,6 +207,7 @@ func (m *Manager) audit(ctx context.Context, msg string, cause Cause, s *Session
 		return
 	}
 	m.logger.LogAttrs(ctx, slog.LevelInfo, msg,
+		slog.String("event", strings.ReplaceAll(msg, " ", "_")),
 		slog.String("app", s.App),
 		slog.String("cause", string(cause)),
 		slog.String("sid_hash", Hash(s.SID)),
