@@ -190,8 +190,8 @@ func TestManagerAuditLog(t *testing.T) {
 		recs = append(recs, rec)
 	}
 	want := []map[string]any{
-		{"level": "INFO", "msg": "session started", "app": "demo", "cause": "login", "sid_hash": Hash(s.SID), "sub_hash": Hash(s.Subject), "session_hash": Hash(s.ID)},
-		{"level": "INFO", "msg": "session ended", "app": "demo", "cause": "admin", "sid_hash": Hash(s.SID), "sub_hash": Hash(s.Subject), "session_hash": Hash(s.ID)},
+		{"level": "INFO", "msg": "session started", "event": "session_started", "app": "demo", "cause": "login", "sid_hash": Hash(s.SID), "sub_hash": Hash(s.Subject), "session_hash": Hash(s.ID)},
+		{"level": "INFO", "msg": "session ended", "event": "session_ended", "app": "demo", "cause": "admin", "sid_hash": Hash(s.SID), "sub_hash": Hash(s.Subject), "session_hash": Hash(s.ID)},
 	}
 	if len(recs) != len(want) {
 		t.Fatalf("audit records: got %d, want %d:\n%s", len(recs), len(want), buf)
