@@ -36,9 +36,16 @@ func newLoginStore(secret string, secure bool) *sessions.CookieStore {
 
 // loginCookieName names the cookie of one login attempt, so that logins
 // started in several tabs do not clobber each other.
-func (g *Gateway) loginCookieName(state string) string {
-	sum := sha256.Sum256([]byte(state))
-	name := "bffgate-login-" + hex.EncodeToString(sum[:8])
+func (g *Gateway) loginCookieName(state string) string { return g.stateCookieName("login", state) }
+
+// logoutCookieName names the cookie that binds an RP-initiated logout's
+// state to this browser.
+func (g *Gateway) logoutCookieName(state string) string { return g.stateCookieName("logout", state) }
+
+// stateCookieName names a per-flow state cookie after a hash of its state.
+func (g *Gateway) stateCookieName(kind, state string) string {
+	sum := sha256.Sum256([]byte(kind + ":" + state))
+	name := "bffgate-" + kind + "-" + hex.EncodeToString(sum[:8])
 	if g.public.Scheme == "https" {
 		return "__Host-" + name
 	}

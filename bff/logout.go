@@ -1,9 +1,7 @@
 package bff
 
 import (
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"mime"
@@ -131,17 +129,6 @@ func (a *app) clearSessionCookie(c echo.Context) {
 	if _, err := c.Request().Cookie(a.g.cookies.Name(a.cfg.Name)); err == nil {
 		c.SetCookie(a.g.cookies.Clear(a.cfg.Name))
 	}
-}
-
-// logoutCookieName names the cookie that binds an RP-initiated logout's
-// state to this browser.
-func (g *Gateway) logoutCookieName(state string) string {
-	sum := sha256.Sum256([]byte("logout:" + state))
-	name := "bffgate-logout-" + hex.EncodeToString(sum[:8])
-	if g.public.Scheme == "https" {
-		return "__Host-" + name
-	}
-	return name
 }
 
 // handleLogout is RP-initiated logout, GET or POST /bff/logout?sid=….

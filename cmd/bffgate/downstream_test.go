@@ -77,11 +77,8 @@ frontend = "http://127.0.0.1:1"
   upstream = %q
 `, listen, public, admin, strings.Repeat("k", 40), op.URL, op.ClientID(), op.ClientSecret(), api.URL, api.URL, other.URL, other.URL))
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"bffgate", "-config", path}, env(nil), io.Discard, io.Discard) }()
-	defer func() { cancel(); <-done }()
-	waitStatus(t, "http://"+admin+"/readyz", http.StatusOK)
+	startRun(t, path, admin, io.Discard)
+	ctx := context.Background()
 
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, Timeout: 5 * time.Second}

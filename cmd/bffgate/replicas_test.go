@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -133,23 +132,7 @@ func signingKeyFile(t *testing.T) string {
 // start runs the replica in-process until the test ends.
 func (r *replica) start(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"bffgate", "-config", r.config}, env(nil), io.Discard, io.Discard)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("replica %s: run returned %v", r.listen, err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("replica %s did not stop", r.listen)
-		}
-	})
-	waitStatus(t, "http://"+r.admin+"/readyz", http.StatusOK)
+	startRun(t, r.config, r.admin, io.Discard)
 }
 
 // user is a browser signed in through one replica.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -36,6 +37,27 @@ func writeConfig(t *testing.T, body string) string {
 
 func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
+}
+
+// startRun runs the gateway in-process with the config at path until the
+// test ends, and waits until its admin listener says it is ready.
+func startRun(t *testing.T, path, admin string, stderr io.Writer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"bffgate", "-config", path}, env(nil), io.Discard, stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("gateway %s: run returned %v", path, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("gateway %s did not stop", path)
+		}
+	})
+	waitStatus(t, "http://"+admin+"/readyz", http.StatusOK)
 }
 
 func TestRunServesAndShutsDown(t *testing.T) {

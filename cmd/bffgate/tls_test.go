@@ -80,11 +80,7 @@ issuer = %q
 client_id = %q
 frontend = "http://127.0.0.1:1"
 `, listen, listen, admin, certFile, keyFile, strings.Repeat("s", 40), op.URL, op.ClientID()))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"bffgate", "-config", path}, env(nil), io.Discard, io.Discard) }()
-	defer func() { cancel(); <-done }()
-	waitStatus(t, "http://"+admin+"/healthz", http.StatusOK)
+	startRun(t, path, admin, io.Discard)
 
 	get := func(want *x509.Certificate) *http.Response {
 		t.Helper()
@@ -155,12 +151,8 @@ frontend = "http://127.0.0.1:1"
 	if err := healthcheck(); err == nil {
 		t.Fatal("-healthcheck succeeded with no gateway running")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	logw := &syncWriter{w: new(bytes.Buffer)}
-	go func() { done <- run(ctx, []string{"bffgate", "-config", path}, env(nil), io.Discard, logw) }()
-	defer func() { cancel(); <-done }()
-	waitStatus(t, "http://"+admin+"/healthz", http.StatusOK)
+	startRun(t, path, admin, logw)
 	if err := healthcheck(); err != nil {
 		t.Errorf("-healthcheck against a running gateway: %v", err)
 	}
