@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -165,8 +166,9 @@ func (g *Gateway) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			g.metrics.requests.WithLabelValues(app, kind, strconv.Itoa(status)).Inc()
 			g.metrics.latency.WithLabelValues(app, kind).Observe(d.Seconds())
 			if g.logger.Enabled(c.Request().Context(), levelAccess) {
-				g.logger.Log(c.Request().Context(), levelAccess, "request", "app", app, "route", kind,
-					"method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "duration_ms", float64(d.Microseconds())/1000)
+				g.logger.LogAttrs(c.Request().Context(), levelAccess, "request", slog.String("app", app), slog.String("route", kind),
+					slog.String("method", c.Request().Method), slog.String("path", c.Request().URL.Path),
+					slog.Int("status", status), slog.Float64("duration_ms", float64(d.Microseconds())/1000))
 			}
 		}()
 		return next(c)

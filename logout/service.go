@@ -201,16 +201,15 @@ func peek(raw string) (iss string, aud []string, ok bool) {
 	if err != nil {
 		return "", nil, false
 	}
-	var c map[string]json.RawMessage
-	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c); err != nil {
+	var c struct {
+		Iss *string         `json:"iss"`
+		Aud json.RawMessage `json:"aud"`
+	}
+	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c); err != nil || c.Iss == nil {
 		return "", nil, false
 	}
-	iss, ok = str(c, "iss")
-	if !ok {
-		return "", nil, false
-	}
-	aud, ok = audience(c["aud"])
-	return iss, aud, ok
+	aud, ok = audience(c.Aud)
+	return *c.Iss, aud, ok
 }
 
 var peekAlgs = []jose.SignatureAlgorithm{

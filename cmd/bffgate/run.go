@@ -45,7 +45,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case *healthcheck:
 		return checkHealth(ctx, cfg.Server.AdminListen)
 	}
-	logger := newLogger(cfg.Server, stderr)
+	logw := newLogWriter(stderr)
+	defer logw.Close() // last: every other deferred step may still log
+	logger := newLogger(cfg.Server, logw)
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -164,14 +164,17 @@ frontend = "http://127.0.0.1:1"
 	}
 	resp.Body.Close()
 	rid := resp.Header.Get("X-Request-Id")
-	time.Sleep(50 * time.Millisecond)
+	// Logs are flushed every 100ms: wait for the lines.
 	lines := 0
-	for _, l := range strings.Split(logw.String(), "\n") {
-		if strings.Contains(l, `"request_id":"`+rid+`"`) {
-			lines++
+	for deadline := time.Now().Add(3 * time.Second); lines < 3 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		lines = 0
+		for _, l := range strings.Split(logw.String(), "\n") {
+			if strings.Contains(l, `"request_id":"`+rid+`"`) {
+				lines++
+			}
 		}
 	}
-	if rid == "" || lines < 2 {
+	if rid == "" || lines < 3 {
 		t.Errorf("request %q: %d log lines carry its id, want the rejection, the failure and the access line", rid, lines)
 	}
 }
