@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"testing"
@@ -32,13 +31,7 @@ func BenchmarkAPIRequestStores(b *testing.B) {
 	target, _ := url.Parse(upstream.URL)
 	transport := &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
 
-	bare := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			pr.Out.Header.Set("Authorization", "Bearer token")
-		},
-		Transport: transport,
-	}
+	bare := bareProxy(target, transport)
 	memory, memCookie := benchGateway(b, target, transport, nil)
 
 	srv, err := storetest.StartRedis()

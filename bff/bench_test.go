@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,13 +47,7 @@ func BenchmarkAPIRequest(b *testing.B) {
 	}
 	a.apis[0].proxy = p
 
-	bare := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			pr.Out.Header.Set("Authorization", "Bearer token")
-		},
-		Transport: transport,
-	}
+	bare := bareProxy(target, transport)
 	handler := h.gw.Handler()
 	run := func(b *testing.B, hdl http.Handler, withSession bool) {
 		b.ReportAllocs()
@@ -115,3 +110,23 @@ func BenchmarkBackchannel(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logouts/s")
 }
+
+// bareProxy is the floor for any Go proxy: httputil.ReverseProxy that
+// injects a header, with a pool of copy buffers as the gateway has.
+func bareProxy(target *url.URL, transport http.RoundTripper) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Header.Set("Authorization", "Bearer token")
+		},
+		Transport:  transport,
+		BufferPool: benchBuffers{},
+	}
+}
+
+var benchBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+type benchBuffers struct{}
+
+func (benchBuffers) Get() []byte  { return *benchBufferPool.Get().(*[]byte) }
+func (benchBuffers) Put(b []byte) { benchBufferPool.Put(&b) }

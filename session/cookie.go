@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/securecookie"
+	"github.com/patrickmn/go-cache"
 )
 
 // Cookie name prefixes. Every cookie the gateway sets starts with
@@ -52,7 +54,18 @@ type CookieCodec struct {
 	sc     *securecookie.SecureCookie
 	secure bool
 	maxAge int // seconds
+	// decoded remembers recently verified cookie values (name and value →
+	// session id) for decodedTTL, so that the MAC and decryption run once
+	// a minute per cookie instead of on every request. Only values that
+	// verified are kept, so it grows with live sessions, not with junk.
+	decoded   *cache.Cache
+	lastSweep atomic.Int64 // unix seconds of the last DeleteExpired
 }
+
+// decodedTTL bounds how long a verified cookie value is trusted without
+// verifying it again. Whether its session still lives is asked of the
+// store on every request regardless.
+const decodedTTL = time.Minute
 
 // NewCookieCodec returns a codec whose keys are derived from cfg.Secret.
 func NewCookieCodec(cfg CookieConfig) (*CookieCodec, error) {
@@ -69,7 +82,7 @@ func NewCookieCodec(cfg CookieConfig) (*CookieCodec, error) {
 	)
 	sc.SetSerializer(securecookie.NopEncoder{})
 	sc.MaxAge(maxAge)
-	return &CookieCodec{sc: sc, secure: cfg.Secure, maxAge: maxAge}, nil
+	return &CookieCodec{sc: sc, secure: cfg.Secure, maxAge: maxAge, decoded: cache.New(decodedTTL, 0)}, nil
 }
 
 // Name returns the session cookie name of app: __Host-bffgate-<app> when
@@ -105,17 +118,32 @@ func (c *CookieCodec) Decode(r *http.Request, app string) (string, error) {
 	// A browser may send several cookies of one name (other paths or
 	// domains); the first that decodes wins.
 	for _, ck := range r.CookiesNamed(name) {
+		key := name + "=" + ck.Value
+		if id, ok := c.decoded.Get(key); ok {
+			return id.(string), nil
+		}
 		var id []byte
 		if err := c.sc.Decode(name, ck.Value, &id); err != nil {
 			lastErr = err
 			continue
 		}
+		c.remember(key, string(id))
 		return string(id), nil
 	}
 	if lastErr != nil {
 		return "", fmt.Errorf("%w: %w", ErrInvalidCookie, lastErr)
 	}
 	return "", fmt.Errorf("session cookie %s: %w", name, ErrNotFound)
+}
+
+// remember caches a verified cookie value. Expired entries are swept
+// here, at most every decodedTTL, instead of by a janitor goroutine.
+func (c *CookieCodec) remember(key, id string) {
+	c.decoded.SetDefault(key, id)
+	now := time.Now().Unix()
+	if last := c.lastSweep.Load(); now-last >= int64(decodedTTL/time.Second) && c.lastSweep.CompareAndSwap(last, now) {
+		c.decoded.DeleteExpired()
+	}
 }
 
 // Clear returns a cookie that deletes app's session cookie.

@@ -1,7 +1,8 @@
 // Command bareproxy is the load harness's floor for any Go proxy: a bare
 // httputil.ReverseProxy (Rewrite, SetURL, SetXForwarded) that injects a
 // fixed bearer token, with a transport tuned like the gateway's (keep-alives,
-// 64 idle connections per host, no compression).
+// 64 idle connections per host, no compression) and, like the gateway, a
+// pool of copy buffers, so that the floor is a well-configured proxy.
 package main
 
 import (
@@ -10,8 +11,16 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sync"
 	"time"
 )
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+type bufferPool struct{}
+
+func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:4001", "address to listen on")
@@ -27,6 +36,7 @@ func main() {
 			pr.SetXForwarded()
 			pr.Out.Header.Set("Authorization", "Bearer bare-proxy-token")
 		},
+		BufferPool: bufferPool{},
 		Transport: &http.Transport{
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     90 * time.Second,
