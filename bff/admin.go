@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -44,6 +45,8 @@ func (g *Gateway) AdminHandler() http.Handler {
 		admin := e.Group("/admin", g.adminAuth)
 		admin.GET("/sessions", g.handleAdminList)
 		admin.POST("/sessions/revoke", g.handleAdminRevoke)
+		// Profiles for operators chasing a hot spot, behind the same token.
+		e.Any("/debug/pprof/*", echo.WrapHandler(http.HandlerFunc(pprofIndex)), g.adminAuth)
 	}
 	return e
 }
@@ -228,4 +231,20 @@ func jsonProblem(err error) string {
 		return "empty body"
 	}
 	return "invalid JSON"
+}
+
+// pprofIndex serves net/http/pprof's handlers under /debug/pprof/.
+func pprofIndex(w http.ResponseWriter, r *http.Request) {
+	switch strings.TrimPrefix(r.URL.Path, "/debug/pprof/") {
+	case "cmdline":
+		pprof.Cmdline(w, r)
+	case "profile":
+		pprof.Profile(w, r)
+	case "symbol":
+		pprof.Symbol(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	default:
+		pprof.Index(w, r)
+	}
 }

@@ -165,7 +165,7 @@ func (g *Gateway) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			d := time.Since(start)
 			g.metrics.requests.WithLabelValues(app, kind, strconv.Itoa(status)).Inc()
 			g.metrics.latency.WithLabelValues(app, kind).Observe(d.Seconds())
-			if g.logger.Enabled(c.Request().Context(), levelAccess) {
+			if g.cfg.Server.AccessLog && g.logger.Enabled(c.Request().Context(), levelAccess) {
 				g.logger.LogAttrs(c.Request().Context(), levelAccess, "request", slog.String("app", app), slog.String("route", kind),
 					slog.String("method", c.Request().Method), slog.String("path", c.Request().URL.Path),
 					slog.Int("status", status), slog.Float64("duration_ms", float64(d.Microseconds())/1000))

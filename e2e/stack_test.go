@@ -158,6 +158,7 @@ func (s *stack) gatewayConfig(apps []appSpec) string {
 listen = %q
 public_url = %q
 admin_listen = %q
+access_log = true
 log_format = "json"
 log_level = "debug"
 shutdown_timeout = "2s"

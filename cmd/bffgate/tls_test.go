@@ -137,6 +137,7 @@ func TestHealthcheckFlag(t *testing.T) {
 listen = %q
 public_url = "http://%s"
 admin_listen = %q
+access_log = true
 [session]
 secret = "%s"
 [[apps]]

@@ -68,6 +68,7 @@ func (g *gateway) start(t testing.TB, op *testop.OP, upstreamURL string) error {
 listen = %q
 public_url = %q
 admin_listen = %q
+%s
 [server.rate_limits.login]
 off = true
 [server.rate_limits.backchannel]
@@ -84,7 +85,7 @@ frontend = %q
   [[apps.apis]]
   path = "/api/"
   upstream = %q
-`, g.name, strings.TrimPrefix(g.public, "http://"), g.public, g.admin, g.store, redis, sessionSecret,
+`, g.name, strings.TrimPrefix(g.public, "http://"), g.public, g.admin, profilingToken(), g.store, redis, sessionSecret,
 		op.URL, op.ClientID(), op.ClientSecret(), upstreamURL, upstreamURL)
 	path := filepath.Join(t.TempDir(), "config.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -186,4 +187,15 @@ func (tg target) check() error {
 		return fmt.Errorf("%s: GET %s: status %d: %s", tg.name, tg.url, resp.StatusCode, body)
 	}
 	return nil
+}
+
+// profilingToken turns the admin API (and so /debug/pprof) on when
+// BFFGATE_LOAD_ADMIN_TOKEN is set, to profile a target under load:
+//
+//	curl -H "Authorization: Bearer $T" http://ADMIN/debug/pprof/profile?seconds=5 > gw.cpu
+func profilingToken() string {
+	if tok := os.Getenv("BFFGATE_LOAD_ADMIN_TOKEN"); tok != "" {
+		return fmt.Sprintf("admin_token = %q", tok)
+	}
+	return ""
 }
