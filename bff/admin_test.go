@@ -51,6 +51,13 @@ func TestAdminAuth(t *testing.T) {
 	if resp, _ := adminDo(t, http.MethodGet, admin.URL+"/admin/sessions?sub=alice", adminToken, ""); resp.StatusCode != http.StatusOK {
 		t.Errorf("right token: status %d, want 200", resp.StatusCode)
 	}
+	// Profiles are behind the same token.
+	if resp, _ := adminDo(t, http.MethodGet, admin.URL+"/debug/pprof/cmdline", "", ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("pprof without a token: %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := adminDo(t, http.MethodGet, admin.URL+"/debug/pprof/cmdline", adminToken, ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("pprof with the token: %d, want 200", resp.StatusCode)
+	}
 }
 
 func TestAdminOffWithoutToken(t *testing.T) {
