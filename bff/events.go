@@ -107,13 +107,18 @@ func (a *app) handleEvents(c echo.Context) error {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	// The session may have ended between the lookup and the subscription:
+	// then say so at once, with the cause if the broker already has it.
+	if _, err := a.g.sessions.Get(r.Context(), s.ID); errors.Is(err, session.ErrNotFound) {
+		cause := causeUnknown
+		select {
+		case cause = <-ch:
+		default:
+		}
+		return writeLogout(w, cause)
+	}
 	fmt.Fprintf(w, "retry: 5000\n: connected\n\n")
 	w.Flush()
-
-	// The session may have ended between the lookup and the subscription.
-	if _, err := a.g.sessions.Get(r.Context(), s.ID); err != nil {
-		return writeLogout(w, session.CauseExpired)
-	}
 	tick := time.NewTicker(heartbeatEvery)
 	defer tick.Stop()
 	for {
