@@ -33,8 +33,6 @@ const (
 	routeOther        = "other"
 )
 
-type ctxKeyRoute struct{}
-
 // routes builds the Echo instance: per path prefix the /bff/* endpoints
 // and the catch-all proxy.
 func (g *Gateway) routes() *echo.Echo {

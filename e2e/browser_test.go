@@ -227,12 +227,6 @@ func (tb *tab) navigate(u string) {
 	tb.do("navigate to "+u, chromedp.Navigate(u))
 }
 
-// location is the tab's current URL.
-func (tb *tab) location() string {
-	tb.t.Helper()
-	return runTab(tb, "location", chromedp.Location())
-}
-
 // waitVisible waits until the CSS selector sel is visible.
 func (tb *tab) waitVisible(sel string) {
 	tb.t.Helper()

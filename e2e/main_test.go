@@ -136,10 +136,7 @@ func npmCI(dir string) error {
 
 // buildBinaries builds the gateway, the sample SPA and the sample API into dir.
 func buildBinaries(dir string) error {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
+	goBin := "go"
 	exe := ""
 	if runtime.GOOS == "windows" {
 		exe = ".exe"

@@ -71,7 +71,6 @@ type logBuffer struct {
 	mu   sync.Mutex
 	buf  bytes.Buffer
 	file *os.File
-	grew chan struct{} // closed and replaced on every write
 }
 
 func newLogBuffer(path string) (*logBuffer, error) {
@@ -79,7 +78,7 @@ func newLogBuffer(path string) (*logBuffer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &logBuffer{file: f, grew: make(chan struct{})}, nil
+	return &logBuffer{file: f}, nil
 }
 
 func (l *logBuffer) Write(p []byte) (int, error) {
@@ -87,8 +86,6 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	l.buf.Write(p)
 	_, _ = l.file.Write(p)
-	close(l.grew)
-	l.grew = make(chan struct{})
 	return len(p), nil
 }
 
@@ -107,13 +104,6 @@ func (l *logBuffer) Lines() []string {
 		return nil
 	}
 	return strings.Split(s, "\n")
-}
-
-// wait returns a channel closed on the next write.
-func (l *logBuffer) wait() <-chan struct{} {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.grew
 }
 
 // proc is a child process of a test, in its own process group.
@@ -199,26 +189,6 @@ func (p *proc) exited() (bool, error) {
 		return true, p.err
 	default:
 		return false, nil
-	}
-}
-
-// waitLog waits until a line of the output contains substr.
-func (p *proc) waitLog(ctx context.Context, substr string) error {
-	for {
-		ch := p.log.wait()
-		if strings.Contains(p.log.String(), substr) {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-p.done:
-			if strings.Contains(p.log.String(), substr) {
-				return nil
-			}
-			return fmt.Errorf("%s exited (%v) before printing %q", p.name, p.err, substr)
-		case <-ctx.Done():
-			return fmt.Errorf("%s did not print %q: %w", p.name, substr, ctx.Err())
-		}
 	}
 }
 

@@ -197,7 +197,7 @@ func peek(raw string) (iss string, aud []string, ok bool) {
 	if len(raw) > MaxTokenSize {
 		return "", nil, false
 	}
-	jws, err := jose.ParseSigned(raw, peekAlgs)
+	jws, err := jose.ParseSignedCompact(raw, peekAlgs)
 	if err != nil {
 		return "", nil, false
 	}

@@ -123,7 +123,7 @@ func testToken(t *testing.T) string {
 
 func jtiOf(t *testing.T, tok string) string {
 	t.Helper()
-	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
+	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		return "unparsable token"
 	}

@@ -23,9 +23,8 @@ import (
 
 // Keys are slow to generate; each test key is made once.
 var (
-	testRSAKey  = sync.OnceValue(func() *rsa.PrivateKey { return mustRSA(2048) })
-	testRSAKey2 = sync.OnceValue(func() *rsa.PrivateKey { return mustRSA(2048) })
-	testECKey   = sync.OnceValue(func() *ecdsa.PrivateKey { return mustEC(elliptic.P256()) })
+	testRSAKey = sync.OnceValue(func() *rsa.PrivateKey { return mustRSA(2048) })
+	testECKey  = sync.OnceValue(func() *ecdsa.PrivateKey { return mustEC(elliptic.P256()) })
 )
 
 func mustRSA(bits int) *rsa.PrivateKey {
@@ -155,7 +154,7 @@ func TestLogoutTokenVerifiesWithGoOIDC(t *testing.T) {
 				t.Errorf("sid present = %v, want %v", ok, tt.sid != "")
 			}
 
-			jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(tt.alg)})
+			jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(tt.alg)})
 			if err != nil {
 				t.Fatalf("ParseSigned: %v", err)
 			}
@@ -208,7 +207,7 @@ func TestLogoutTokenRandomJTI(t *testing.T) {
 		if err != nil {
 			t.Fatalf("LogoutToken: %v", err)
 		}
-		jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
+		jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.ES256})
 		if err != nil {
 			t.Fatalf("ParseSigned: %v", err)
 		}
@@ -323,7 +322,7 @@ func TestRotate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("LogoutToken: %v", err)
 	}
-	jws, err := jose.ParseSigned(newTok, []jose.SignatureAlgorithm{jose.ES256})
+	jws, err := jose.ParseSignedCompact(newTok, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		t.Fatalf("ParseSigned(new token): %v", err)
 	}

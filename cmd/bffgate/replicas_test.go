@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -268,9 +267,3 @@ func waitLine(t *testing.T, lines <-chan string, want string, d time.Duration) {
 }
 
 // drain reads and closes a response body.
-func drain(resp *http.Response) string {
-	var b bytes.Buffer
-	b.ReadFrom(resp.Body)
-	resp.Body.Close()
-	return b.String()
-}

@@ -150,7 +150,7 @@ func TestSignAndJWKS(t *testing.T) {
 		t.Errorf("JWKSFetches() = %d, want 1", got)
 	}
 	hs := op.Sign(op.LogoutToken(nil), testop.SignOpts{Alg: "HS256"})
-	jws, err := jose.ParseSigned(hs, []jose.SignatureAlgorithm{jose.HS256})
+	jws, err := jose.ParseSignedCompact(hs, []jose.SignatureAlgorithm{jose.HS256})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -195,6 +195,3 @@ func ids(ss []*session.Session) []string {
 	slices.Sort(out)
 	return out
 }
-
-// idsOf returns the sorted ids of the given sessions.
-func idsOf(ss ...*session.Session) []string { return ids(ss) }
