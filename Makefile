@@ -45,7 +45,7 @@ BENCH_DOC      ?= $(CURDIR)/docs/benchmarks.md
 bench:
 	BFFGATE_LOAD=1 BFFGATE_LOAD_DOC=$(BENCH_DOC) BFFGATE_LOAD_ROUNDS=$(BENCH_ROUNDS) \
 	BFFGATE_LOAD_DURATION=$(BENCH_DURATION) GO=$(GO) \
-		$(GO) test -count=1 -timeout 15m -run '^TestLoad$$' -v ./e2e/load
+		$(GO) test -tags loadbench -count=1 -timeout 15m -run '^TestLoad$$' -v ./e2e/load
 
 # Fuzz the logout-token verifier and the back-channel endpoint
 # (FUZZTIME=5m make fuzz); neither may ever panic.

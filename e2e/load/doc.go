@@ -2,9 +2,9 @@
 // binary beside the targets it is compared with, on one machine, in one
 // run, and writes the figures to docs/benchmarks.md.
 //
-// Everything is in the _test.go files, which do nothing unless
-// BFFGATE_LOAD=1 (so that go test ./... stays fast); `make bench` runs
-// them. The targets, each a separate process:
+// Everything is in the _test.go files, built only with the loadbench tag
+// and run only with BFFGATE_LOAD=1 (so that go test ./... neither runs nor
+// skips them); `make bench` runs them. The targets, each a separate process:
 //
 //	A  upstream        the API hit directly (./upstream), the physical limit
 //	B  bare proxy      httputil.ReverseProxy injecting a header (./bareproxy)

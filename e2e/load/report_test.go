@@ -1,3 +1,5 @@
+//go:build loadbench
+
 package load
 
 import (
@@ -269,7 +271,7 @@ func (r *report) markdown() string {
 	}
 
 	// Commands.
-	p("\n#### Commands\n\n```sh\nmake bench   # = BFFGATE_LOAD=1 go test -count=1 -timeout 15m -run TestLoad -v ./e2e/load\n")
+	p("\n#### Commands\n\n```sh\nmake bench   # = BFFGATE_LOAD=1 go test -tags loadbench -count=1 -timeout 15m -run TestLoad -v ./e2e/load\n")
 	for _, tg := range r.targets {
 		if useWrk() {
 			p("%s\n", redact(strings.Join(quoteArgs(wrkCommand(tg, roundDur)), " ")))

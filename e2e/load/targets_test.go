@@ -1,3 +1,5 @@
+//go:build loadbench
+
 package load
 
 import (
