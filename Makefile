@@ -3,6 +3,7 @@ GO      ?= go
 BIN     := bin/bffgate
 export BFFGATE_SESSION_SECRET ?= demo-only-session-secret-change-me-0123456789
 export DEMO_CLIENT_SECRET     ?= demo-secret-change-me
+export BFFGATE_ADMIN_TOKEN    ?= demo-admin-token-change-me
 
 .PHONY: all build test test-unit e2e demo bench fuzz check-config node-deps clean
 

@@ -53,6 +53,9 @@ type stackOptions struct {
 	clientsJSON string
 }
 
+// adminToken guards the gateway's admin API in the e2e stacks.
+const adminToken = "e2e-admin-token-0123456789"
+
 var (
 	appDemo  = appSpec{name: "demo", prefix: "/", clientID: "demo"}
 	appDemo2 = appSpec{name: "demo2", prefix: "/app2/", clientID: "demo2"}
@@ -158,6 +161,7 @@ func (s *stack) gatewayConfig(apps []appSpec) string {
 listen = %q
 public_url = %q
 admin_listen = %q
+admin_token = %q
 access_log = true
 log_format = "json"
 log_level = "debug"
@@ -166,7 +170,7 @@ shutdown_timeout = "2s"
 [session]
 store = "memory"
 secret = %q
-`, strings.TrimPrefix(s.gwURL, "http://"), s.gwURL, strings.TrimPrefix(s.adminURL, "http://"), hex.EncodeToString(secret[:]))
+`, strings.TrimPrefix(s.gwURL, "http://"), s.gwURL, strings.TrimPrefix(s.adminURL, "http://"), adminToken, hex.EncodeToString(secret[:]))
 	for _, a := range apps {
 		apiPath := a.prefix + "api/"
 		fmt.Fprintf(&b, `

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 export BFFGATE_SESSION_SECRET="${BFFGATE_SESSION_SECRET:-demo-only-session-secret-change-me-0123456789}"
 export DEMO_CLIENT_SECRET="${DEMO_CLIENT_SECRET:-demo-secret-change-me}"
+export BFFGATE_ADMIN_TOKEN="${BFFGATE_ADMIN_TOKEN:-demo-admin-token-change-me}"
 LOGS="${TMPDIR:-/tmp}/bffgate-demo"
 mkdir -p "$LOGS" bin
 

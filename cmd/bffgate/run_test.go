@@ -180,6 +180,7 @@ func TestCheckConfigOfTheRepo(t *testing.T) {
 	err := run(context.Background(), []string{"bffgate", "-config", "../../config.toml", "-check-config"}, env(map[string]string{
 		"BFFGATE_SESSION_SECRET": strings.Repeat("x", 32),
 		"DEMO_CLIENT_SECRET":     "demo-secret",
+		"BFFGATE_ADMIN_TOKEN":    "admin-token-0123456789",
 	}), &stdout, &bytes.Buffer{})
 	if err != nil {
 		t.Fatalf("config.toml is invalid: %v", err)
