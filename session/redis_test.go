@@ -3,7 +3,6 @@ package session_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"runtime"
 	"strings"
@@ -26,17 +25,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	srv, skip, err := storetest.RequireRedis()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "redis:", err)
-		os.Exit(1)
-	}
-	redisSrv, redisSkip = srv, skip
-	code := m.Run()
-	if srv != nil {
-		srv.Stop()
-	}
-	os.Exit(code)
+	os.Exit(storetest.MainWithRedis(m, func(srv *storetest.RedisServer, skip string) { redisSrv, redisSkip = srv, skip }))
 }
 
 const redisSecret = "0123456789abcdef0123456789abcdef-redis-test"

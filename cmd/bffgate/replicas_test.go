@@ -32,16 +32,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	srv, skip, err := storetest.RequireRedis()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "redis:", err)
-		os.Exit(1)
-	}
-	redisSrv, redisSkip = srv, skip
-	code := m.Run()
-	if srv != nil {
-		srv.Stop()
-	}
+	code := storetest.MainWithRedis(m, func(srv *storetest.RedisServer, skip string) { redisSrv, redisSkip = srv, skip })
 	if signingKeyPath != "" {
 		os.Remove(signingKeyPath)
 	}

@@ -129,3 +129,19 @@ func SkipWithoutRedis(t testing.TB, srv *RedisServer, reason string) {
 		t.Skip(reason)
 	}
 }
+
+// MainWithRedis is a TestMain body for packages whose tests share one
+// redis-server: it starts it (see RequireRedis), hands it (or the reason
+// to skip) to set, runs the tests, stops it, and returns the exit code.
+func MainWithRedis(m *testing.M, set func(srv *RedisServer, skip string)) int {
+	srv, skip, err := RequireRedis()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "redis:", err)
+		return 1
+	}
+	if srv != nil {
+		defer srv.Stop()
+	}
+	set(srv, skip)
+	return m.Run()
+}
