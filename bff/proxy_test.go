@@ -145,3 +145,23 @@ func TestDotSegmentsRefused(t *testing.T) {
 		t.Errorf("a segment starting with a dot: %d, want 200", resp.StatusCode)
 	}
 }
+
+func TestProxiedBodyCap(t *testing.T) {
+	h := newHarness(t, harnessOpts{server: func(c *ServerConfig) { c.MaxBodyBytes = 1024 }})
+	c := h.login("/")
+	for _, tt := range []struct {
+		size int
+		want int
+	}{{512, http.StatusOK}, {4096, http.StatusRequestEntityTooLarge}} {
+		req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/api/upload", strings.NewReader(strings.Repeat("x", tt.size)))
+		req.Header.Set("X-CSRF", "1")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("%d-byte body: status %d, want %d", tt.size, resp.StatusCode, tt.want)
+		}
+	}
+}

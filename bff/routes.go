@@ -108,7 +108,7 @@ func (a *app) handleProxy(c echo.Context) error {
 	if !cleanPath(r.URL.Path) {
 		return jsonError(http.StatusBadRequest, "invalid_request", "the path has dot segments", nil)
 	}
-	if max := a.g.cfg.Server.MaxBodyBytes; max > 0 {
+	if max := a.g.cfg.Server.MaxBodyBytes; max > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > max {
 			return jsonError(http.StatusRequestEntityTooLarge, "invalid_request", "the request body is too large", nil)
 		}
