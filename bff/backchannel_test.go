@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -324,4 +325,14 @@ func TestBackchannelRequireTyp(t *testing.T) {
 			t.Errorf("typ %q: status = %d, want %d", typ, resp.StatusCode, want)
 		}
 	}
+}
+
+func TestBackchannelRevokesRefreshToken(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	c := h.login("/")
+	rt := h.sessionOf(c).RefreshToken
+	if resp := h.backchannel(h.logoutToken(nil, testop.SignOpts{})); resp.StatusCode != http.StatusOK {
+		t.Fatalf("back-channel = %d", resp.StatusCode)
+	}
+	waitFor(t, "the refresh token revoked at the IdP", func() bool { return slices.Contains(h.op.Revoked(), rt) })
 }

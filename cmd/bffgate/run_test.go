@@ -220,3 +220,33 @@ frontend = "http://127.0.0.1:3000"
 		t.Errorf("err = %v, want signing.key_file required", err)
 	}
 }
+
+func TestHeaderSizeCap(t *testing.T) {
+	op := testop.New(t, testop.Config{})
+	listen, admin := freePort(t), freePort(t)
+	path := writeConfig(t, fmt.Sprintf(`
+[server]
+listen = %q
+public_url = "http://%s"
+admin_listen = %q
+max_header_bytes = 8192
+[session]
+secret = "%s"
+[[apps]]
+name = "demo"
+issuer = %q
+client_id = %q
+frontend = "http://127.0.0.1:1"
+`, listen, listen, admin, strings.Repeat("s", 40), op.URL, op.ClientID()))
+	startRun(t, path, admin, io.Discard)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+listen+"/bff/user", nil)
+	req.Header.Set("X-Big", strings.Repeat("a", 64<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("64 KiB of headers: status %d, want 431", resp.StatusCode)
+	}
+}
