@@ -144,10 +144,7 @@ func (a *app) handleLogout(c echo.Context) error {
 		}
 		return pageError(http.StatusServiceUnavailable, "Sessions are unavailable right now. Please try again shortly.", err)
 	}
-	want := s.SID
-	if want == "" {
-		want = s.ID
-	}
+	want := logoutHandle(s)
 	if got := c.FormValue("sid"); subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
 		return pageError(http.StatusBadRequest, "This sign-out link is not valid for your session.", errors.New("logout sid mismatch"))
 	}

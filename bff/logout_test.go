@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -175,5 +176,25 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for: %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestLogoutWithoutIdPSid(t *testing.T) {
+	h := newHarness(t, harnessOpts{op: testop.Config{OmitSID: true}})
+	c := h.login("/")
+	resp := h.get(c, "/bff/user", "X-CSRF", "1")
+	var user map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&user); err != nil {
+		t.Fatal(err)
+	}
+	logoutURL, _ := user["logout_url"].(string)
+	if strings.Contains(logoutURL, h.sessionOf(c).ID) {
+		t.Fatalf("logout_url %q carries the raw session id", logoutURL)
+	}
+	if resp := h.get(c, logoutURL); resp.StatusCode != http.StatusFound {
+		t.Errorf("logout through logout_url: %d, want 302", resp.StatusCode)
+	}
+	if h.signedIn(c) {
+		t.Error("the session survived")
 	}
 }
