@@ -1,7 +1,9 @@
 package session
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -141,16 +143,59 @@ type secrets struct {
 	Claims       []byte `json:"c,omitempty"` // byte-exact, as base64
 }
 
+// secretsV1 starts the binary form of secrets: four length-prefixed
+// fields. It replaced JSON, whose decoding of the long token strings was a
+// tenth of the gateway's CPU on every proxied request; records written as
+// JSON (starting with '{') are still read.
+const secretsV1 = 0x01
+
+func (sec secrets) marshal() []byte {
+	fields := [4][]byte{[]byte(sec.IDToken), []byte(sec.AccessToken), []byte(sec.RefreshToken), sec.Claims}
+	n := 1
+	for _, f := range fields {
+		n += binary.MaxVarintLen32 + len(f)
+	}
+	b := make([]byte, 1, n)
+	b[0] = secretsV1
+	for _, f := range fields {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	return b
+}
+
+func unmarshalSecrets(p []byte) (secrets, error) {
+	var sec secrets
+	if len(p) > 0 && p[0] == '{' {
+		err := json.Unmarshal(p, &sec)
+		return sec, err
+	}
+	if len(p) == 0 || p[0] != secretsV1 {
+		return sec, errors.New("unknown sealed record format")
+	}
+	p = p[1:]
+	var fields [4][]byte
+	for i := range fields {
+		n, k := binary.Uvarint(p)
+		if k <= 0 || n > uint64(len(p)-k) {
+			return sec, errors.New("truncated sealed record")
+		}
+		fields[i], p = p[k:k+int(n)], p[k+int(n):]
+	}
+	sec.IDToken, sec.AccessToken, sec.RefreshToken = string(fields[0]), string(fields[1]), string(fields[2])
+	if len(fields[3]) > 0 {
+		sec.Claims = bytes.Clone(fields[3])
+	}
+	return sec, nil
+}
+
 // encode returns the m and t fields of s.
 func (r *RedisStore) encode(s *Session) (m string, t []byte, err error) {
 	mb, err := json.Marshal(meta{TokenExpiry: s.TokenExpiry, SessionState: s.SessionState, Upstreams: s.Upstreams})
 	if err != nil {
 		return "", nil, err
 	}
-	sb, err := json.Marshal(secrets{IDToken: s.IDToken, AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, Claims: s.Claims})
-	if err != nil {
-		return "", nil, err
-	}
+	sb := secrets{IDToken: s.IDToken, AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, Claims: s.Claims}.marshal()
 	return string(mb), r.crypt.seal(s.ID, sb), nil
 }
 
@@ -177,8 +222,8 @@ func (r *RedisStore) decode(f map[string]string) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode session: %w", err)
 	}
-	var sec secrets
-	if err := json.Unmarshal(plain, &sec); err != nil {
+	sec, err := unmarshalSecrets(plain)
+	if err != nil {
 		return nil, fmt.Errorf("decode session: %w", err)
 	}
 	s.IDToken, s.AccessToken, s.RefreshToken = sec.IDToken, sec.AccessToken, sec.RefreshToken
