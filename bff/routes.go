@@ -9,11 +9,10 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/bffgate/bffgate/session"
 )
 
 // Route kinds, the "route" label of the request metrics.
@@ -126,7 +125,7 @@ func (a *app) handleProxy(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		api.proxy.ServeHTTP(c.Response(), r.WithContext(session.NewContext(r.Context(), s)))
+		api.proxy.ServeSession(c.Response(), r, s)
 		return nil
 	}
 	a.frontend.ServeHTTP(c.Response(), r)
@@ -178,10 +177,19 @@ func requestID(c echo.Context) string {
 	return id
 }
 
+// Request ids are a random per-process prefix and a counter: unique
+// across replicas and restarts, without a random read per request.
+var (
+	requestIDPrefix = func() string {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		return hex.EncodeToString(b[:])
+	}()
+	requestIDCounter atomic.Uint64
+)
+
 func newRequestID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return requestIDPrefix + strconv.FormatUint(requestIDCounter.Add(1), 36)
 }
 
 // cleanPath reports whether p has no "." or ".." segments, so that a

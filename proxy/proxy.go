@@ -160,16 +160,17 @@ type bufferPool struct{}
 func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
 
-// bearerKey is the context key under which ServeHTTP hands the
-// Authorization value to rewrite, which cannot fail.
-type bearerKey struct{}
-
 // ServeHTTP proxies r to the upstream. With token "user" it answers 401
 // JSON without a session or when the session has ended, and 502 JSON when
 // no access token could be obtained.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.ServeSession(w, r, session.FromContext(r.Context()))
+}
+
+// ServeSession is ServeHTTP for a caller that already holds the request's
+// session (nil for none): it saves putting it into a request copy.
+func (p *Proxy) ServeSession(w http.ResponseWriter, r *http.Request, s *session.Session) {
 	ctx := r.Context()
-	s := session.FromContext(ctx)
 	if p.cfg.Token == TokenUser {
 		if s == nil {
 			writeError(w, http.StatusUnauthorized, codeUnauthorized)
@@ -187,7 +188,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadGateway, codeBadGateway)
 			return
 		}
-		r = r.WithContext(context.WithValue(ctx, bearerKey{}, "Bearer "+tok))
+		// The client's own Authorization never passes: it is replaced
+		// here (rewrite copies it to the outgoing request; no request copy
+		// on the hot path), and removed by rewrite for token "none".
+		r.Header["Authorization"] = []string{"Bearer " + tok}
 	}
 	if s != nil && !s.UsedUpstream(p.cfg.Name) {
 		if err := p.used.RecordUpstream(ctx, s, p.cfg.Name); err != nil {

@@ -29,11 +29,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// The client cannot pick the upstream's view of its identity: its own
 	// Authorization never passes, and Forwarded is replaced by the
 	// X-Forwarded-* headers set above.
-	h.Del("Authorization")
-	h.Del("Forwarded")
-	if bearer, ok := pr.In.Context().Value(bearerKey{}).(string); ok {
-		h["Authorization"] = []string{bearer}
+	if p.cfg.Token != TokenUser {
+		h.Del("Authorization") // with "user", ServeHTTP has put the bearer there
 	}
+	h.Del("Forwarded")
 	stripCookies(h, p.cfg.IsGatewayCookie)
 }
 
