@@ -3,7 +3,6 @@ package bff
 import (
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"testing"
@@ -23,13 +22,7 @@ const benchParallelism = 8
 // run against one upstream. The Redis store reads the session from Redis
 // on every request (no local cache), and decrypts its tokens.
 func BenchmarkAPIRequestStores(b *testing.B) {
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"ok":true}`))
-	}))
-	defer upstream.Close()
-	target, _ := url.Parse(upstream.URL)
-	transport := &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
+	target, transport := benchUpstream(b)
 
 	bare := bareProxy(target, transport)
 	memory, memCookie := benchGateway(b, target, transport, nil)
@@ -54,27 +47,9 @@ func BenchmarkAPIRequestStores(b *testing.B) {
 	defer rs.Close()
 	redisGW, redisCookie := benchGateway(b, target, transport, rs)
 
-	run := func(b *testing.B, hdl http.Handler, cookie string) {
-		b.ReportAllocs()
-		// Many requests in flight, as on a server: with only GOMAXPROCS
-		// of them, each Redis round trip would leave a CPU idle.
-		b.SetParallelism(benchParallelism)
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				req := httptest.NewRequest(http.MethodGet, "/api/hello", nil)
-				if cookie != "" {
-					req.Header.Set("Cookie", cookie)
-					req.Header.Set("X-CSRF", "1")
-				}
-				w := httptest.NewRecorder()
-				hdl.ServeHTTP(w, req)
-				if w.Code != http.StatusOK {
-					b.Fatalf("status %d: %s", w.Code, w.Body.String())
-				}
-			}
-		})
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
-	}
+	// Many requests in flight, as on a server: with only GOMAXPROCS of
+	// them, each Redis round trip would leave a CPU idle.
+	run := func(b *testing.B, hdl http.Handler, cookie string) { benchAPI(b, hdl, cookie, benchParallelism) }
 	b.Run("bare", func(b *testing.B) { run(b, bare, "") })
 	b.Run("memory", func(b *testing.B) { run(b, memory, memCookie) })
 	b.Run("redis", func(b *testing.B) { run(b, redisGW, redisCookie) })

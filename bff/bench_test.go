@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/bffgate/bffgate/internal/testop"
-	"github.com/bffgate/bffgate/proxy"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -23,51 +22,45 @@ import (
 // upstream) beside a bare httputil.ReverseProxy that injects a header,
 // both against the same upstream, in the same run.
 func BenchmarkAPIRequest(b *testing.B) {
-	h := newHarness(b, harnessOpts{})
-	c := h.login("/")
-	u, _ := url.Parse(h.srv.URL)
-	var cookie string
-	for _, k := range c.Jar.Cookies(u) {
-		if k.Name == "bffgate-demo" {
-			cookie = k.String()
-		}
-	}
+	target, transport := benchUpstream(b)
+	bare := bareProxy(target, transport)
+	gw, cookie := benchGateway(b, target, transport, nil)
+	b.Run("bare", func(b *testing.B) { benchAPI(b, bare, "", 1) })
+	b.Run("bffgate", func(b *testing.B) { benchAPI(b, gw, cookie, 1) })
+}
+
+// benchUpstream starts a quiet API upstream for the benchmarks and
+// returns its URL and a transport to it.
+func benchUpstream(b *testing.B) (*url.URL, http.RoundTripper) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"ok":true}`))
 	}))
-	defer upstream.Close()
+	b.Cleanup(upstream.Close)
 	target, _ := url.Parse(upstream.URL)
-	transport := &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
-	// Point the app's API at the quiet upstream (the harness one records).
-	a := h.gw.apps[0]
-	p, err := proxy.New(proxy.Config{Name: "bench", Target: target, Token: "user", IsGatewayCookie: session.IsGatewayCookie}, transport, a, a, h.gw.logger)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a.apis[0].proxy = p
+	return target, &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
+}
 
-	bare := bareProxy(target, transport)
-	handler := h.gw.Handler()
-	run := func(b *testing.B, hdl http.Handler, withSession bool) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				req := httptest.NewRequest(http.MethodGet, "/api/hello", nil)
-				if withSession {
-					req.Header.Set("Cookie", cookie)
-					req.Header.Set("X-CSRF", "1")
-				}
-				w := httptest.NewRecorder()
-				hdl.ServeHTTP(w, req)
-				if w.Code != http.StatusOK {
-					b.Fatalf("status %d: %s", w.Code, w.Body.String())
-				}
+// benchAPI sends GET /api/hello to hdl from parallelism×GOMAXPROCS
+// goroutines, with the session cookie and X-CSRF when cookie is set.
+func benchAPI(b *testing.B, hdl http.Handler, cookie string, parallelism int) {
+	b.ReportAllocs()
+	b.SetParallelism(parallelism)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodGet, "/api/hello", nil)
+			if cookie != "" {
+				req.Header.Set("Cookie", cookie)
+				req.Header.Set("X-CSRF", "1")
 			}
-		})
-	}
-	b.Run("bare", func(b *testing.B) { run(b, bare, false) })
-	b.Run("bffgate", func(b *testing.B) { run(b, handler, true) })
+			w := httptest.NewRecorder()
+			hdl.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				b.Fatalf("status %d: %s", w.Code, w.Body.String())
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
 
 // noReplay accepts every jti, so that the benchmark can reuse a pool of

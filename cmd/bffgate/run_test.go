@@ -39,6 +39,27 @@ func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
+// gatewayConfig writes a one-app config against op, the gateway on listen
+// (scheme "http" or "https") and admin, with serverExtra lines added to
+// [server].
+func gatewayConfig(t *testing.T, op *testop.OP, scheme, listen, admin, serverExtra string) string {
+	t.Helper()
+	return writeConfig(t, fmt.Sprintf(`
+[server]
+listen = %q
+public_url = "%s://%s"
+admin_listen = %q
+%s
+[session]
+secret = %q
+[[apps]]
+name = "demo"
+issuer = %q
+client_id = %q
+frontend = "http://127.0.0.1:1"
+`, listen, scheme, listen, admin, serverExtra, strings.Repeat("s", 40), op.URL, op.ClientID()))
+}
+
 // startRun runs the gateway in-process with the config at path until the
 // test ends, and waits until its admin listener says it is ready.
 func startRun(t *testing.T, path, admin string, stderr io.Writer) {
@@ -224,20 +245,7 @@ frontend = "http://127.0.0.1:3000"
 func TestHeaderSizeCap(t *testing.T) {
 	op := testop.New(t, testop.Config{})
 	listen, admin := freePort(t), freePort(t)
-	path := writeConfig(t, fmt.Sprintf(`
-[server]
-listen = %q
-public_url = "http://%s"
-admin_listen = %q
-max_header_bytes = 8192
-[session]
-secret = "%s"
-[[apps]]
-name = "demo"
-issuer = %q
-client_id = %q
-frontend = "http://127.0.0.1:1"
-`, listen, listen, admin, strings.Repeat("s", 40), op.URL, op.ClientID()))
+	path := gatewayConfig(t, op, "http", listen, admin, "max_header_bytes = 8192")
 	startRun(t, path, admin, io.Discard)
 	req, _ := http.NewRequest(http.MethodGet, "http://"+listen+"/bff/user", nil)
 	req.Header.Set("X-Big", strings.Repeat("a", 64<<10))

@@ -65,21 +65,7 @@ func TestTLSServingAndCertificateReload(t *testing.T) {
 	first := writeCert(t, certFile, keyFile, "first", time.Now().Add(-time.Minute))
 	op := testop.New(t, testop.Config{})
 	listen, admin := freePort(t), freePort(t)
-	path := writeConfig(t, fmt.Sprintf(`
-[server]
-listen = %q
-public_url = "https://%s"
-admin_listen = %q
-tls_cert = %q
-tls_key = %q
-[session]
-secret = "%s"
-[[apps]]
-name = "demo"
-issuer = %q
-client_id = %q
-frontend = "http://127.0.0.1:1"
-`, listen, listen, admin, certFile, keyFile, strings.Repeat("s", 40), op.URL, op.ClientID()))
+	path := gatewayConfig(t, op, "https", listen, admin, fmt.Sprintf("tls_cert = %q\ntls_key = %q", certFile, keyFile))
 	startRun(t, path, admin, io.Discard)
 
 	get := func(want *x509.Certificate) *http.Response {
@@ -132,20 +118,7 @@ frontend = "http://127.0.0.1:1"
 func TestHealthcheckFlag(t *testing.T) {
 	op := testop.New(t, testop.Config{})
 	listen, admin := freePort(t), freePort(t)
-	path := writeConfig(t, fmt.Sprintf(`
-[server]
-listen = %q
-public_url = "http://%s"
-admin_listen = %q
-access_log = true
-[session]
-secret = "%s"
-[[apps]]
-name = "demo"
-issuer = %q
-client_id = %q
-frontend = "http://127.0.0.1:1"
-`, listen, listen, admin, strings.Repeat("s", 40), op.URL, op.ClientID()))
+	path := gatewayConfig(t, op, "http", listen, admin, "access_log = true")
 	healthcheck := func() error {
 		return run(context.Background(), []string{"bffgate", "-config", path, "-healthcheck"}, env(nil), io.Discard, io.Discard)
 	}
