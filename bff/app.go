@@ -29,6 +29,9 @@ type app struct {
 	disc     discovery
 	apis     []apiRoute
 	frontend *proxy.Proxy
+	// refresher hands out the sessions' access tokens, refreshing them
+	// when due; it can refresh once discovery set its oauth2 config.
+	refresher *proxy.Refresher
 	// decryptionKeys open encrypted logout tokens (from
 	// id_token_decryption_key_file).
 	decryptionKeys []jose.JSONWebKey
@@ -49,6 +52,7 @@ func (g *Gateway) newApp(cfg AppConfig, transport http.RoundTripper) (*app, erro
 		signedOutURL: g.public.String() + cfg.PathPrefix + "bff/signed-out",
 	}
 	a.disc.done = make(chan struct{})
+	a.refresher = proxy.NewRefresher(proxy.RefresherConfig{HTTPClient: g.idp}, g.sessions, g.logger.With("app", cfg.Name))
 	if cfg.DecryptionKeyFile != "" {
 		key, err := loadPrivateKey(cfg.DecryptionKeyFile)
 		if err != nil {
@@ -68,7 +72,7 @@ func (g *Gateway) newApp(cfg AppConfig, transport http.RoundTripper) (*app, erro
 		if api.StripPrefix {
 			pc.StripPrefix = strings.TrimSuffix(api.Path, "/")
 		}
-		p, err := proxy.New(pc, transport, a, a, g.logger)
+		p, err := proxy.New(pc, transport, a.refresher, g.sessions, g.logger)
 		if err != nil {
 			return nil, fmt.Errorf("apis[%d]: %w", i, err)
 		}
@@ -76,7 +80,7 @@ func (g *Gateway) newApp(cfg AppConfig, transport http.RoundTripper) (*app, erro
 	}
 	target, _ := url.Parse(cfg.Frontend)
 	fp, err := proxy.New(proxy.Config{Name: cfg.Name + ":frontend", Target: target, Token: "none",
-		IsGatewayCookie: session.IsGatewayCookie, TrustForwarded: len(g.cfg.Server.TrustedProxies) > 0}, transport, a, a, g.logger)
+		IsGatewayCookie: session.IsGatewayCookie, TrustForwarded: len(g.cfg.Server.TrustedProxies) > 0}, transport, nil, g.sessions, g.logger)
 	if err != nil {
 		return nil, fmt.Errorf("frontend: %w", err)
 	}
@@ -133,26 +137,8 @@ func (a *app) build(op *oidc.Provider) (*provider, error) {
 		Scopes:       a.cfg.Scopes,
 	}
 	p.oauth2 = oc
-	p.refresher = proxy.NewRefresher(proxy.RefresherConfig{OAuth2: oc, HTTPClient: a.g.idp},
-		a.g.sessions, a.g.sessions, a.g.logger.With("app", a.cfg.Name))
+	a.refresher.SetOAuth2(oc)
 	return p, nil
-}
-
-// AccessToken implements proxy.TokenSource through the app's refresher.
-func (a *app) AccessToken(ctx context.Context, s *session.Session) (string, error) {
-	p := a.disc.get()
-	if p == nil {
-		return "", errNotReady
-	}
-	return p.refresher.AccessToken(ctx, s)
-}
-
-// RecordUpstream implements proxy.UsageRecorder: it remembers that the
-// session called an upstream, so that logout tells only the upstreams
-// the session used.
-func (a *app) RecordUpstream(ctx context.Context, s *session.Session, name string) error {
-	s.AddUpstream(name)
-	return a.g.sessions.Update(ctx, s)
 }
 
 // loadPrivateKey reads a PEM private key (PKCS#8, PKCS#1 or SEC 1).

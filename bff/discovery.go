@@ -9,8 +9,6 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
-
-	"github.com/bffgate/bffgate/proxy"
 )
 
 // provider is what discovery learned about an app's IdP.
@@ -19,8 +17,6 @@ type provider struct {
 	verifier *oidc.IDTokenVerifier // ID tokens
 	meta     providerMeta
 	oauth2   *oauth2.Config
-	// refresher hands out access tokens, refreshing them when due.
-	refresher *proxy.Refresher
 }
 
 // providerMeta holds the discovery fields go-oidc does not expose.

@@ -189,6 +189,13 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		// Apps bound to hosts are tried before the catch-all one.
 		slices.SortStableFunc(list, func(x, y *app) int { return len(y.cfg.Hosts) - len(x.cfg.Hosts) })
 	}
+	names := make([]string, len(g.apps))
+	for i, a := range g.apps {
+		names[i] = a.cfg.Name
+	}
+	if err := g.sessions.RegisterMetrics(deps.Metrics, names); err != nil {
+		return nil, fmt.Errorf("session metrics: %w", err)
+	}
 	g.events = newBroker()
 	g.sessions.Observe(session.ObserverFunc(g.sessionEnded))
 	g.sessions.Observe(g.events)
@@ -260,12 +267,10 @@ func (g *Gateway) appFor(r *http.Request, prefix string) *app {
 	return nil
 }
 
-// sessionEnded runs whatever ended a session: it keeps the gauges right
-// and, for a logout, revokes the refresh token at the IdP in the
+// sessionEnded runs whatever ended a session: for a logout (or a
+// replaced session), it revokes the refresh token at the IdP in the
 // background.
 func (g *Gateway) sessionEnded(_ context.Context, cause session.Cause, s *session.Session) {
-	g.metrics.sessionsActive.WithLabelValues(s.App).Dec()
-	g.metrics.sessionsEnded.WithLabelValues(s.App, string(cause)).Inc()
 	if cause == session.CauseExpired || cause == session.CauseRefreshFailed || s.RefreshToken == "" {
 		return
 	}

@@ -163,9 +163,13 @@ func (a *app) handleCallback(c echo.Context) error {
 		CreatedAt:    now,
 		LastSeen:     now,
 	}
-	// A session cookie from before is replaced: no session fixation.
+	// A session cookie from before is replaced: no session fixation. The
+	// old session ends like any other, so its tabs, the downstream apps
+	// and the IdP (refresh token revocation) are told.
 	if old, err := g.cookies.Decode(r, a.cfg.Name); err == nil {
-		_, _ = g.sessions.Delete(r.Context(), old)
+		if _, err := g.sessions.End(r.Context(), old, session.CauseReplaced); err != nil && !errors.Is(err, session.ErrNotFound) {
+			g.logger.WarnContext(r.Context(), "end the replaced session", "app", a.cfg.Name, "err", err)
+		}
 	}
 	if err := g.sessions.Create(r.Context(), s); err != nil {
 		if errors.Is(err, session.ErrRevoked) {
@@ -179,9 +183,7 @@ func (a *app) handleCallback(c echo.Context) error {
 		return fmt.Errorf("encode session cookie: %w", err)
 	}
 	c.SetCookie(ck)
-	g.sessions.Started(r.Context(), s)
 	g.metrics.logins.WithLabelValues(a.cfg.Name, "ok", "").Inc()
-	g.metrics.sessionsActive.WithLabelValues(a.cfg.Name).Inc()
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.Redirect(http.StatusFound, localPathOr(returnURL, a.cfg.PathPrefix))
 }

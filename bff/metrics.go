@@ -5,13 +5,12 @@ import (
 )
 
 // metrics are the gateway's Prometheus collectors, registered on the
-// injected registry.
+// injected registry. The session counts are the session.Manager's
+// (Manager.RegisterMetrics).
 type metrics struct {
-	requests       *prometheus.CounterVec
-	latency        *prometheus.HistogramVec
-	logins         *prometheus.CounterVec
-	sessionsActive *prometheus.GaugeVec
-	sessionsEnded  *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	logins   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -29,15 +28,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "bffgate_logins_total",
 			Help: "Completed login callbacks, by app, result (ok, failed) and reason.",
 		}, []string{"app", "result", "reason"}),
-		sessionsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "bffgate_sessions_active",
-			Help: "Sessions started minus sessions ended on this replica, by app.",
-		}, []string{"app"}),
-		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "bffgate_sessions_ended_total",
-			Help: "Sessions ended, by app and cause.",
-		}, []string{"app", "cause"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.logins, m.sessionsActive, m.sessionsEnded)
+	reg.MustRegister(m.requests, m.latency, m.logins)
 	return m
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bffgate/bffgate/session"
 )
 
 func (h *harness) lastAPIRequest() *http.Request {
@@ -93,7 +95,8 @@ func TestRefreshBeforeExpiry(t *testing.T) {
 	s := h.sessionOf(c)
 	old := s.AccessToken
 	s.TokenExpiry = time.Now().Add(5 * time.Second) // inside the refresh leeway
-	if err := h.mgr.Update(context.Background(), s); err != nil {
+	if _, _, err := h.mgr.ReplaceTokens(context.Background(), s.ID, s.RefreshToken,
+		session.Tokens{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, Expiry: s.TokenExpiry}); err != nil {
 		t.Fatal(err)
 	}
 	if resp := h.get(c, "/api/x", "X-CSRF", "1"); resp.StatusCode != http.StatusOK {
@@ -113,7 +116,8 @@ func TestRefreshFailureEndsSession(t *testing.T) {
 	c := h.login("/")
 	s := h.sessionOf(c)
 	s.TokenExpiry = time.Now().Add(-time.Minute)
-	if err := h.mgr.Update(context.Background(), s); err != nil {
+	if _, _, err := h.mgr.ReplaceTokens(context.Background(), s.ID, s.RefreshToken,
+		session.Tokens{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, Expiry: s.TokenExpiry}); err != nil {
 		t.Fatal(err)
 	}
 	h.op.FailRefresh(true)

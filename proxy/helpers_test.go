@@ -41,14 +41,13 @@ type recorder struct {
 	err   error
 }
 
-func (f *recorder) RecordUpstream(_ context.Context, s *session.Session, name string) error {
+func (f *recorder) MarkUpstream(_ context.Context, id, name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.calls == nil {
 		f.calls = make(map[string]int)
 	}
-	f.calls[s.ID+"/"+name]++
-	s.AddUpstream(name)
+	f.calls[id+"/"+name]++
 	return f.err
 }
 
@@ -58,35 +57,35 @@ func (f *recorder) count(id, name string) int {
 	return f.calls[id+"/"+name]
 }
 
-// store is a SessionUpdater keeping the last saved session.
-type store struct {
-	mu      sync.Mutex
-	updates int
-	last    *session.Session
-	err     error
-}
+// sessions is a real session.Manager over a MemoryStore holding the given
+// sessions. Its store counts the token replacements it made and fails
+// them with err if set; the sessions ended are recorded.
+type sessions struct {
+	*session.Manager
+	st *countingStore
 
-func (f *store) Update(_ context.Context, s *session.Session) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return f.err
-	}
-	f.updates++
-	f.last = s.Clone()
-	return nil
-}
-
-func (f *store) saved() (int, *session.Session) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.updates, f.last
-}
-
-// ender is a SessionEnder recording its calls.
-type ender struct {
 	mu    sync.Mutex
 	ended []endCall
+}
+
+type countingStore struct {
+	session.Store
+	mu       sync.Mutex
+	replaced int
+	err      error
+}
+
+func (c *countingStore) ReplaceTokens(ctx context.Context, id, from string, t session.Tokens) (*session.Session, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return nil, false, c.err
+	}
+	s, ok, err := c.Store.ReplaceTokens(ctx, id, from, t)
+	if ok {
+		c.replaced++
+	}
+	return s, ok, err
 }
 
 type endCall struct {
@@ -94,14 +93,43 @@ type endCall struct {
 	cause session.Cause
 }
 
-func (f *ender) End(_ context.Context, id string, cause session.Cause) (*session.Session, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.ended = append(f.ended, endCall{id, cause})
-	return &session.Session{ID: id}, nil
+func newSessions(t testing.TB, ss ...*session.Session) *sessions {
+	t.Helper()
+	mem := session.NewMemoryStore(session.MemoryConfig{})
+	t.Cleanup(func() { mem.Close() })
+	f := &sessions{st: &countingStore{Store: mem}}
+	f.Manager = session.NewManager(f.st, nil)
+	f.Observe(session.ObserverFunc(func(_ context.Context, cause session.Cause, s *session.Session) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.ended = append(f.ended, endCall{s.ID, cause})
+	}))
+	for _, s := range ss {
+		if err := f.Create(context.Background(), s); err != nil {
+			t.Fatalf("create session: %v", err)
+		}
+	}
+	return f
 }
 
-func (f *ender) calls() []endCall {
+// failReplace makes every token replacement fail with err.
+func (f *sessions) failReplace(err error) {
+	f.st.mu.Lock()
+	defer f.st.mu.Unlock()
+	f.st.err = err
+}
+
+// saved returns how many token replacements were made and the session
+// as stored (nil if gone).
+func (f *sessions) saved(id string) (int, *session.Session) {
+	f.st.mu.Lock()
+	n := f.st.replaced
+	f.st.mu.Unlock()
+	s, _ := f.Get(context.Background(), id)
+	return n, s
+}
+
+func (f *sessions) calls() []endCall {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]endCall(nil), f.ended...)
@@ -244,8 +272,8 @@ func (te *tokenEndpoint) oauth2Config() *oauth2.Config {
 	}
 }
 
-func (te *tokenEndpoint) refresher(st SessionUpdater, en SessionEnder) *Refresher {
-	return NewRefresher(RefresherConfig{OAuth2: te.oauth2Config(), HTTPClient: te.srv.Client()}, st, en, nil)
+func (te *tokenEndpoint) refresher(ss Sessions) *Refresher {
+	return NewRefresher(RefresherConfig{OAuth2: te.oauth2Config(), HTTPClient: te.srv.Client()}, ss, nil)
 }
 
 var errBoom = errors.New("boom")

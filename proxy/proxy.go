@@ -94,13 +94,15 @@ type TokenSource interface {
 }
 
 // UsageRecorder persists that a session has called an upstream, so that
-// its sign-out can be passed on to the upstreams it used.
+// its sign-out can be passed on to the upstreams it used
+// (*session.Manager).
 type UsageRecorder interface {
-	// RecordUpstream is called when s has not used the named upstream
-	// yet (!s.UsedUpstream(name)); it should s.AddUpstream(name) and save
-	// it. Concurrent requests of one session may call it more than once,
-	// so it must be idempotent.
-	RecordUpstream(ctx context.Context, s *session.Session, name string) error
+	// MarkUpstream records that the session with that id called the
+	// named upstream, changing nothing else. The proxy calls it when the
+	// request's session has not used the upstream yet; concurrent
+	// requests of one session may call it more than once, so it must be
+	// idempotent.
+	MarkUpstream(ctx context.Context, id, name string) error
 }
 
 // Proxy is the http.Handler for one upstream. The request's session, if
@@ -114,8 +116,9 @@ type Proxy struct {
 }
 
 // New returns the proxy for cfg's upstream. transport carries the
-// requests (upstream.NewTransport); tokens may be nil when cfg.Token is
-// TokenNone. A nil logger discards.
+// requests (upstream.NewTransport); tokens (the app's Refresher) may be
+// nil when cfg.Token is TokenNone; used is the session manager. A nil
+// logger discards.
 func New(cfg Config, transport http.RoundTripper, tokens TokenSource, used UsageRecorder, logger *slog.Logger) (*Proxy, error) {
 	if cfg.Token == "" {
 		cfg.Token = TokenUser
@@ -194,10 +197,12 @@ func (p *Proxy) ServeSession(w http.ResponseWriter, r *http.Request, s *session.
 		r.Header["Authorization"] = []string{"Bearer " + tok}
 	}
 	if s != nil && !s.UsedUpstream(p.cfg.Name) {
-		if err := p.used.RecordUpstream(ctx, s, p.cfg.Name); err != nil {
+		if err := p.used.MarkUpstream(ctx, s.ID, p.cfg.Name); err != nil {
 			// The request can still be served; the upstream may miss
 			// this session's logout if the record is never saved.
 			p.logger.WarnContext(ctx, "record upstream use", "app", s.App, "error", err)
+		} else {
+			s.AddUpstream(p.cfg.Name)
 		}
 	}
 	p.rp.ServeHTTP(w, r)

@@ -255,7 +255,7 @@ func TestUsageRecordedOnce(t *testing.T) {
 		serve(p, httptest.NewRequest(http.MethodGet, "http://app.example/api/", nil), s)
 	}
 	if got := used.count(s.ID, "api"); got != 1 {
-		t.Errorf("RecordUpstream calls = %d, want 1", got)
+		t.Errorf("MarkUpstream calls = %d, want 1", got)
 	}
 	if !s.UsedUpstream("api") {
 		t.Errorf("session Upstreams = %q, want [api]", s.Upstreams)
@@ -272,12 +272,12 @@ func TestUsageRecorderErrorDoesNotFailRequest(t *testing.T) {
 // for 20 concurrent requests, each carrying its own copy of the session.
 func TestProxyRefreshOnceUnderConcurrency(t *testing.T) {
 	te := newTokenEndpoint(t)
-	st, en := &store{}, &ender{}
-	up := newEchoUpstream(t)
-	p := newTestProxy(t, up.URL, te.refresher(st, en), nil, nil)
-
 	expired := validSession()
 	expired.TokenExpiry = time.Now().Add(-time.Minute)
+	st := newSessions(t, expired.Clone())
+	en := st
+	up := newEchoUpstream(t)
+	p := newTestProxy(t, up.URL, te.refresher(st), nil, nil)
 	const n = 20
 	auth := make([]string, n)
 	var wg sync.WaitGroup
@@ -299,7 +299,7 @@ func TestProxyRefreshOnceUnderConcurrency(t *testing.T) {
 			t.Errorf("request %d: upstream Authorization = %q, want Bearer at-new", i, a)
 		}
 	}
-	updates, saved := st.saved()
+	updates, saved := st.saved(expired.ID)
 	if updates != 1 || saved.AccessToken != "at-new" || saved.RefreshToken != "rt-1" {
 		t.Errorf("store: %d updates, last %+v; want 1 with at-new and the kept rt-1", updates, saved)
 	}
@@ -339,9 +339,9 @@ func TestProxyRefreshFailureEndsSession(t *testing.T) {
 			te.handle = func(w http.ResponseWriter, _ string) {
 				writeTokenJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_grant"})
 			}
-			st, en := &store{}, &ender{}
+			en := newSessions(t, tt.session())
 			up := newEchoUpstream(t)
-			p := newTestProxy(t, up.URL, te.refresher(st, en), nil, nil)
+			p := newTestProxy(t, up.URL, te.refresher(en), nil, nil)
 
 			rec := serve(p, httptest.NewRequest(http.MethodGet, "http://app.example/api/", nil), tt.session())
 			wantJSONError(t, rec, http.StatusUnauthorized, "unauthorized")

@@ -2,13 +2,11 @@ package proxy
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -17,22 +15,21 @@ import (
 	"github.com/bffgate/bffgate/session"
 )
 
-// SessionUpdater saves a session's new tokens (session.Store.Update). It
-// returns session.ErrNotFound if the session is gone.
-type SessionUpdater interface {
-	Update(ctx context.Context, s *session.Session) error
-}
-
-// SessionEnder ends a session and passes the sign-out on
-// (session.Manager.End).
-type SessionEnder interface {
+// Sessions is what the Refresher needs of the session manager
+// (*session.Manager): the stored session, a compare-and-set of its
+// tokens, and ending it.
+type Sessions interface {
+	Get(ctx context.Context, id string) (*session.Session, error)
+	ReplaceTokens(ctx context.Context, id, from string, t session.Tokens) (*session.Session, bool, error)
 	End(ctx context.Context, id string, cause session.Cause) (*session.Session, error)
 }
 
 // RefresherConfig configures a Refresher.
 type RefresherConfig struct {
 	// OAuth2 is the app's client configuration; its Endpoint.TokenURL is
-	// used for the refresh_token grant. Required.
+	// used for the refresh_token grant. It may be nil at construction and
+	// set later with SetOAuth2 (once OIDC discovery found the token
+	// endpoint); until then, expired tokens cannot be refreshed.
 	OAuth2 *oauth2.Config
 	// HTTPClient calls the token endpoint. Nil means http.DefaultClient.
 	HTTPClient *http.Client
@@ -44,30 +41,31 @@ type RefresherConfig struct {
 	Now func() time.Time
 }
 
-// recentTTL is how long a refresh's outcome is remembered for requests
-// that still carry the session as it was before the refresh.
-const recentTTL = time.Minute
-
 // Refresher is the TokenSource used in production: it returns the
 // session's access token, refreshing it with the refresh_token grant
 // shortly before it expires.
 //
-// Concurrent requests of one session cause a single refresh: they share
-// it through a singleflight group keyed by session id, and requests that
-// read the session before a refresh was saved reuse that refresh's outcome
-// for a minute instead of presenting a (possibly rotated) refresh token
-// again. The dedup is per process: replicas sharing Redis may each
-// refresh once.
+// Concurrent requests of one session in this process share one refresh
+// (a singleflight group keyed by session id). A refresh starts from the
+// stored session, not the request's copy, which may predate a refresh
+// by another request or replica: if the stored tokens are fresh, they
+// are used as they are. New tokens are saved with a compare-and-set on
+// the refresh token the refresh started from
+// (session.Manager.ReplaceTokens), so a refresh that lost a race to
+// another replica uses the winner's tokens instead of overwriting them,
+// and a refresh token rejected because another replica rotated it ends
+// nothing.
 type Refresher struct {
-	cfg    RefresherConfig
-	store  SessionUpdater
-	ender  SessionEnder
-	logger *slog.Logger
-	group  singleflight.Group
-
-	mu     sync.Mutex
-	recent map[string]outcome // by session id
+	cfg      RefresherConfig
+	oauth2   atomic.Pointer[oauth2.Config]
+	sessions Sessions
+	logger   *slog.Logger
+	group    singleflight.Group
 }
+
+// errNoTokenEndpoint means the app's token endpoint is not known yet
+// (OIDC discovery has not succeeded): a transient failure.
+var errNoTokenEndpoint = errors.New("token endpoint not known yet: oidc discovery not done")
 
 // tokens is what a refresh yields.
 type tokens struct {
@@ -75,19 +73,13 @@ type tokens struct {
 	expiry          time.Time
 }
 
-// outcome is a remembered refresh: the session's refresh token before it
-// (from) and either the new tokens or that the session was ended.
-type outcome struct {
-	from   string
-	tokens tokens
-	ended  bool
-	at     time.Time
+func storedTokens(s *session.Session) tokens {
+	return tokens{access: s.AccessToken, refresh: s.RefreshToken, expiry: s.TokenExpiry}
 }
 
-// NewRefresher returns a Refresher that saves refreshed tokens with store
-// and ends sessions whose tokens cannot be refreshed with ender. A nil
-// logger discards.
-func NewRefresher(cfg RefresherConfig, store SessionUpdater, ender SessionEnder, logger *slog.Logger) *Refresher {
+// NewRefresher returns a Refresher that reads, saves and ends sessions
+// with sessions. A nil logger discards.
+func NewRefresher(cfg RefresherConfig, sessions Sessions, logger *slog.Logger) *Refresher {
 	if cfg.Leeway <= 0 {
 		cfg.Leeway = 30 * time.Second
 	}
@@ -100,32 +92,39 @@ func NewRefresher(cfg RefresherConfig, store SessionUpdater, ender SessionEnder,
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Refresher{cfg: cfg, store: store, ender: ender, logger: logger, recent: make(map[string]outcome)}
+	r := &Refresher{cfg: cfg, sessions: sessions, logger: logger}
+	r.SetOAuth2(cfg.OAuth2)
+	return r
 }
+
+// SetOAuth2 sets the client configuration used for refreshes, such as
+// once discovery found the token endpoint. It is safe to call at any
+// time.
+func (r *Refresher) SetOAuth2(c *oauth2.Config) { r.oauth2.Store(c) }
 
 // AccessToken returns s's access token if it is valid for longer than
 // the leeway (a zero TokenExpiry means it does not expire). Otherwise it
-// refreshes it, saves the session, and updates s's token fields in place,
-// so a later save of s keeps the new tokens; s must be the caller's own
-// copy, as session.Store hands out.
+// refreshes it, saves the session, and updates s's token fields in place;
+// s must be the caller's own copy, as session.Manager hands out.
 //
 // If the token cannot be refreshed — no refresh token, or the token
-// endpoint rejects the grant (a 4xx such as invalid_grant) — the session
-// is ended with session.CauseRefreshFailed and the error wraps
-// ErrSessionEnded. Transient failures (the token endpoint unreachable or
-// answering 5xx, the store failing) return another error and leave the
-// session alone: the next request tries again.
+// endpoint rejects the grant (a 4xx such as invalid_grant) and the stored
+// refresh token is still the one rejected — the session is ended with
+// session.CauseRefreshFailed and the error wraps ErrSessionEnded; so does
+// a session already gone. Transient failures (the token endpoint unknown,
+// unreachable or answering 5xx, the store failing) return another error
+// and leave the session alone: the next request tries again.
 func (r *Refresher) AccessToken(ctx context.Context, s *session.Session) (string, error) {
 	if s.AccessToken != "" && r.fresh(s.TokenExpiry) {
 		return s.AccessToken, nil // the hot path
 	}
-	snapshot := s.Clone() // the shared refresh must not read s while the caller uses it
-	ch := r.group.DoChan(s.ID, func() (any, error) {
+	id := s.ID
+	ch := r.group.DoChan(id, func() (any, error) {
 		// Detached from the caller that happened to start the flight, so
 		// its cancellation does not fail the others waiting for it.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Timeout)
 		defer cancel()
-		return r.refresh(ctx, snapshot)
+		return r.refresh(ctx, id)
 	})
 	select {
 	case <-ctx.Done():
@@ -144,50 +143,95 @@ func (r *Refresher) fresh(expiry time.Time) bool {
 	return expiry.IsZero() || r.cfg.Now().Add(r.cfg.Leeway).Before(expiry)
 }
 
-// refresh runs once per flight: it refreshes s's tokens and saves them,
-// or ends the session.
-func (r *Refresher) refresh(ctx context.Context, s *session.Session) (tokens, error) {
-	refreshToken := s.RefreshToken
-	if o, ok := r.recentOutcome(s); ok {
-		if o.ended {
-			return tokens{}, ErrSessionEnded
-		}
-		if r.fresh(o.tokens.expiry) {
-			return o.tokens, nil
-		}
-		refreshToken = o.tokens.refresh
-	}
-	if refreshToken == "" {
-		return tokens{}, r.end(ctx, s, errors.New("access token expired and there is no refresh token"))
-	}
+func (r *Refresher) usable(s *session.Session) bool {
+	return s.AccessToken != "" && r.fresh(s.TokenExpiry)
+}
 
+// refreshAttempts bounds the grants of one flight: a second one is made
+// only when another replica rotated the tokens and they are due too.
+const refreshAttempts = 2
+
+// refresh runs once per flight: it returns the stored tokens if another
+// request or replica refreshed them already, else refreshes them and
+// saves them, or ends the session.
+func (r *Refresher) refresh(ctx context.Context, id string) (tokens, error) {
+	cur, err := r.stored(ctx, id)
+	if err != nil {
+		return tokens{}, err
+	}
+	for range refreshAttempts {
+		if r.usable(cur) {
+			return storedTokens(cur), nil
+		}
+		from := cur.RefreshToken
+		if from == "" {
+			return tokens{}, r.end(ctx, cur, errors.New("access token expired and there is no refresh token"))
+		}
+		t, err := r.grant(ctx, from)
+		if rejected(err) {
+			// Rejected because another replica rotated the token after
+			// it was read? Then its tokens are the session's.
+			now, gerr := r.stored(ctx, id)
+			if gerr != nil {
+				return tokens{}, gerr
+			}
+			if now.RefreshToken == from {
+				return tokens{}, r.end(ctx, now, err)
+			}
+			cur = now
+			continue
+		}
+		if err != nil {
+			return tokens{}, err
+		}
+		saved, ok, err := r.sessions.ReplaceTokens(ctx, id, from,
+			session.Tokens{AccessToken: t.access, RefreshToken: t.refresh, Expiry: t.expiry})
+		switch {
+		case errors.Is(err, session.ErrNotFound):
+			return tokens{}, fmt.Errorf("save refreshed tokens: %w", ErrSessionEnded) // ended meanwhile, e.g. by a logout
+		case err != nil:
+			return tokens{}, fmt.Errorf("save refreshed tokens: %w", err)
+		case ok:
+			return t, nil
+		}
+		cur = saved // another replica refreshed first: use its tokens
+	}
+	if r.usable(cur) {
+		return storedTokens(cur), nil
+	}
+	return tokens{}, errors.New("refresh access token: the tokens changed during every attempt")
+}
+
+// stored reads the session as stored; a session gone is ErrSessionEnded.
+func (r *Refresher) stored(ctx context.Context, id string) (*session.Session, error) {
+	s, err := r.sessions.Get(ctx, id)
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		return nil, fmt.Errorf("refresh access token: %w", ErrSessionEnded)
+	case err != nil:
+		return nil, fmt.Errorf("refresh access token: read session: %w", err)
+	}
+	return s, nil
+}
+
+// grant runs the refresh_token grant with refreshToken.
+func (r *Refresher) grant(ctx context.Context, refreshToken string) (tokens, error) {
+	oc := r.oauth2.Load()
+	if oc == nil {
+		return tokens{}, errNoTokenEndpoint
+	}
 	if r.cfg.HTTPClient != nil {
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, r.cfg.HTTPClient)
 	}
 	expired := &oauth2.Token{RefreshToken: refreshToken, Expiry: time.Unix(1, 0)}
-	tok, err := r.cfg.OAuth2.TokenSource(ctx, expired).Token()
+	tok, err := oc.TokenSource(ctx, expired).Token()
 	if err != nil {
-		if rejected(err) {
-			return tokens{}, r.end(ctx, s, err)
-		}
 		return tokens{}, fmt.Errorf("refresh access token: %w", err)
 	}
 	t := tokens{access: tok.AccessToken, refresh: tok.RefreshToken, expiry: tok.Expiry}
 	if t.refresh == "" {
 		t.refresh = refreshToken // the IdP did not rotate it
 	}
-
-	updated := s.Clone()
-	updated.AccessToken, updated.RefreshToken, updated.TokenExpiry = t.access, t.refresh, t.expiry
-	if err := r.store.Update(ctx, updated); err != nil {
-		if errors.Is(err, session.ErrNotFound) {
-			// Ended meanwhile, e.g. by a logout.
-			r.remember(s.ID, outcome{from: s.RefreshToken, ended: true})
-			return tokens{}, fmt.Errorf("save refreshed tokens: %w", ErrSessionEnded)
-		}
-		return tokens{}, fmt.Errorf("save refreshed tokens: %w", err)
-	}
-	r.remember(s.ID, outcome{from: s.RefreshToken, tokens: t})
 	return t, nil
 }
 
@@ -202,49 +246,11 @@ func rejected(err error) bool {
 // end ends s because its tokens cannot be refreshed (why) and returns the
 // error wrapping ErrSessionEnded for the caller.
 func (r *Refresher) end(ctx context.Context, s *session.Session, why error) error {
-	r.remember(s.ID, outcome{from: s.RefreshToken, ended: true})
-	attrs := []any{"app", s.App, "sid_hash", hashSID(s.SID), "reason", why}
-	if _, err := r.ender.End(ctx, s.ID, session.CauseRefreshFailed); err != nil && !errors.Is(err, session.ErrNotFound) {
+	attrs := []any{"app", s.App, "sid_hash", session.Hash(s.SID), "reason", why}
+	if _, err := r.sessions.End(ctx, s.ID, session.CauseRefreshFailed); err != nil && !errors.Is(err, session.ErrNotFound) {
 		r.logger.ErrorContext(ctx, "end session after failed token refresh", append(attrs, "error", err)...)
 	} else {
 		r.logger.InfoContext(ctx, "session ended: token refresh failed", attrs...)
 	}
 	return fmt.Errorf("refresh access token: %w", ErrSessionEnded)
-}
-
-// recentOutcome returns the remembered outcome of a refresh of s that s
-// has not seen yet.
-func (r *Refresher) recentOutcome(s *session.Session) (outcome, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	o, ok := r.recent[s.ID]
-	if !ok || r.cfg.Now().Sub(o.at) > recentTTL {
-		return outcome{}, false
-	}
-	// An ended session is over for every copy; tokens only replace the
-	// ones they were refreshed from.
-	return o, o.ended || o.from == s.RefreshToken
-}
-
-// remember records o for the session id and forgets expired outcomes.
-func (r *Refresher) remember(id string, o outcome) {
-	now := r.cfg.Now()
-	o.at = now
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for k, old := range r.recent {
-		if now.Sub(old.at) > recentTTL {
-			delete(r.recent, k)
-		}
-	}
-	r.recent[id] = o
-}
-
-// hashSID returns a short hash of the IdP's sid for logs, or "" if none.
-func hashSID(sid string) string {
-	if sid == "" {
-		return ""
-	}
-	sum := sha256.Sum256([]byte(sid))
-	return hex.EncodeToString(sum[:8])
 }

@@ -32,9 +32,9 @@ func TestRefresherValidTokenNoRefresh(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			te := newTokenEndpoint(t)
-			r := NewRefresher(RefresherConfig{OAuth2: te.oauth2Config(), HTTPClient: te.srv.Client(), Now: func() time.Time { return now }}, &store{}, &ender{}, nil)
 			s := validSession()
 			s.TokenExpiry = tt.expiry
+			r := NewRefresher(RefresherConfig{OAuth2: te.oauth2Config(), HTTPClient: te.srv.Client(), Now: func() time.Time { return now }}, newSessions(t, s.Clone()), nil)
 			got, err := r.AccessToken(t.Context(), s)
 			if err != nil {
 				t.Fatalf("AccessToken() error = %v", err)
@@ -51,8 +51,8 @@ func TestRefresherValidTokenNoRefresh(t *testing.T) {
 }
 
 func TestRefresherHotPathAllocs(t *testing.T) {
-	r := NewRefresher(RefresherConfig{}, &store{}, &ender{}, nil)
 	s := validSession()
+	r := NewRefresher(RefresherConfig{}, newSessions(t, s.Clone()), nil)
 	ctx := context.Background()
 	allocs := testing.AllocsPerRun(100, func() {
 		if _, err := r.AccessToken(ctx, s); err != nil {
@@ -89,16 +89,16 @@ func TestRefresherSavesTokens(t *testing.T) {
 				sentRefresh = rt
 				writeTokenJSON(w, http.StatusOK, tt.response)
 			}
-			st := &store{}
 			s := expiredSession()
-			got, err := te.refresher(st, &ender{}).AccessToken(t.Context(), s)
+			st := newSessions(t, s.Clone())
+			got, err := te.refresher(st).AccessToken(t.Context(), s)
 			if err != nil || got != "at-new" {
 				t.Fatalf("AccessToken() = %q, %v; want at-new", got, err)
 			}
 			if sentRefresh != "rt-1" {
 				t.Errorf("refresh_token sent = %q, want rt-1", sentRefresh)
 			}
-			_, saved := st.saved()
+			_, saved := st.saved(s.ID)
 			if saved == nil || saved.AccessToken != "at-new" || saved.RefreshToken != tt.wantRefresh || !saved.TokenExpiry.After(time.Now()) {
 				t.Fatalf("saved session = %+v, want at-new, %s, a future expiry", saved, tt.wantRefresh)
 			}
@@ -127,8 +127,9 @@ func TestRefresherFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			te := newTokenEndpoint(t)
 			te.handle = func(w http.ResponseWriter, _ string) { writeTokenJSON(w, tt.status, tt.body) }
-			st, en := &store{err: tt.storeErr}, &ender{}
-			_, err := te.refresher(st, en).AccessToken(t.Context(), expiredSession())
+			st := newSessions(t, expiredSession())
+			st.failReplace(tt.storeErr)
+			_, err := te.refresher(st).AccessToken(t.Context(), expiredSession())
 			if err == nil {
 				t.Fatal("AccessToken() error = nil, want an error")
 			}
@@ -139,7 +140,7 @@ func TestRefresherFailures(t *testing.T) {
 			if tt.wantEnded && tt.storeErr == nil {
 				wantCalls = 1 // a session already gone is not ended again
 			}
-			if got := en.calls(); len(got) != wantCalls {
+			if got := st.calls(); len(got) != wantCalls {
 				t.Errorf("End calls = %v, want %d", got, wantCalls)
 			}
 		})
@@ -151,7 +152,7 @@ func TestRefresherEndedSessionRemembered(t *testing.T) {
 	te.handle = func(w http.ResponseWriter, _ string) {
 		writeTokenJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_grant"})
 	}
-	r := te.refresher(&store{}, &ender{})
+	r := te.refresher(newSessions(t, expiredSession()))
 	for range 3 {
 		if _, err := r.AccessToken(t.Context(), expiredSession()); !errors.Is(err, ErrSessionEnded) {
 			t.Fatalf("AccessToken() error = %v, want ErrSessionEnded", err)
@@ -173,8 +174,8 @@ func TestRefresherStaleCopyReusesRefresh(t *testing.T) {
 		}
 		writeTokenJSON(w, http.StatusOK, map[string]any{"access_token": "at-new", "expires_in": 3600, "refresh_token": "rt-2"})
 	}
-	en := &ender{}
-	r := te.refresher(&store{}, en)
+	en := newSessions(t, expiredSession())
+	r := te.refresher(en)
 	first, stale := expiredSession(), expiredSession()
 	if _, err := r.AccessToken(t.Context(), first); err != nil {
 		t.Fatal(err)
@@ -190,8 +191,8 @@ func TestRefresherStaleCopyReusesRefresh(t *testing.T) {
 
 func TestRefresherConcurrentOnce(t *testing.T) {
 	te := newTokenEndpoint(t)
-	st := &store{}
-	r := te.refresher(st, &ender{})
+	st := newSessions(t, expiredSession())
+	r := te.refresher(st)
 	const n = 20
 	errs := make([]error, n)
 	got := make([]string, n)
@@ -208,7 +209,7 @@ func TestRefresherConcurrentOnce(t *testing.T) {
 	if hits := te.hits.Load(); hits != 1 {
 		t.Errorf("token endpoint hits = %d, want 1", hits)
 	}
-	if updates, _ := st.saved(); updates != 1 {
+	if updates, _ := st.saved("s1"); updates != 1 {
 		t.Errorf("store updates = %d, want 1", updates)
 	}
 }
@@ -223,8 +224,8 @@ func TestRefresherFirstCallerCanceled(t *testing.T) {
 		<-release
 		writeTokenJSON(w, http.StatusOK, map[string]any{"access_token": "at-new", "expires_in": 3600})
 	}
-	st := &store{}
-	r := te.refresher(st, &ender{})
+	st := newSessions(t, expiredSession())
+	r := te.refresher(st)
 
 	ctx1, cancel1 := context.WithCancel(t.Context())
 	err1 := make(chan error, 1)
@@ -250,7 +251,7 @@ func TestRefresherFirstCallerCanceled(t *testing.T) {
 	if res := <-second; res.err != nil || res.tok != "at-new" {
 		t.Errorf("other caller: AccessToken() = %q, %v; want at-new", res.tok, res.err)
 	}
-	if updates, _ := st.saved(); updates != 1 {
+	if updates, _ := st.saved("s1"); updates != 1 {
 		t.Errorf("store updates = %d, want 1", updates)
 	}
 	if hits := te.hits.Load(); hits != 1 {
@@ -261,8 +262,8 @@ func TestRefresherFirstCallerCanceled(t *testing.T) {
 func TestRefresherUnreachableIdPKeepsSession(t *testing.T) {
 	te := newTokenEndpoint(t)
 	te.srv.Close() // unreachable
-	en := &ender{}
-	_, err := te.refresher(&store{}, en).AccessToken(t.Context(), expiredSession())
+	en := newSessions(t, expiredSession())
+	_, err := te.refresher(en).AccessToken(t.Context(), expiredSession())
 	if err == nil || errors.Is(err, ErrSessionEnded) {
 		t.Fatalf("AccessToken() error = %v, want a transient error", err)
 	}

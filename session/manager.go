@@ -38,16 +38,20 @@ type ObserverFunc func(ctx context.Context, cause Cause, s *Session)
 // SessionEnded calls f.
 func (f ObserverFunc) SessionEnded(ctx context.Context, cause Cause, s *Session) { f(ctx, cause, s) }
 
-// Manager is the Store the rest of the gateway uses: it forwards the Store
-// methods and adds the ways sessions end (End, EndBySID, EndBySub,
-// Expired), each of which tells the observers and writes one audit log
-// record per session. Deleting through the embedded Store's methods
-// directly notifies nobody.
+// Manager owns the session lifecycle: it is the only way to start, use
+// and end a session. Every end (End, EndBySID, EndBySub, an expiry the
+// store reports) has a cause, tells the observers, writes one audit log
+// record per session and counts in bffgate_sessions_ended_total. The
+// store is unexported on purpose: a plain Delete cannot skip the effects.
+// Besides the lifecycle, the Manager forwards the reads and the narrow
+// updates the request path needs (Get, Touch, MarkUpstream,
+// ReplaceTokens, List, Ping).
 type Manager struct {
-	Store
+	store Store
 
-	logger *slog.Logger
-	now    func() time.Time
+	logger  *slog.Logger
+	now     func() time.Time
+	metrics *managerMetrics
 
 	mu        sync.RWMutex
 	observers []Observer
@@ -73,8 +77,10 @@ type expiryReporter interface {
 	SetOnExpire(func(*Session))
 }
 
-// NewManager returns a Manager for store. If the store reports expiries
-// (MemoryStore.SetOnExpire), NewManager registers m.Expired there,
+// NewManager returns the Manager that owns store's sessions; the caller
+// must not use store any more, except to Close it after the Manager is
+// done (or call Manager.Close). If the store reports expiries
+// (MemoryStore.SetOnExpire), NewManager registers the Manager there,
 // replacing any MemoryConfig.OnExpire, so that expiries reach the
 // observers with no further wiring. If the store is shared between
 // replicas (RedisStore), the Manager broadcasts every session end through
@@ -84,9 +90,9 @@ func NewManager(store Store, logger *slog.Logger) *Manager {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	m := &Manager{Store: store, logger: logger, now: time.Now}
+	m := &Manager{store: store, logger: logger, now: time.Now, metrics: newManagerMetrics()}
 	if r, ok := store.(expiryReporter); ok {
-		r.SetOnExpire(m.Expired)
+		r.SetOnExpire(m.expired)
 	}
 	if b, ok := store.(broadcaster); ok {
 		m.bcast = b
@@ -107,9 +113,55 @@ func (m *Manager) Observe(o Observer) {
 	m.mu.Unlock()
 }
 
+// Create stores a new session (see Store.Create) and writes its audit
+// record (cause login).
+func (m *Manager) Create(ctx context.Context, s *Session) error {
+	if err := m.store.Create(ctx, s); err != nil {
+		return err
+	}
+	m.audit(ctx, "session started", CauseLogin, s)
+	return nil
+}
+
+// Get returns a copy of the live session with that id, or ErrNotFound.
+func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
+	return m.store.Get(ctx, id)
+}
+
+// Touch slides the session's idle expiry to now (see Store.Touch).
+func (m *Manager) Touch(ctx context.Context, id string, now time.Time) error {
+	return m.store.Touch(ctx, id, now)
+}
+
+// MarkUpstream records that the session called the named upstream (see
+// Store.MarkUpstream); it changes nothing else.
+func (m *Manager) MarkUpstream(ctx context.Context, id, name string) error {
+	return m.store.MarkUpstream(ctx, id, name)
+}
+
+// ReplaceTokens saves the tokens of a refresh that started from the
+// refresh token from (see Store.ReplaceTokens).
+func (m *Manager) ReplaceTokens(ctx context.Context, id, from string, t Tokens) (*Session, bool, error) {
+	return m.store.ReplaceTokens(ctx, id, from, t)
+}
+
+// List returns the live sessions matching f, oldest first.
+func (m *Manager) List(ctx context.Context, f Filter) ([]*Session, error) {
+	return m.store.List(ctx, f)
+}
+
+// Ping reports whether the store is reachable.
+func (m *Manager) Ping(ctx context.Context) error { return m.store.Ping(ctx) }
+
+// Close closes the store.
+func (m *Manager) Close() error { return m.store.Close() }
+
+// String describes the store for logs.
+func (m *Manager) String() string { return fmt.Sprint(m.store) }
+
 // End ends the session with that id; ErrNotFound if it is gone.
 func (m *Manager) End(ctx context.Context, id string, cause Cause) (*Session, error) {
-	s, err := m.Delete(ctx, id)
+	s, err := m.store.Delete(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("end session: %w", err)
 	}
@@ -122,7 +174,7 @@ func (m *Manager) End(ctx context.Context, id string, cause Cause) (*Session, er
 // sub is not empty, and tombstones (app, iss, sid). It returns the
 // sessions it ended, possibly none.
 func (m *Manager) EndBySID(ctx context.Context, app, iss, sid, sub string, cause Cause) ([]*Session, error) {
-	ss, err := m.RevokeSID(ctx, app, iss, sid, sub, m.now())
+	ss, err := m.store.RevokeSID(ctx, app, iss, sid, sub, m.now())
 	if err != nil {
 		return nil, fmt.Errorf("end sessions by sid: %w", err)
 	}
@@ -136,7 +188,7 @@ func (m *Manager) EndBySID(ctx context.Context, app, iss, sid, sub string, cause
 // EndBySub ends all the app's sessions of (iss, sub) and tombstones
 // (app, iss, sub). It returns the sessions it ended, possibly none.
 func (m *Manager) EndBySub(ctx context.Context, app, iss, sub string, cause Cause) ([]*Session, error) {
-	ss, err := m.RevokeSub(ctx, app, iss, sub, m.now())
+	ss, err := m.store.RevokeSub(ctx, app, iss, sub, m.now())
 	if err != nil {
 		return nil, fmt.Errorf("end sessions by sub: %w", err)
 	}
@@ -147,21 +199,17 @@ func (m *Manager) EndBySub(ctx context.Context, app, iss, sub string, cause Caus
 	return ss, nil
 }
 
-// Expired reports a session the store dropped because it expired, with
+// expired reports a session the store dropped because it expired, with
 // CauseExpired and context.Background(). Its signature fits
 // MemoryConfig.OnExpire.
-func (m *Manager) Expired(s *Session) {
+func (m *Manager) expired(s *Session) {
 	m.ended(context.Background(), CauseExpired, s)
-}
-
-// Started writes the audit record of a new session (cause login).
-func (m *Manager) Started(ctx context.Context, s *Session) {
-	m.audit(ctx, "session started", CauseLogin, s)
 }
 
 // ended audits and reports one ended session.
 func (m *Manager) ended(ctx context.Context, cause Cause, s *Session) {
 	m.audit(ctx, "session ended", cause, s)
+	m.metrics.ended.WithLabelValues(s.App, string(cause)).Inc()
 	m.mu.RLock()
 	obs := m.observers
 	m.mu.RUnlock()

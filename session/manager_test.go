@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -166,12 +167,12 @@ func TestManagerEndUnknown(t *testing.T) {
 
 func TestManagerAuditLog(t *testing.T) {
 	m, _, buf := newTestManager(t)
+	buf.Reset()
 	ctx := context.Background()
 	s := testSession("the-session-id", "the-subject", "the-sid")
 	if err := m.Create(ctx, s); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
-	m.Started(ctx, s)
 	if _, err := m.End(ctx, s.ID, CauseAdmin); err != nil {
 		t.Fatalf("End: %v", err)
 	}
@@ -234,10 +235,24 @@ func TestManagerExpired(t *testing.T) {
 	})
 }
 
-func TestManagerForwardsStore(t *testing.T) {
+// TestManagerOwnsStore checks that nothing can end a session around the
+// Manager: it exposes no way to remove a session without a cause, nor
+// its store, nor a whole-copy Update.
+func TestManagerOwnsStore(t *testing.T) {
+	typ := reflect.TypeFor[*Manager]()
+	for _, name := range []string{"Delete", "RevokeSID", "RevokeSub", "Update", "Store"} {
+		if _, ok := typ.MethodByName(name); ok {
+			t.Errorf("Manager has method %s: sessions could end (or be overwritten) without the observers", name)
+		}
+	}
+	for f := range typ.Elem().Fields() {
+		if f.IsExported() || f.Anonymous {
+			t.Errorf("Manager has exported or embedded field %s", f.Name)
+		}
+	}
 	st := NewMemoryStore(MemoryConfig{})
 	defer st.Close()
-	var m Store = NewManager(st, nil)
+	m := NewManager(st, nil)
 	ctx := context.Background()
 	if err := m.Create(ctx, testSession("s1", "alice", "")); err != nil {
 		t.Fatalf("Create through the Manager: %v", err)

@@ -295,26 +295,8 @@ func (r *RedisStore) Create(ctx context.Context, s *Session) error {
 
 // Get implements Store: one HMGET.
 func (r *RedisStore) Get(ctx context.Context, id string) (*Session, error) {
-	vals, err := r.rdb.HMGet(ctx, r.sessionKey(id), recordFields...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("get session: %w", err)
-	}
-	f := make(map[string]string, len(recordFields))
-	for i, v := range vals {
-		str, ok := v.(string)
-		if !ok {
-			return nil, ErrNotFound // no such record (or a torn one)
-		}
-		f[recordFields[i]] = str
-	}
-	s, err := r.decode(f)
-	if err != nil {
-		return nil, err
-	}
-	if !r.live(s, r.now()) {
-		return nil, ErrNotFound
-	}
-	return s, nil
+	_, s, err := r.read(ctx, id)
+	return s, err
 }
 
 // Touch implements Store.

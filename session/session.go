@@ -34,6 +34,8 @@ const (
 	CauseAdmin         Cause = "admin"
 	CauseRefreshFailed Cause = "refresh_failed"
 	CauseExpired       Cause = "expired"
+	// CauseReplaced: a new login in the same browser replaced the session.
+	CauseReplaced Cause = "replaced"
 )
 
 // Session is one signed-in browser for one app. Stores hand out copies:

@@ -35,6 +35,21 @@ type Store interface {
 	// fixed at Create. It never resurrects a deleted session: ErrNotFound
 	// if it is gone.
 	Update(ctx context.Context, s *Session) error
+	// MarkUpstream adds name to a live session's Upstreams (sorted,
+	// without duplicates) and changes nothing else: a request's copy of
+	// the session may be stale, so it is never written back whole.
+	// ErrNotFound if the session is gone.
+	MarkUpstream(ctx context.Context, id, name string) error
+	// ReplaceTokens is a compare-and-set of a live session's tokens: if its
+	// refresh token is still from, the one the caller's refresh started
+	// from, it writes t and returns the session as now stored and true.
+	// If another refresh replaced the tokens first, it writes nothing and
+	// returns the stored session, whose newer tokens the caller should
+	// use, and false. It changes no other field. ErrNotFound if the
+	// session is gone.
+	ReplaceTokens(ctx context.Context, id, from string, t Tokens) (*Session, bool, error)
+	// Count returns how many live sessions the app has (for metrics).
+	Count(ctx context.Context, app string) (int, error)
 	// Delete removes one session and returns it; ErrNotFound if gone.
 	Delete(ctx context.Context, id string) (*Session, error)
 	// RevokeSID removes the app's sessions with (iss, sid) — and, if sub is
@@ -51,6 +66,13 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store's resources and stops its goroutines.
 	Close() error
+}
+
+// Tokens are what a refresh replaces in a session.
+type Tokens struct {
+	AccessToken  string
+	RefreshToken string
+	Expiry       time.Time // Session.TokenExpiry
 }
 
 // Filter selects sessions for Store.List. Empty fields match anything,

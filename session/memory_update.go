@@ -1,0 +1,62 @@
+package session
+
+import (
+	"context"
+	"slices"
+)
+
+// MarkUpstream implements Store.
+func (m *MemoryStore) MarkUpstream(_ context.Context, id, name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, old := m.live(id, m.now())
+	if e == nil {
+		return ErrNotFound
+	}
+	i, found := slices.BinarySearch(old.Upstreams, name)
+	if found {
+		return nil
+	}
+	n := *old
+	// Versions share their Upstreams: build a new slice, never insert
+	// into the one an older version (or a reader's Clone) is reading.
+	n.Upstreams = slices.Insert(slices.Clip(slices.Clone(old.Upstreams)), i, name)
+	e.s.Store(&n)
+	return nil
+}
+
+// ReplaceTokens implements Store.
+func (m *MemoryStore) ReplaceTokens(_ context.Context, id, from string, t Tokens) (*Session, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, old := m.live(id, m.now())
+	if e == nil {
+		return nil, false, ErrNotFound
+	}
+	if old.RefreshToken != from {
+		return old.Clone(), false, nil
+	}
+	n := *old
+	n.AccessToken, n.RefreshToken, n.TokenExpiry = t.AccessToken, t.RefreshToken, t.Expiry
+	e.s.Store(&n)
+	return n.Clone(), true, nil
+}
+
+// Count implements Store: it walks the app's entries in the sub index.
+func (m *MemoryStore) Count(_ context.Context, app string) (int, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	cur := m.now()
+	n := 0
+	for k, es := range m.bySub {
+		if k.app != app {
+			continue
+		}
+		for _, e := range es {
+			if !m.expired(e.s.Load(), cur) {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
