@@ -27,7 +27,7 @@ func (g *Gateway) AdminHandler() http.Handler {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = g.handleError
-	e.Use(g.adminLog)
+	e.Use(trustedForwarding(g.cfg.Server.TrustedProxies), requestIDs(), g.adminLog, recoverPanics(g.logger))
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.String(http.StatusOK, "ok\n")
 	})
@@ -61,7 +61,7 @@ func (g *Gateway) adminLog(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		r := c.Request()
 		if strings.HasPrefix(r.URL.Path, "/admin/") {
-			g.logger.Info("admin request", "event", "admin_request", "method", r.Method, "path", r.URL.Path,
+			g.logger.InfoContext(r.Context(), "admin request", "event", "admin_request", "method", r.Method, "path", r.URL.Path,
 				"status", c.Response().Status, "remote", r.RemoteAddr, "duration_ms", float64(time.Since(start).Microseconds())/1000)
 		}
 		return nil

@@ -28,9 +28,10 @@ func ipExtractor(trusted []string) echo.IPExtractor {
 	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
-// trustedForwarding drops X-Forwarded-For and X-Forwarded-Proto unless
-// the peer is a trusted proxy, so that only a trusted load balancer can
-// name the client or say the request came over https. The proxies pass
+// trustedForwarding drops X-Forwarded-For, X-Forwarded-Proto and
+// X-Request-ID unless the peer is a trusted proxy, so that only a trusted
+// load balancer can name the client, say the request came over https or
+// give the request its id (and only a well-formed one). The proxies pass
 // on what is left.
 func trustedForwarding(trusted []string) echo.MiddlewareFunc {
 	var nets []*net.IPNet
@@ -42,7 +43,7 @@ func trustedForwarding(trusted []string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
-			if r.Header.Get(echo.HeaderXForwardedProto) == "" && r.Header.Get(echo.HeaderXForwardedFor) == "" {
+			if r.Header.Get(echo.HeaderXForwardedProto) == "" && r.Header.Get(echo.HeaderXForwardedFor) == "" && r.Header.Get(echo.HeaderXRequestID) == "" {
 				return next(c)
 			}
 			host, _, _ := net.SplitHostPort(r.RemoteAddr)
@@ -57,6 +58,9 @@ func trustedForwarding(trusted []string) echo.MiddlewareFunc {
 			if !trustedPeer {
 				r.Header.Del(echo.HeaderXForwardedProto)
 				r.Header.Del(echo.HeaderXForwardedFor)
+			}
+			if !trustedPeer || !validRequestID(r.Header.Get(echo.HeaderXRequestID)) {
+				r.Header.Del(echo.HeaderXRequestID)
 			}
 			return next(c)
 		}

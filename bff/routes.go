@@ -1,16 +1,8 @@
 package bff
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
-	"log/slog"
 	"net/http"
-	"runtime/debug"
-	"strconv"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -40,7 +32,7 @@ func (g *Gateway) routes() *echo.Echo {
 	e.HidePort = true
 	e.HTTPErrorHandler = g.handleError
 	e.IPExtractor = ipExtractor(g.cfg.Server.TrustedProxies)
-	e.Use(g.observe, trustedForwarding(g.cfg.Server.TrustedProxies))
+	e.Use(g.observe()...)
 	limits := g.cfg.Server.RateLimits
 	loginLimit, backLimit, frontLimit := rateLimit(limits.Login), rateLimit(limits.Backchannel), rateLimit(limits.Frontchannel)
 
@@ -125,71 +117,11 @@ func (a *app) handleProxy(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		api.proxy.ServeSession(c.Response(), r, s)
+		api.proxy.ServeSession(interim{c.Response()}, r, s)
 		return nil
 	}
-	a.frontend.ServeHTTP(c.Response(), r)
+	a.frontend.ServeHTTP(interim{c.Response()}, r)
 	return nil
-}
-
-// observe is the outermost middleware: request id, panic recovery,
-// metrics and one access log line per request (path only: queries carry
-// codes and states).
-func (g *Gateway) observe(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) (err error) {
-		start := time.Now()
-		rid := newRequestID()
-		c.Set("request_id", rid)
-		c.SetRequest(c.Request().WithContext(withRequestID(c.Request().Context(), rid)))
-		c.Response().Header().Set(echo.HeaderXRequestID, rid)
-		defer func() {
-			if p := recover(); p != nil {
-				g.logger.ErrorContext(c.Request().Context(), "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-				err = fmt.Errorf("panic: %v", p)
-				g.handleError(err, c)
-				err = nil
-			}
-			if err != nil {
-				g.handleError(err, c)
-				err = nil
-			}
-			app, _ := c.Get("app").(string)
-			kind, _ := c.Get("route").(string)
-			if kind == "" {
-				kind = routeOther
-			}
-			status := c.Response().Status
-			d := time.Since(start)
-			g.metrics.requests.WithLabelValues(app, kind, strconv.Itoa(status)).Inc()
-			g.metrics.latency.WithLabelValues(app, kind).Observe(d.Seconds())
-			if g.cfg.Server.AccessLog && g.logger.Enabled(c.Request().Context(), levelAccess) {
-				g.logger.LogAttrs(c.Request().Context(), levelAccess, "request", slog.String("app", app), slog.String("route", kind),
-					slog.String("method", c.Request().Method), slog.String("path", c.Request().URL.Path),
-					slog.Int("status", status), slog.Float64("duration_ms", float64(d.Microseconds())/1000))
-			}
-		}()
-		return next(c)
-	}
-}
-
-func requestID(c echo.Context) string {
-	id, _ := c.Get("request_id").(string)
-	return id
-}
-
-// Request ids are a random per-process prefix and a counter: unique
-// across replicas and restarts, without a random read per request.
-var (
-	requestIDPrefix = func() string {
-		var b [6]byte
-		_, _ = rand.Read(b[:])
-		return hex.EncodeToString(b[:])
-	}()
-	requestIDCounter atomic.Uint64
-)
-
-func newRequestID() string {
-	return requestIDPrefix + strconv.FormatUint(requestIDCounter.Add(1), 36)
 }
 
 // cleanPath reports whether p has no "." or ".." segments, so that a

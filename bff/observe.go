@@ -1,0 +1,166 @@
+package bff
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// observe is the gateway's outer middleware, outermost first: trusted
+// forwarding headers, request id, metrics and the access log (one line
+// per request, path only: queries carry codes and states), aborted
+// responses, and panic recovery. Errors go to the error boundary
+// (handleError) once.
+func (g *Gateway) observe() []echo.MiddlewareFunc {
+	return []echo.MiddlewareFunc{
+		trustedForwarding(g.cfg.Server.TrustedProxies),
+		requestIDs(),
+		middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+			HandleError:   true,
+			LogStatus:     true,
+			LogLatency:    true,
+			LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error { g.recordRequest(c, v.Status, v.Latency); return nil },
+		}),
+		g.observeAborts,
+		recoverPanics(g.logger),
+	}
+}
+
+// requestIDs gives every request an id: in the X-Request-ID response
+// header, in the echo.Context ("request_id") for the error boundary and
+// in the request's context, where LogHandler adds it to every log line.
+// An incoming X-Request-ID is kept only from a trusted proxy
+// (trustedForwarding removes it otherwise).
+func requestIDs() echo.MiddlewareFunc {
+	return middleware.RequestIDWithConfig(middleware.RequestIDConfig{
+		Generator: newRequestID,
+		RequestIDHandler: func(c echo.Context, rid string) {
+			c.Set("request_id", rid)
+			c.SetRequest(c.Request().WithContext(withRequestID(c.Request().Context(), rid)))
+		},
+	})
+}
+
+// recoverPanics turns a handler's panic into a logged 500. It re-panics
+// http.ErrAbortHandler, which httputil.ReverseProxy uses to cut the
+// client's connection when an upstream dies mid-body: swallowing it
+// would turn a truncated body into a clean response.
+func recoverPanics(logger *slog.Logger) echo.MiddlewareFunc {
+	return middleware.RecoverWithConfig(middleware.RecoverConfig{
+		StackSize:       8 << 10,
+		DisableStackAll: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			logger.ErrorContext(c.Request().Context(), "panic", "err", err, "stack", string(stack))
+			return fmt.Errorf("panic: %w", err)
+		},
+	})
+}
+
+// observeAborts counts and logs a response cut by http.ErrAbortHandler
+// (which skips the request logger) and lets the panic go on to the
+// server, which resets the connection or the HTTP/2 stream.
+func (g *Gateway) observeAborts(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					g.recordRequest(c, c.Response().Status, time.Since(start))
+					app, _ := c.Get("app").(string)
+					g.logger.WarnContext(c.Request().Context(), "response aborted", "app", app,
+						"method", c.Request().Method, "path", c.Request().URL.Path, "status", c.Response().Status)
+				}
+				panic(p)
+			}
+		}()
+		return next(c)
+	}
+}
+
+// recordRequest updates the request metrics and writes the access-log
+// line (when server.access_log is on).
+func (g *Gateway) recordRequest(c echo.Context, status int, d time.Duration) {
+	app, _ := c.Get("app").(string)
+	kind, _ := c.Get("route").(string)
+	if kind == "" {
+		kind = routeOther
+	}
+	g.metrics.requests.WithLabelValues(app, kind, strconv.Itoa(status)).Inc()
+	g.metrics.latency.WithLabelValues(app, kind).Observe(d.Seconds())
+	r := c.Request()
+	if g.cfg.Server.AccessLog && g.logger.Enabled(r.Context(), levelAccess) {
+		g.logger.LogAttrs(r.Context(), levelAccess, "request", slog.String("app", app), slog.String("route", kind),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", status), slog.Float64("duration_ms", float64(d.Microseconds())/1000))
+	}
+}
+
+func requestID(c echo.Context) string {
+	id, _ := c.Get("request_id").(string)
+	return id
+}
+
+// Request ids are a random per-process prefix and a counter: unique
+// across replicas and restarts, without a random read per request.
+var (
+	requestIDPrefix = func() string {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		return hex.EncodeToString(b[:])
+	}()
+	requestIDCounter atomic.Uint64
+)
+
+func newRequestID() string {
+	return requestIDPrefix + strconv.FormatUint(requestIDCounter.Add(1), 36)
+}
+
+// validRequestID reports whether an X-Request-ID from a trusted proxy is
+// fit for logs and headers: 1 to 128 characters of [A-Za-z0-9._:-].
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// interim is the response writer handed to the proxies. Echo's Response
+// takes the first WriteHeader as the final one, so an upstream's
+// 100 Continue or 103 Early Hints would commit it and drop the real
+// status; interim sends 1xx (except 101) straight to the connection and
+// leaves the final status to Echo. It is one pointer: passing it as an
+// http.ResponseWriter does not allocate.
+type interim struct{ *echo.Response }
+
+func (w interim) WriteHeader(code int) {
+	if code < 100 || code > 199 || code == http.StatusSwitchingProtocols || w.Committed {
+		w.Response.WriteHeader(code)
+		return
+	}
+	// httputil.ReverseProxy clears the header map after each 1xx: keep
+	// the request id for the final response.
+	h := w.Header()
+	if rid := h.Get(echo.HeaderXRequestID); rid != "" {
+		w.Before(func() {
+			if h.Get(echo.HeaderXRequestID) == "" {
+				h.Set(echo.HeaderXRequestID, rid)
+			}
+		})
+	}
+	w.Writer.WriteHeader(code)
+}
