@@ -52,7 +52,7 @@ func (g *Gateway) newApp(cfg AppConfig, transport http.RoundTripper) (*app, erro
 		signedOutURL: g.public.String() + cfg.PathPrefix + "bff/signed-out",
 	}
 	a.disc.done = make(chan struct{})
-	a.refresher = proxy.NewRefresher(proxy.RefresherConfig{HTTPClient: g.idp}, g.sessions, g.logger.With("app", cfg.Name))
+	a.refresher = proxy.NewRefresher(proxy.RefresherConfig{HTTPClient: g.idp}, g.sessions, g.logger)
 	if cfg.DecryptionKeyFile != "" {
 		key, err := loadPrivateKey(cfg.DecryptionKeyFile)
 		if err != nil {
@@ -67,6 +67,7 @@ func (g *Gateway) newApp(cfg AppConfig, transport http.RoundTripper) (*app, erro
 			Target:          target,
 			Token:           api.Token,
 			IsGatewayCookie: session.IsGatewayCookie,
+			WriteError:      writeJSONError,
 			TrustForwarded:  len(g.cfg.Server.TrustedProxies) > 0,
 		}
 		if api.StripPrefix {
@@ -80,7 +81,7 @@ func (g *Gateway) newApp(cfg AppConfig, transport http.RoundTripper) (*app, erro
 	}
 	target, _ := url.Parse(cfg.Frontend)
 	fp, err := proxy.New(proxy.Config{Name: cfg.Name + ":frontend", Target: target, Token: "none",
-		IsGatewayCookie: session.IsGatewayCookie, TrustForwarded: len(g.cfg.Server.TrustedProxies) > 0}, transport, nil, g.sessions, g.logger)
+		IsGatewayCookie: session.IsGatewayCookie, WriteError: writeJSONError, TrustForwarded: len(g.cfg.Server.TrustedProxies) > 0}, transport, nil, g.sessions, g.logger)
 	if err != nil {
 		return nil, fmt.Errorf("frontend: %w", err)
 	}

@@ -73,7 +73,7 @@ func benchGateway(b *testing.B, target *url.URL, transport http.RoundTripper, st
 		}
 	}
 	a := h.gw.apps[0]
-	p, err := proxy.New(proxy.Config{Name: "bench", Target: target, Token: "user", IsGatewayCookie: session.IsGatewayCookie}, transport, a.refresher, h.gw.sessions, h.gw.logger)
+	p, err := proxy.New(proxy.Config{Name: "bench", Target: target, Token: "user", IsGatewayCookie: session.IsGatewayCookie, WriteError: writeJSONError}, transport, a.refresher, h.gw.sessions, h.gw.logger)
 	if err != nil {
 		b.Fatal(err)
 	}

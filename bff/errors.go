@@ -2,6 +2,7 @@ package bff
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -32,7 +33,8 @@ func (e *httpError) Error() string {
 
 func (e *httpError) Unwrap() error { return e.Err }
 
-// jsonError is an error answered as {"error": kind, "error_description": msg}.
+// jsonError is an error answered as {"error": kind, "error_description":
+// msg, "request_id": …}.
 func jsonError(code int, kind, msg string, err error) error {
 	return &httpError{Code: code, Kind: kind, Msg: msg, Err: err}
 }
@@ -52,34 +54,46 @@ func (g *Gateway) handleError(err error, c echo.Context) {
 		return
 	}
 	he := toHTTPError(err)
-	rid := requestID(c)
 	level := slog.LevelDebug
 	if he.Code >= 500 {
 		level = slog.LevelError
 	} else if he.Err != nil {
 		level = slog.LevelInfo
 	}
-	g.logger.Log(c.Request().Context(), level, "request failed", "status", he.Code, "path", c.Request().URL.Path, "msg", he.Msg, "err", errString(he.Err))
+	g.logger.Log(c.Request().Context(), level, "request failed", "status", he.Code, "path", c.Request().URL.Path, "reason", he.Msg, "err", errString(he.Err))
 
-	h := c.Response().Header()
-	h.Set("Cache-Control", "no-store")
 	if he.Page {
-		g.renderPage(c, he.Code, pageData{Title: http.StatusText(he.Code), Message: he.Msg, RequestID: rid})
+		c.Response().Header().Set("Cache-Control", "no-store")
+		g.renderPage(c, he.Code, pageData{Title: http.StatusText(he.Code), Message: he.Msg, RequestID: requestID(c)})
 		return
 	}
 	kind := he.Kind
 	if kind == "" {
 		kind = defaultKind(he.Code)
 	}
-	body := map[string]string{"error": kind, "error_description": he.Msg}
-	if rid != "" {
-		body["request_id"] = rid
-	}
-	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(he.Code)
+	writeJSONError(c.Response(), c.Request(), he.Code, kind, he.Msg)
+}
+
+// errorBody is the gateway's one JSON error shape: the error boundary's
+// answers, the proxies' 401/502/504 and the admin API's errors.
+type errorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+	RequestID   string `json:"request_id"`
+}
+
+// writeJSONError answers with status and the JSON error body; the
+// request id comes from r's context. It is also the proxies' WriteError.
+func writeJSONError(w http.ResponseWriter, r *http.Request, status int, kind, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", echo.MIMEApplicationJSON)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
 		return
 	}
-	_ = c.JSON(he.Code, body)
+	_ = json.NewEncoder(w).Encode(errorBody{Error: kind, Description: msg, RequestID: requestIDFrom(r.Context())})
 }
 
 // toHTTPError maps any error to an httpError, in one table.

@@ -12,6 +12,12 @@ func withRequestID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, ctxKeyRequestID{}, id)
 }
 
+// requestIDFrom returns the request id in ctx, or "".
+func requestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(ctxKeyRequestID{}).(string)
+	return id
+}
+
 // LogHandler wraps a slog.Handler so that every line logged with a
 // request's context carries its request_id, whichever package logs it.
 func LogHandler(h slog.Handler) slog.Handler { return requestIDHandler{h} }

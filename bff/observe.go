@@ -24,10 +24,13 @@ func (g *Gateway) observe() []echo.MiddlewareFunc {
 		trustedForwarding(g.cfg.Server.TrustedProxies),
 		requestIDs(),
 		middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
-			HandleError:   true,
-			LogStatus:     true,
-			LogLatency:    true,
-			LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error { g.recordRequest(c, v.Status, v.Latency); return nil },
+			HandleError: true,
+			LogStatus:   true,
+			LogLatency:  true,
+			LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+				g.recordRequest(c, v.Status, v.Latency)
+				return nil
+			},
 		}),
 		g.observeAborts,
 		recoverPanics(g.logger),

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 )
@@ -13,23 +12,25 @@ import (
 // answers 401 and the SPA signs in again.
 var ErrSessionEnded = errors.New("session ended")
 
-// The "error" values of the JSON bodies the proxy answers with.
+// The error codes (the "error" of the gateway's JSON error body) and
+// descriptions the proxy answers with.
 const (
 	codeUnauthorized    = "unauthorized"
 	codeBadGateway      = "bad_gateway"
 	codeUpstreamTimeout = "upstream_timeout"
+
+	descUnauthorized    = "no valid session"
+	descNoToken         = "no access token could be obtained"
+	descBadGateway      = "the upstream could not be reached"
+	descUpstreamTimeout = "the upstream did not answer in time"
 )
 
-// writeError answers with status and the body {"error": code}. code is
-// one of the constants above, so it needs no escaping.
-func writeError(w http.ResponseWriter, status int, code string) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, `{"error":"`+code+`"}`+"\n")
-}
+// ErrorWriter answers a request the proxy cannot serve with status and
+// the gateway's error body, whose "error" is code and whose description
+// is desc (both short, fixed texts without detail). The gateway's error
+// boundary provides it, so that the proxy's errors look like every other
+// error of the gateway.
+type ErrorWriter func(w http.ResponseWriter, r *http.Request, status int, code, desc string)
 
 // handleError is the ReverseProxy's ErrorHandler: the upstream could not
 // be reached or did not answer in time. The client gets 502 or 504 with
@@ -37,16 +38,16 @@ func writeError(w http.ResponseWriter, status int, code string) {
 // If the client went away first, nobody is listening: nothing is written.
 func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(r.Context().Err(), context.Canceled) {
-		p.logger.DebugContext(r.Context(), "client canceled the request", "method", r.Method, "error", err)
+		p.logger.DebugContext(r.Context(), "client canceled the request", "method", r.Method, "err", err)
 		return
 	}
-	status, code := http.StatusBadGateway, codeBadGateway
+	status, code, desc := http.StatusBadGateway, codeBadGateway, descBadGateway
 	if isTimeout(err) {
-		status, code = http.StatusGatewayTimeout, codeUpstreamTimeout
+		status, code, desc = http.StatusGatewayTimeout, codeUpstreamTimeout, descUpstreamTimeout
 	}
 	p.logger.WarnContext(r.Context(), "upstream request failed",
-		"method", r.Method, "path", r.URL.Path, "status", status, "error", err)
-	writeError(w, status, code)
+		"method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	p.cfg.WriteError(w, r, status, code, desc)
 }
 
 // isTimeout reports whether err is a deadline or a network timeout.

@@ -39,7 +39,7 @@ func TestSlowUpstream(t *testing.T) {
 	t.Cleanup(up.Close)
 	tr := upstream.NewTransport(upstream.TransportConfig{ResponseHeaderTimeout: 50 * time.Millisecond})
 	t.Cleanup(tr.CloseIdleConnections)
-	cfg := Config{Name: "api", Target: mustURL(t, up.URL), IsGatewayCookie: isGatewayCookie}
+	cfg := Config{Name: "api", Target: mustURL(t, up.URL), IsGatewayCookie: isGatewayCookie, WriteError: writeTestError}
 	p, err := New(cfg, tr, staticTokens{token: "at-1"}, &recorder{}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -168,7 +168,7 @@ func mustURL(t testing.TB, raw string) *url.URL {
 // newTestProxy builds a Proxy for target; edit adjusts the Config.
 func newTestProxy(t *testing.T, target string, tokens TokenSource, used UsageRecorder, edit func(*Config)) *Proxy {
 	t.Helper()
-	cfg := Config{Name: "api", Target: mustURL(t, target), Token: TokenUser, IsGatewayCookie: isGatewayCookie}
+	cfg := Config{Name: "api", Target: mustURL(t, target), Token: TokenUser, IsGatewayCookie: isGatewayCookie, WriteError: writeTestError}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -214,7 +214,16 @@ func decodeSeen(t *testing.T, rec *httptest.ResponseRecorder) seen {
 	return got
 }
 
-// wantJSONError checks that rec is status with body {"error": code}.
+// writeTestError is the ErrorWriter of the tests: the gateway's shape
+// without a request id.
+func writeTestError(w http.ResponseWriter, _ *http.Request, status int, code, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}
+
+// wantJSONError checks that rec is status with body {"error": code,
+// "error_description": …} from the ErrorWriter.
 func wantJSONError(t *testing.T, rec *httptest.ResponseRecorder, status int, code string) {
 	t.Helper()
 	if rec.Code != status {
@@ -227,8 +236,8 @@ func wantJSONError(t *testing.T, rec *httptest.ResponseRecorder, status int, cod
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 		t.Fatalf("body %q is not JSON: %v", rec.Body, err)
 	}
-	if len(body) != 1 || body["error"] != code {
-		t.Errorf("body = %v, want {error: %q}", body, code)
+	if len(body) != 2 || body["error"] != code || body["error_description"] == "" {
+		t.Errorf("body = %v, want {error: %q, error_description: …}", body, code)
 	}
 }
 

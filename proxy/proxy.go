@@ -51,6 +51,9 @@ type Config struct {
 	// to the upstream, and Set-Cookie headers from the upstream that
 	// would overwrite them are dropped. Required.
 	IsGatewayCookie func(name string) bool
+	// WriteError answers the requests the proxy cannot serve (401, 502,
+	// 504) with the gateway's error body. Required.
+	WriteError ErrorWriter
 	// TrustForwarded passes the inbound X-Forwarded-For chain and an
 	// X-Forwarded-Proto of https on to the upstream. Set it only when the
 	// caller removes those headers from requests that did not come through
@@ -80,6 +83,9 @@ func (c Config) Validate() error {
 	}
 	if c.IsGatewayCookie == nil {
 		errs = append(errs, errors.New("IsGatewayCookie: must be set"))
+	}
+	if c.WriteError == nil {
+		errs = append(errs, errors.New("WriteError: must be set"))
 	}
 	return errors.Join(errs...)
 }
@@ -176,19 +182,19 @@ func (p *Proxy) ServeSession(w http.ResponseWriter, r *http.Request, s *session.
 	ctx := r.Context()
 	if p.cfg.Token == TokenUser {
 		if s == nil {
-			writeError(w, http.StatusUnauthorized, codeUnauthorized)
+			p.cfg.WriteError(w, r, http.StatusUnauthorized, codeUnauthorized, descUnauthorized)
 			return
 		}
 		tok, err := p.tokens.AccessToken(ctx, s)
 		switch {
 		case errors.Is(err, ErrSessionEnded):
-			writeError(w, http.StatusUnauthorized, codeUnauthorized)
+			p.cfg.WriteError(w, r, http.StatusUnauthorized, codeUnauthorized, descUnauthorized)
 			return
 		case err != nil && ctx.Err() != nil:
 			return // the client is gone
 		case err != nil:
-			p.logger.ErrorContext(ctx, "get access token", "app", s.App, "error", err)
-			writeError(w, http.StatusBadGateway, codeBadGateway)
+			p.logger.ErrorContext(ctx, "get access token", "app", s.App, "err", err)
+			p.cfg.WriteError(w, r, http.StatusBadGateway, codeBadGateway, descNoToken)
 			return
 		}
 		// The client's own Authorization never passes: it is replaced
@@ -200,7 +206,7 @@ func (p *Proxy) ServeSession(w http.ResponseWriter, r *http.Request, s *session.
 		if err := p.used.MarkUpstream(ctx, s.ID, p.cfg.Name); err != nil {
 			// The request can still be served; the upstream may miss
 			// this session's logout if the record is never saved.
-			p.logger.WarnContext(ctx, "record upstream use", "app", s.App, "error", err)
+			p.logger.WarnContext(ctx, "record upstream use", "app", s.App, "err", err)
 		} else {
 			s.AddUpstream(p.cfg.Name)
 		}

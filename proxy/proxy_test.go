@@ -14,7 +14,7 @@ import (
 
 func TestConfigValidate(t *testing.T) {
 	valid := func() Config {
-		return Config{Name: "api", Target: mustURL(t, "http://127.0.0.1:4000"), IsGatewayCookie: isGatewayCookie}
+		return Config{Name: "api", Target: mustURL(t, "http://127.0.0.1:4000"), IsGatewayCookie: isGatewayCookie, WriteError: writeTestError}
 	}
 	tests := []struct {
 		name    string
@@ -30,6 +30,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "bad token", edit: func(c *Config) { c.Token = "client" }, wantErr: "token: must be"},
 		{name: "bad prefix", edit: func(c *Config) { c.StripPrefix = "api" }, wantErr: "strip_prefix: must start with /"},
 		{name: "no cookie func", edit: func(c *Config) { c.IsGatewayCookie = nil }, wantErr: "IsGatewayCookie: must be set"},
+		{name: "no error writer", edit: func(c *Config) { c.WriteError = nil }, wantErr: "WriteError: must be set"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,7 +48,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestNewRequiresCollaborators(t *testing.T) {
-	cfg := Config{Name: "api", Target: mustURL(t, "http://127.0.0.1:4000"), IsGatewayCookie: isGatewayCookie}
+	cfg := Config{Name: "api", Target: mustURL(t, "http://127.0.0.1:4000"), IsGatewayCookie: isGatewayCookie, WriteError: writeTestError}
 	_, err := New(cfg, nil, nil, nil, nil)
 	if err == nil {
 		t.Fatal("New() with nil collaborators: error = nil")

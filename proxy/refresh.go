@@ -248,7 +248,7 @@ func rejected(err error) bool {
 func (r *Refresher) end(ctx context.Context, s *session.Session, why error) error {
 	attrs := []any{"app", s.App, "sid_hash", session.Hash(s.SID), "reason", why}
 	if _, err := r.sessions.End(ctx, s.ID, session.CauseRefreshFailed); err != nil && !errors.Is(err, session.ErrNotFound) {
-		r.logger.ErrorContext(ctx, "end session after failed token refresh", append(attrs, "error", err)...)
+		r.logger.ErrorContext(ctx, "end session after failed token refresh", append(attrs, "err", err)...)
 	} else {
 		r.logger.InfoContext(ctx, "session ended: token refresh failed", attrs...)
 	}
