@@ -3,6 +3,7 @@ package bff
 import (
 	_ "embed"
 	"net/http"
+	"net/url"
 
 	"github.com/labstack/echo/v4"
 
@@ -28,10 +29,11 @@ func (a *app) handleCheckSession(c echo.Context) error {
 
 // origin is the app's own origin as the browser sees it.
 func (a *app) origin(r *http.Request) string {
-	if len(a.cfg.Hosts) == 0 {
-		return a.g.public.Scheme + "://" + a.g.public.Host
+	host := a.g.public.Host
+	if len(a.cfg.Hosts) > 0 {
+		host = r.Host // one of a.cfg.Hosts: appFor chose the app by it
 	}
-	return a.g.public.Scheme + "://" + r.Host
+	return (&url.URL{Scheme: a.g.public.Scheme, Host: host}).String()
 }
 
 // handleClientJS serves the SPA helper module.

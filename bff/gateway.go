@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -133,7 +132,7 @@ type Gateway struct {
 	// byPrefix lists, per path prefix, the apps under it (host-specific
 	// first).
 	byPrefix map[string][]*app
-	login    *sessions.CookieStore
+	states   *stateCookies
 	public   *url.URL
 	timeouts session.Timeouts
 	logout   *logout.Service
@@ -167,7 +166,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		replay:   deps.Replay,
 		issuer:   deps.Issuer,
 		down:     deps.Downstream,
-		login:    newLoginStore(deps.Secret, pub.Scheme == "https"),
+		states:   newStateCookies(deps.Secret, pub.Scheme == "https"),
 	}
 	if g.idp == nil {
 		g.idp = http.DefaultClient

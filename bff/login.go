@@ -1,8 +1,6 @@
 package bff
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +8,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 	"golang.org/x/oauth2"
 
@@ -21,36 +18,6 @@ import (
 const loginTTL = 10 * time.Minute
 
 var errNotReady = pageError(http.StatusServiceUnavailable, "The identity provider is not reachable yet. Please try again in a moment.", errors.New("oidc discovery not done"))
-
-// newLoginStore keeps the per-attempt login state (state, nonce, PKCE
-// verifier, returnUrl) in signed and encrypted cookies.
-func newLoginStore(secret string, secure bool) *sessions.CookieStore {
-	st := sessions.NewCookieStore(
-		session.DeriveKey(secret, "login-state-hmac", 32),
-		session.DeriveKey(secret, "login-state-aes", 32),
-	)
-	st.Options = &sessions.Options{Path: "/", MaxAge: int(loginTTL / time.Second), HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode}
-	st.MaxAge(int(loginTTL / time.Second))
-	return st
-}
-
-// loginCookieName names the cookie of one login attempt, so that logins
-// started in several tabs do not clobber each other.
-func (g *Gateway) loginCookieName(state string) string { return g.stateCookieName("login", state) }
-
-// logoutCookieName names the cookie that binds an RP-initiated logout's
-// state to this browser.
-func (g *Gateway) logoutCookieName(state string) string { return g.stateCookieName("logout", state) }
-
-// stateCookieName names a per-flow state cookie after a hash of its state.
-func (g *Gateway) stateCookieName(kind, state string) string {
-	sum := sha256.Sum256([]byte(kind + ":" + state))
-	name := "bffgate-" + kind + "-" + hex.EncodeToString(sum[:8])
-	if g.public.Scheme == "https" {
-		return "__Host-" + name
-	}
-	return name
-}
 
 // handleLogin starts the authorization code flow with PKCE S256.
 func (a *app) handleLogin(c echo.Context) error {
@@ -64,13 +31,8 @@ func (a *app) handleLogin(c echo.Context) error {
 	nonce := session.NewID()
 	verifier := oauth2.GenerateVerifier()
 
-	ls, _ := g.login.New(c.Request(), g.loginCookieName(state))
-	ls.Values["app"] = a.cfg.Name
-	ls.Values["nonce"] = nonce
-	ls.Values["verifier"] = verifier
-	ls.Values["return"] = returnURL
-	ls.Values["at"] = time.Now().Unix()
-	if err := ls.Save(c.Request(), c.Response()); err != nil {
+	ls := loginState{App: a.cfg.Name, Nonce: nonce, Verifier: verifier, Return: returnURL, At: time.Now().Unix()}
+	if err := g.states.save(c, g.states.loginName(state), ls); err != nil {
 		return fmt.Errorf("save login state: %w", err)
 	}
 	authURL := p.oauth2.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))
@@ -98,32 +60,26 @@ func (a *app) handleCallback(c echo.Context) error {
 	if state == "" {
 		return a.loginFailed("missing_state", "The sign-in response has no state. Please start the sign-in again.", nil)
 	}
-	cookieName := g.loginCookieName(state)
-	ls, err := g.login.Get(r, cookieName)
-	if err != nil || ls.IsNew || ls.Values["app"] != a.cfg.Name {
+	cookieName := g.states.loginName(state)
+	var ls loginState
+	if err := g.states.load(r, cookieName, &ls); err != nil || ls.App != a.cfg.Name {
 		return a.loginFailed("unknown_state", "This sign-in is unknown or has expired. Please start the sign-in again.", err)
 	}
 	// The state is single use: clear its cookie whatever happens next.
-	ls.Options.MaxAge = -1
-	_ = ls.Save(r, c.Response())
+	g.states.clear(c, cookieName)
 
 	if idpErr := q.Get("error"); idpErr != "" {
 		return a.loginFailed("idp_error", "The identity provider refused the sign-in ("+truncate(idpErr, 64)+").", errors.New(truncate(q.Get("error_description"), 200)))
 	}
-	at, _ := ls.Values["at"].(int64)
-	if time.Since(time.Unix(at, 0)) > loginTTL {
+	if time.Since(time.Unix(ls.At, 0)) > loginTTL {
 		return a.loginFailed("expired", "This sign-in took too long and has expired. Please start the sign-in again.", nil)
 	}
 	code := q.Get("code")
 	if code == "" {
 		return a.loginFailed("missing_code", "The sign-in response has no code. Please start the sign-in again.", nil)
 	}
-	verifier, _ := ls.Values["verifier"].(string)
-	nonce, _ := ls.Values["nonce"].(string)
-	returnURL, _ := ls.Values["return"].(string)
-
 	ctx := oidc.ClientContext(r.Context(), g.idp)
-	tok, err := p.oauth2.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	tok, err := p.oauth2.Exchange(ctx, code, oauth2.VerifierOption(ls.Verifier))
 	if err != nil {
 		return a.loginFailed("exchange", "The sign-in could not be completed with the identity provider. Please try again.", fmt.Errorf("code exchange: %w", err))
 	}
@@ -135,7 +91,7 @@ func (a *app) handleCallback(c echo.Context) error {
 	if err != nil {
 		return a.loginFailed("id_token", "The identity provider's ID token is not valid.", fmt.Errorf("verify id token: %w", err))
 	}
-	if idt.Nonce != nonce {
+	if idt.Nonce != ls.Nonce {
 		return a.loginFailed("nonce", "The identity provider's ID token does not match this sign-in.", errors.New("nonce mismatch"))
 	}
 	var claims map[string]json.RawMessage
@@ -185,7 +141,7 @@ func (a *app) handleCallback(c echo.Context) error {
 	c.SetCookie(ck)
 	g.metrics.logins.WithLabelValues(a.cfg.Name, "ok", "").Inc()
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.Redirect(http.StatusFound, localPathOr(returnURL, a.cfg.PathPrefix))
+	return c.Redirect(http.StatusFound, localPathOr(ls.Return, a.cfg.PathPrefix))
 }
 
 func truncate(s string, n int) string {

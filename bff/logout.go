@@ -7,7 +7,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -154,13 +153,11 @@ func (a *app) handleLogout(c echo.Context) error {
 	a.clearSessionCookie(c)
 
 	state := session.NewID()
-	ls, _ := g.login.New(r, g.logoutCookieName(state))
-	ls.Values["app"] = a.cfg.Name
-	ls.Values["state"] = state
-	ls.Values["return"] = localPathOr(c.FormValue("returnUrl"), a.cfg.PostLogoutRedirect)
-	ls.Values["iframes"] = strings.Join(g.frontchannelURLs(s), "\n")
-	ls.Values["at"] = time.Now().Unix()
-	if err := ls.Save(r, c.Response()); err != nil {
+	ls := logoutState{
+		App: a.cfg.Name, State: state, Return: localPathOr(c.FormValue("returnUrl"), a.cfg.PostLogoutRedirect),
+		Iframes: g.frontchannelURLs(s), At: time.Now().Unix(),
+	}
+	if err := g.states.save(c, g.states.logoutName(state), ls); err != nil {
 		return fmt.Errorf("save logout state: %w", err)
 	}
 	p := a.disc.get()
@@ -186,26 +183,24 @@ func (a *app) handleLogout(c echo.Context) error {
 func (a *app) handleSignedOut(c echo.Context) error {
 	g := a.g
 	r := c.Request()
-	dest, iframes := "", ""
+	dest := ""
+	var iframes []string
 	if state := c.QueryParam("state"); state != "" {
-		name := g.logoutCookieName(state)
-		ls, err := g.login.Get(r, name)
-		if err == nil && !ls.IsNew {
-			at, _ := ls.Values["at"].(int64)
-			if ls.Values["app"] == a.cfg.Name && ls.Values["state"] == state && time.Since(time.Unix(at, 0)) < loginTTL {
-				dest, _ = ls.Values["return"].(string)
-				dest = localPathOr(dest, a.cfg.PostLogoutRedirect)
-				iframes, _ = ls.Values["iframes"].(string)
+		name := g.states.logoutName(state)
+		var ls logoutState
+		if err := g.states.load(r, name, &ls); err == nil {
+			if ls.App == a.cfg.Name && ls.State == state && time.Since(time.Unix(ls.At, 0)) < loginTTL {
+				dest = localPathOr(ls.Return, a.cfg.PostLogoutRedirect)
+				iframes = ls.Iframes
 			}
-			ls.Options.MaxAge = -1 // single use
-			_ = ls.Save(r, c.Response())
+			g.states.clear(c, name) // single use
 		}
 	}
-	if dest != "" && iframes != "" {
+	if dest != "" && len(iframes) > 0 {
 		// Tell the downstream apps through the browser, then go on.
 		g.render(c, http.StatusOK, "signedout.html", pageData{
 			Title: "Signing out", Message: "Signing you out of every app…",
-			Iframes: strings.Split(iframes, "\n"), Continue: dest, WaitMS: 3000,
+			Iframes: iframes, Continue: dest, WaitMS: 3000,
 		}, "'none'")
 		return nil
 	}

@@ -7,7 +7,7 @@ import (
 	"encoding/base64"
 	"html/template"
 	"net/http"
-	"strings"
+	"net/url"
 
 	"github.com/labstack/echo/v4"
 )
@@ -75,14 +75,12 @@ func (g *Gateway) render(c echo.Context, code int, name string, d pageData, fram
 	_ = c.HTMLBlob(code, buf.Bytes())
 }
 
-// origin returns scheme://host of a URL string, or "".
+// origin returns the origin (scheme://host[:port]) of an absolute URL,
+// or "" if raw is not one.
 func origin(raw string) string {
-	i := strings.Index(raw, "://")
-	if i < 0 {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
 		return ""
 	}
-	if j := strings.IndexAny(raw[i+3:], "/?#"); j >= 0 {
-		return raw[:i+3+j]
-	}
-	return raw
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
 }
