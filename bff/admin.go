@@ -27,7 +27,7 @@ func (g *Gateway) AdminHandler() http.Handler {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = g.handleError
-	e.Use(trustedForwarding(g.cfg.Server.TrustedProxies), requestIDs(), g.adminLog, recoverPanics(g.logger))
+	e.Use(chain(trustedForwarding(g.cfg.Server.TrustedProxies), requestIDs(), g.adminLog, recoverPanics(g.logger)))
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.String(http.StatusOK, "ok\n")
 	})

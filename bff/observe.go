@@ -37,6 +37,19 @@ func (g *Gateway) observe() []echo.MiddlewareFunc {
 	}
 }
 
+// chain composes mw (outermost first) once, around the handler the
+// router chose for the request (c.Handler()). Echo composes the e.Use
+// middleware for every request, one closure allocation each; chain
+// composes them at start-up. It must be the only e.Use, since it does
+// not call the next middleware.
+func chain(mw ...echo.MiddlewareFunc) echo.MiddlewareFunc {
+	h := func(c echo.Context) error { return c.Handler()(c) }
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return func(echo.HandlerFunc) echo.HandlerFunc { return h }
+}
+
 // requestIDs gives every request an id: in the X-Request-ID response
 // header, in the echo.Context ("request_id") for the error boundary and
 // in the request's context, where LogHandler adds it to every log line.

@@ -32,7 +32,7 @@ func (g *Gateway) routes() *echo.Echo {
 	e.HidePort = true
 	e.HTTPErrorHandler = g.handleError
 	e.IPExtractor = ipExtractor(g.cfg.Server.TrustedProxies)
-	e.Use(g.observe()...)
+	e.Use(chain(g.observe()...))
 	limits := g.cfg.Server.RateLimits
 	loginLimit, backLimit, frontLimit := rateLimit(limits.Login), rateLimit(limits.Backchannel), rateLimit(limits.Frontchannel)
 
