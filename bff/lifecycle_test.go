@@ -3,8 +3,8 @@ package bff
 import (
 	"context"
 	"net/http"
-	"strings"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"

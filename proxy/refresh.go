@@ -16,11 +16,13 @@ import (
 )
 
 // Sessions is what the Refresher needs of the session manager
-// (*session.Manager): the stored session, a compare-and-set of its
-// tokens, and ending it.
+// (*session.Manager): the stored session, a claim on its refresh, a
+// compare-and-set of its tokens, and ending it.
 type Sessions interface {
 	Get(ctx context.Context, id string) (*session.Session, error)
 	ReplaceTokens(ctx context.Context, id, from string, t session.Tokens) (*session.Session, bool, error)
+	ClaimRefresh(ctx context.Context, id string, ttl time.Duration) (bool, error)
+	ReleaseRefresh(ctx context.Context, id string) error
 	End(ctx context.Context, id string, cause session.Cause) (*session.Session, error)
 }
 
@@ -46,14 +48,15 @@ type RefresherConfig struct {
 // shortly before it expires.
 //
 // Concurrent requests of one session in this process share one refresh
-// (a singleflight group keyed by session id). A refresh starts from the
-// stored session, not the request's copy, which may predate a refresh
-// by another request or replica: if the stored tokens are fresh, they
-// are used as they are. New tokens are saved with a compare-and-set on
-// the refresh token the refresh started from
-// (session.Manager.ReplaceTokens), so a refresh that lost a race to
-// another replica uses the winner's tokens instead of overwriting them,
-// and a refresh token rejected because another replica rotated it ends
+// (a singleflight group keyed by session id); replicas sharing the store
+// share one through a claim in the store (session.Manager.ClaimRefresh):
+// the others wait for the tokens it saves. A refresh starts from the
+// stored session, not the request's copy, which may predate a refresh by
+// another request or replica: if the stored tokens are fresh, they are
+// used as they are. New tokens are saved with a compare-and-set on the
+// refresh token the refresh started from (session.Manager.ReplaceTokens),
+// so a stale copy never writes an old refresh token over a rotated one,
+// and a refresh token rejected because another writer rotated it ends
 // nothing.
 type Refresher struct {
 	cfg      RefresherConfig
@@ -118,13 +121,13 @@ func (r *Refresher) AccessToken(ctx context.Context, s *session.Session) (string
 	if s.AccessToken != "" && r.fresh(s.TokenExpiry) {
 		return s.AccessToken, nil // the hot path
 	}
-	id := s.ID
+	id, seen := s.ID, s.AccessToken
 	ch := r.group.DoChan(id, func() (any, error) {
 		// Detached from the caller that happened to start the flight, so
 		// its cancellation does not fail the others waiting for it.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Timeout)
 		defer cancel()
-		return r.refresh(ctx, id)
+		return r.refresh(ctx, id, seen)
 	})
 	select {
 	case <-ctx.Done():
@@ -147,20 +150,47 @@ func (r *Refresher) usable(s *session.Session) bool {
 	return s.AccessToken != "" && r.fresh(s.TokenExpiry)
 }
 
-// refreshAttempts bounds the grants of one flight: a second one is made
-// only when another replica rotated the tokens and they are due too.
-const refreshAttempts = 2
+// claimPoll is how often a refresh that another replica (or an earlier
+// flight) has claimed checks the store for its outcome.
+const claimPoll = 20 * time.Millisecond
 
-// refresh runs once per flight: it returns the stored tokens if another
-// request or replica refreshed them already, else refreshes them and
-// saves them, or ends the session.
-func (r *Refresher) refresh(ctx context.Context, id string) (tokens, error) {
-	cur, err := r.stored(ctx, id)
-	if err != nil {
-		return tokens{}, err
-	}
-	for range refreshAttempts {
-		if r.usable(cur) {
+// refresh runs once per flight, for a caller whose copy of the session
+// had the access token seen. It returns the stored tokens if another
+// request or replica refreshed them already. Otherwise it claims the
+// refresh (session.Manager.ClaimRefresh), so that the replicas sharing
+// the session make one grant between them, refreshes the tokens and
+// saves them with a compare-and-set; or, if another replica holds the
+// claim, waits for the tokens it saves. It ends the session only if the
+// IdP rejects the refresh token that is still stored.
+func (r *Refresher) refresh(ctx context.Context, id, seen string) (tokens, error) {
+	for {
+		cur, err := r.stored(ctx, id)
+		if err != nil {
+			return tokens{}, err
+		}
+		if r.newer(cur, seen) {
+			return storedTokens(cur), nil
+		}
+		claimed, err := r.sessions.ClaimRefresh(ctx, id, r.cfg.Timeout)
+		switch {
+		case errors.Is(err, session.ErrNotFound):
+			return tokens{}, fmt.Errorf("refresh access token: %w", ErrSessionEnded)
+		case err != nil:
+			return tokens{}, fmt.Errorf("refresh access token: claim: %w", err)
+		case !claimed:
+			if err := r.wait(ctx); err != nil {
+				return tokens{}, fmt.Errorf("refresh access token: waiting for another replica's refresh: %w", err)
+			}
+			continue
+		}
+		// The claim is on the tokens stored now, which another replica
+		// may have replaced since they were read.
+		if cur, err = r.stored(ctx, id); err != nil {
+			r.release(ctx, id)
+			return tokens{}, err
+		}
+		if r.newer(cur, seen) {
+			r.release(ctx, id)
 			return storedTokens(cur), nil
 		}
 		from := cur.RefreshToken
@@ -169,8 +199,8 @@ func (r *Refresher) refresh(ctx context.Context, id string) (tokens, error) {
 		}
 		t, err := r.grant(ctx, from)
 		if rejected(err) {
-			// Rejected because another replica rotated the token after
-			// it was read? Then its tokens are the session's.
+			// Rejected because another writer rotated the token after it
+			// was read? Then its tokens are the session's.
 			now, gerr := r.stored(ctx, id)
 			if gerr != nil {
 				return tokens{}, gerr
@@ -178,28 +208,58 @@ func (r *Refresher) refresh(ctx context.Context, id string) (tokens, error) {
 			if now.RefreshToken == from {
 				return tokens{}, r.end(ctx, now, err)
 			}
-			cur = now
 			continue
 		}
 		if err != nil {
+			r.release(ctx, id)
 			return tokens{}, err
 		}
-		saved, ok, err := r.sessions.ReplaceTokens(ctx, id, from,
+		_, ok, err := r.sessions.ReplaceTokens(ctx, id, from,
 			session.Tokens{AccessToken: t.access, RefreshToken: t.refresh, Expiry: t.expiry})
 		switch {
 		case errors.Is(err, session.ErrNotFound):
 			return tokens{}, fmt.Errorf("save refreshed tokens: %w", ErrSessionEnded) // ended meanwhile, e.g. by a logout
 		case err != nil:
+			r.release(ctx, id)
 			return tokens{}, fmt.Errorf("save refreshed tokens: %w", err)
 		case ok:
 			return t, nil
 		}
-		cur = saved // another replica refreshed first: use its tokens
+		// Another writer replaced the tokens first: the next round uses
+		// its tokens.
 	}
-	if r.usable(cur) {
-		return storedTokens(cur), nil
+}
+
+// newer reports whether the stored session s has tokens the caller can
+// use instead of refreshing: fresh ones, or ones that replaced the
+// caller's access token seen (a refresh by another request or replica)
+// and have not expired, even if they are due within the leeway.
+func (r *Refresher) newer(s *session.Session, seen string) bool {
+	if r.usable(s) {
+		return true
 	}
-	return tokens{}, errors.New("refresh access token: the tokens changed during every attempt")
+	return s.AccessToken != "" && s.AccessToken != seen &&
+		(s.TokenExpiry.IsZero() || r.cfg.Now().Before(s.TokenExpiry))
+}
+
+// release drops the refresh claim after a transient failure, so that the
+// next request tries again at once rather than wait for it to lapse.
+func (r *Refresher) release(ctx context.Context, id string) {
+	if err := r.sessions.ReleaseRefresh(ctx, id); err != nil {
+		r.logger.WarnContext(ctx, "release token refresh claim", "err", err)
+	}
+}
+
+// wait pauses for claimPoll, or until ctx ends.
+func (r *Refresher) wait(ctx context.Context) error {
+	t := time.NewTimer(claimPoll)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // stored reads the session as stored; a session gone is ErrSessionEnded.

@@ -271,3 +271,66 @@ func TestRefresherUnreachableIdPKeepsSession(t *testing.T) {
 		t.Errorf("End calls = %v, want none: an unreachable IdP does not end sessions", got)
 	}
 }
+
+// A refresh that failed for a transient reason releases its claim: the
+// next request tries again at once instead of waiting for it to lapse.
+func TestRefresherTransientFailureReleasesClaim(t *testing.T) {
+	te := newTokenEndpoint(t)
+	te.handle = func(w http.ResponseWriter, _ string) {
+		writeTokenJSON(w, http.StatusServiceUnavailable, map[string]any{"error": "temporarily_unavailable"})
+	}
+	ss := newSessions(t, expiredSession())
+	r := NewRefresher(RefresherConfig{OAuth2: te.oauth2Config(), HTTPClient: te.srv.Client(), Timeout: time.Minute}, ss, nil)
+	for i := range 2 {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		_, err := r.AccessToken(ctx, expiredSession())
+		cancel()
+		if err == nil || errors.Is(err, ErrSessionEnded) || errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("call %d: AccessToken() error = %v, want the IdP's transient error", i, err)
+		}
+	}
+	if hits := te.hits.Load(); hits != 2 {
+		t.Errorf("token endpoint hits = %d, want 2", hits)
+	}
+}
+
+// Another replica holds the refresh claim: the refresher waits for the
+// tokens it saves and makes no grant of its own.
+func TestRefresherWaitsForOtherReplica(t *testing.T) {
+	te := newTokenEndpoint(t)
+	s := expiredSession()
+	ss := newSessions(t, s.Clone())
+	if ok, err := ss.ClaimRefresh(t.Context(), s.ID, time.Minute); err != nil || !ok {
+		t.Fatalf("ClaimRefresh: %v, %v", ok, err)
+	}
+	refused := make(chan struct{}, 100)
+	go func() {
+		<-refused // the refresher found the claim taken: the other replica saves its tokens
+		ss.ReplaceTokens(context.Background(), s.ID, s.RefreshToken,
+			session.Tokens{AccessToken: "at-other", RefreshToken: "rt-other", Expiry: time.Now().Add(time.Hour)})
+	}()
+	got, err := te.refresher(claimWatch{ss, refused}).AccessToken(t.Context(), s)
+	if err != nil || got != "at-other" || s.RefreshToken != "rt-other" {
+		t.Errorf("AccessToken() = %q, %v, refresh token %q; want at-other, rt-other", got, err, s.RefreshToken)
+	}
+	if hits := te.hits.Load(); hits != 0 {
+		t.Errorf("token endpoint hits = %d, want 0", hits)
+	}
+}
+
+// claimWatch signals every refused claim.
+type claimWatch struct {
+	*sessions
+	refused chan<- struct{}
+}
+
+func (c claimWatch) ClaimRefresh(ctx context.Context, id string, ttl time.Duration) (bool, error) {
+	ok, err := c.sessions.ClaimRefresh(ctx, id, ttl)
+	if err == nil && !ok {
+		select {
+		case c.refused <- struct{}{}:
+		default:
+		}
+	}
+	return ok, err
+}

@@ -145,6 +145,18 @@ func (m *Manager) ReplaceTokens(ctx context.Context, id, from string, t Tokens) 
 	return m.store.ReplaceTokens(ctx, id, from, t)
 }
 
+// ClaimRefresh reserves the refresh of the session's current tokens
+// for ttl (see Store.ClaimRefresh).
+func (m *Manager) ClaimRefresh(ctx context.Context, id string, ttl time.Duration) (bool, error) {
+	return m.store.ClaimRefresh(ctx, id, ttl)
+}
+
+// ReleaseRefresh drops the session's refresh claim (see
+// Store.ReleaseRefresh).
+func (m *Manager) ReleaseRefresh(ctx context.Context, id string) error {
+	return m.store.ReleaseRefresh(ctx, id)
+}
+
 // List returns the live sessions matching f, oldest first.
 func (m *Manager) List(ctx context.Context, f Filter) ([]*Session, error) {
 	return m.store.List(ctx, f)

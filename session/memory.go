@@ -63,6 +63,9 @@ type entry struct {
 	// reads it without mu, and so does the go-cache eviction callback, to
 	// tell an explicit removal (which holds mu) from an expiry.
 	removed atomic.Bool
+	// claim is the live refresh claim, if any (ClaimRefresh); guarded by
+	// mu.
+	claim refreshClaim
 }
 
 // indexKey is a key of the sid and sub indexes; v is the sid or the sub.

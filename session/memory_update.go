@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"slices"
+	"time"
 )
 
 // MarkUpstream implements Store.
@@ -40,6 +41,38 @@ func (m *MemoryStore) ReplaceTokens(_ context.Context, id, from string, t Tokens
 	n.AccessToken, n.RefreshToken, n.TokenExpiry = t.AccessToken, t.RefreshToken, t.Expiry
 	e.s.Store(&n)
 	return n.Clone(), true, nil
+}
+
+// refreshClaim is a claim on the refresh of one version of the tokens.
+type refreshClaim struct {
+	until time.Time
+	from  string // the refresh token the claim is for
+}
+
+// ClaimRefresh implements Store.
+func (m *MemoryStore) ClaimRefresh(_ context.Context, id string, ttl time.Duration) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	e, s := m.live(id, now)
+	if e == nil {
+		return false, ErrNotFound
+	}
+	if e.claim.from == s.RefreshToken && now.Before(e.claim.until) {
+		return false, nil
+	}
+	e.claim = refreshClaim{until: now.Add(ttl), from: s.RefreshToken}
+	return true, nil
+}
+
+// ReleaseRefresh implements Store.
+func (m *MemoryStore) ReleaseRefresh(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if v, ok := m.items.Get(id); ok {
+		v.(*entry).claim = refreshClaim{}
+	}
+	return nil
 }
 
 // Count implements Store: it walks the app's entries in the sub index.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -34,6 +35,45 @@ end
 for i = 3, #ARGV, 3 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2]) end
 return 1
 `)
+
+// scriptClaim: KEYS[1] the session. ARGV: min last, min created, now,
+// until. The claim, field rc, is "until sha1(t)": it holds while until is
+// later than now and the sealed tokens t are those it was made for.
+// Returns 1 if claimed, 2 if a live claim holds, 0 if the session is gone.
+var scriptClaim = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'c', 'l', 't', 'rc')
+if not v[1] or not v[2] or not v[3] then return 0 end
+if v[2] < ARGV[1] or v[1] < ARGV[2] then return 0 end
+local version = redis.sha1hex(v[3])
+if v[4] then
+  local untilStamp, claimed = string.match(v[4], '^(%d+) (%x+)$')
+  if untilStamp and untilStamp > ARGV[3] and claimed == version then return 2 end
+end
+redis.call('HSET', KEYS[1], 'rc', ARGV[4] .. ' ' .. version)
+return 1
+`)
+
+// ClaimRefresh implements Store.
+func (r *RedisStore) ClaimRefresh(ctx context.Context, id string, ttl time.Duration) (bool, error) {
+	now := r.now()
+	minLast, minCreated := r.thresholds(now)
+	n, err := scriptClaim.Run(ctx, r.rdb, []string{r.sessionKey(id)}, minLast, minCreated, stamp(now), stamp(now.Add(ttl))).Int()
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("claim refresh: %w", err)
+	case n == 0:
+		return false, ErrNotFound
+	}
+	return n == 1, nil
+}
+
+// ReleaseRefresh implements Store.
+func (r *RedisStore) ReleaseRefresh(ctx context.Context, id string) error {
+	if err := r.rdb.HDel(ctx, r.sessionKey(id), "rc").Err(); err != nil {
+		return fmt.Errorf("release refresh: %w", err)
+	}
+	return nil
+}
 
 // errContended means an update lost the compare-and-set swapAttempts
 // times in a row.

@@ -48,6 +48,16 @@ type Store interface {
 	// use, and false. It changes no other field. ErrNotFound if the
 	// session is gone.
 	ReplaceTokens(ctx context.Context, id, from string, t Tokens) (*Session, bool, error)
+	// ClaimRefresh reserves the refresh of a live session's current
+	// tokens for ttl, so that one replica refreshes them while the others
+	// wait for the result. It returns true if there was no live claim on
+	// these tokens (from this or another replica). A claim lapses when
+	// ttl passes or the tokens change. ErrNotFound if the session is gone.
+	ClaimRefresh(ctx context.Context, id string, ttl time.Duration) (bool, error)
+	// ReleaseRefresh drops the session's refresh claim, after a refresh
+	// that failed without changing the tokens, so that the next request
+	// need not wait for the claim to lapse. A session gone is no error.
+	ReleaseRefresh(ctx context.Context, id string) error
 	// Count returns how many live sessions the app has (for metrics).
 	Count(ctx context.Context, app string) (int, error)
 	// Delete removes one session and returns it; ErrNotFound if gone.

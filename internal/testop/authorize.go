@@ -134,6 +134,7 @@ func (op *OP) token(w http.ResponseWriter, r *http.Request) {
 	case "refresh_token":
 		g = op.refresh[f.Get("refresh_token")]
 		if op.failRefresh || g == nil || g.clientID != clientID {
+			op.rejectedRefreshes.Add(1)
 			oauthError(w, http.StatusBadRequest, "invalid_grant", "refresh token rejected")
 			return
 		}

@@ -59,6 +59,7 @@ type OP struct {
 	rsa                       *rsa.PrivateKey
 	ec                        *ecdsa.PrivateKey
 	jwksFetches, refreshCount atomic.Int64
+	rejectedRefreshes         atomic.Int64
 
 	mu                     sync.Mutex // guards the fields below
 	clients                map[string]*client
@@ -184,6 +185,11 @@ func (op *OP) JWKSFetches() int { return int(op.jwksFetches.Load()) }
 
 // RefreshCount counts successful refresh_token grants.
 func (op *OP) RefreshCount() int { return int(op.refreshCount.Load()) }
+
+// RejectedRefreshCount counts refresh_token grants answered with
+// invalid_grant: an unknown, already rotated (refresh tokens are single
+// use) or, with FailRefresh, any refresh token.
+func (op *OP) RejectedRefreshCount() int { return int(op.rejectedRefreshes.Load()) }
 
 // LastSID returns the sid of the latest successful authorization.
 func (op *OP) LastSID() string {

@@ -168,3 +168,46 @@ func testCount(t *testing.T, e *env) {
 		t.Errorf("Count of the other app after the idle timeout: got %d, want 0", n)
 	}
 }
+
+// testClaimRefresh: one claim per version of the tokens, until its ttl.
+func testClaimRefresh(t *testing.T, e *env) {
+	ctx := context.Background()
+	s := e.mustCreate(t, e.app("a"), e.iss("idp"), e.sub("alice"), e.sid("1"))
+	claim := func(want bool, what string) {
+		t.Helper()
+		got, err := e.store.ClaimRefresh(ctx, s.ID, time.Minute)
+		if err != nil || got != want {
+			t.Errorf("ClaimRefresh %s: got %v, %v; want %v, nil", what, got, err, want)
+		}
+	}
+	claim(true, "of a fresh session")
+	claim(false, "while claimed")
+	// A Touch does not change the tokens: the claim holds.
+	if err := e.store.Touch(ctx, s.ID, e.clock.Advance(time.Second)); err != nil {
+		t.Fatalf("Touch: %v", err)
+	}
+	claim(false, "after a Touch")
+	if _, ok, err := e.store.ReplaceTokens(ctx, s.ID, s.RefreshToken, session.Tokens{AccessToken: "a2", RefreshToken: "r2"}); err != nil || !ok {
+		t.Fatalf("ReplaceTokens: %v, %v", ok, err)
+	}
+	claim(true, "of the new tokens")
+	claim(false, "of the new tokens again")
+	if err := e.store.ReleaseRefresh(ctx, s.ID); err != nil {
+		t.Fatalf("ReleaseRefresh: %v", err)
+	}
+	claim(true, "after ReleaseRefresh")
+	e.clock.Advance(time.Minute + time.Second)
+	claim(true, "after the claim lapsed")
+	if _, err := e.store.Delete(ctx, s.ID); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := e.store.ClaimRefresh(ctx, s.ID, time.Minute); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("ClaimRefresh of a deleted session: got %v, want ErrNotFound", err)
+	}
+	if err := e.store.ReleaseRefresh(ctx, s.ID); err != nil {
+		t.Errorf("ReleaseRefresh of a deleted session: %v", err)
+	}
+	if _, err := e.store.Get(ctx, s.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("Get after ClaimRefresh of a deleted session: got %v, want ErrNotFound", err)
+	}
+}

@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T, cfg Config) session.Store) {
 		{"MarkUpstream", testMarkUpstream},
 		{"ReplaceTokens", testReplaceTokens},
 		{"ReplaceTokensConcurrent", testReplaceTokensConcurrent},
+		{"ClaimRefresh", testClaimRefresh},
 		{"Count", testCount},
 		{"IdleExpirySlidesWithTouch", testIdleExpiry},
 		{"AbsoluteExpiry", testAbsoluteExpiry},
