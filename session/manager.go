@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -171,8 +172,15 @@ func (m *Manager) Close() error { return m.store.Close() }
 // String describes the store for logs.
 func (m *Manager) String() string { return fmt.Sprint(m.store) }
 
+// errNoCause: every end has a cause, for the observers, the audit log
+// and the metrics.
+var errNoCause = errors.New("end session: no cause given")
+
 // End ends the session with that id; ErrNotFound if it is gone.
 func (m *Manager) End(ctx context.Context, id string, cause Cause) (*Session, error) {
+	if cause == "" {
+		return nil, errNoCause
+	}
 	s, err := m.store.Delete(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("end session: %w", err)
@@ -186,6 +194,9 @@ func (m *Manager) End(ctx context.Context, id string, cause Cause) (*Session, er
 // sub is not empty, and tombstones (app, iss, sid). It returns the
 // sessions it ended, possibly none.
 func (m *Manager) EndBySID(ctx context.Context, app, iss, sid, sub string, cause Cause) ([]*Session, error) {
+	if cause == "" {
+		return nil, errNoCause
+	}
 	ss, err := m.store.RevokeSID(ctx, app, iss, sid, sub, m.now())
 	if err != nil {
 		return nil, fmt.Errorf("end sessions by sid: %w", err)
@@ -200,6 +211,9 @@ func (m *Manager) EndBySID(ctx context.Context, app, iss, sid, sub string, cause
 // EndBySub ends all the app's sessions of (iss, sub) and tombstones
 // (app, iss, sub). It returns the sessions it ended, possibly none.
 func (m *Manager) EndBySub(ctx context.Context, app, iss, sub string, cause Cause) ([]*Session, error) {
+	if cause == "" {
+		return nil, errNoCause
+	}
 	ss, err := m.store.RevokeSub(ctx, app, iss, sub, m.now())
 	if err != nil {
 		return nil, fmt.Errorf("end sessions by sub: %w", err)

@@ -262,6 +262,27 @@ func TestManagerOwnsStore(t *testing.T) {
 	}
 }
 
+// TestManagerEndNeedsCause: an end without a cause ends nothing.
+func TestManagerEndNeedsCause(t *testing.T) {
+	m, j, _ := newTestManager(t)
+	ctx := context.Background()
+	if _, err := m.End(ctx, "s1", ""); err == nil {
+		t.Error("End without a cause: error = nil")
+	}
+	if _, err := m.EndBySID(ctx, "demo", "https://idp.example", "sid-1", "", ""); err == nil {
+		t.Error("EndBySID without a cause: error = nil")
+	}
+	if _, err := m.EndBySub(ctx, "demo", "https://idp.example", "alice", ""); err == nil {
+		t.Error("EndBySub without a cause: error = nil")
+	}
+	if _, err := m.Get(ctx, "s1"); err != nil {
+		t.Errorf("s1 after the refused ends: %v", err)
+	}
+	if got := j.get(); len(got) != 0 {
+		t.Errorf("observers told: %q, want nothing", got)
+	}
+}
+
 func TestHash(t *testing.T) {
 	tests := []struct {
 		in, want string
