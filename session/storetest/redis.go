@@ -132,8 +132,11 @@ func SkipWithoutRedis(t testing.TB, srv *RedisServer, reason string) {
 
 // MainWithRedis is a TestMain body for packages whose tests share one
 // redis-server: it starts it (see RequireRedis), hands it (or the reason
-// to skip) to set, runs the tests, stops it, and returns the exit code.
+// to skip) to set, runs the tests, stops it and the Cluster and Sentinel
+// set that SharedCluster and SharedSentinel started, and returns the exit
+// code.
 func MainWithRedis(m *testing.M, set func(srv *RedisServer, skip string)) int {
+	defer stopShared()
 	srv, skip, err := RequireRedis()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "redis:", err)
