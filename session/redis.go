@@ -273,8 +273,8 @@ func (r *RedisStore) Create(ctx context.Context, s *Session) error {
 		return fmt.Errorf("create session: %w", err)
 	}
 	exp := c.Expiry(r.timeouts.Idle, r.timeouts.Absolute)
-	res, err := scriptCreate.Run(ctx, r.rdb, []string{r.sessionKey(c.ID)},
-		r.prefix, c.ID, c.App, c.Issuer, c.Subject, c.SID,
+	res, err := scriptCreate.Run(ctx, r.rdb, r.createKeys(c),
+		c.ID, c.App, c.Issuer, c.Subject, c.SID,
 		stamp(c.CreatedAt), stamp(c.LastSeen), m, t,
 		ms(exp.Sub(now)+gcSlack),
 		stamp(now.Add(-r.timeouts.Absolute)),
@@ -336,12 +336,14 @@ func (r *RedisStore) Update(ctx context.Context, s *Session) error {
 // Delete implements Store.
 func (r *RedisStore) Delete(ctx context.Context, id string) (*Session, error) {
 	minLast, minCreated := r.thresholds(r.now())
-	v, err := scriptDelete.Run(ctx, r.rdb, []string{r.sessionKey(id)}, r.prefix, minLast, minCreated).Result()
+	v, err := r.runDeclared(ctx, scriptDelete, func(ctx context.Context) ([]string, error) {
+		return r.recordKeys(ctx, []string{id})
+	}, r.prefix, minLast, minCreated)
 	switch {
-	case errors.Is(err, redis.Nil):
-		return nil, ErrNotFound
 	case err != nil:
 		return nil, fmt.Errorf("delete session: %w", err)
+	case v == nil:
+		return nil, ErrNotFound
 	}
 	return r.decodeHash(v)
 }
@@ -353,8 +355,10 @@ func (r *RedisStore) RevokeSID(ctx context.Context, app, iss, sid, sub string, n
 	}
 	cur := r.now()
 	minLast, minCreated := r.thresholds(cur)
-	v, err := scriptRevokeSID.Run(ctx, r.rdb, nil, r.prefix, app, iss, sid, sub, stamp(now),
-		minLast, minCreated, stamp(cur.Add(-r.timeouts.Absolute)), r.tombTTL(now, cur)).Result()
+	index, tomb := r.sidIndexKey(app, iss, sid), r.sidTombKey(app, iss, sid)
+	v, err := r.runDeclared(ctx, scriptRevoke, func(ctx context.Context) ([]string, error) {
+		return r.revokeKeys(ctx, index, tomb)
+	}, r.prefix, sub, stamp(now), minLast, minCreated, stamp(cur.Add(-r.timeouts.Absolute)), r.tombTTL(now, cur), "0")
 	if err != nil {
 		return nil, fmt.Errorf("revoke sid: %w", err)
 	}
@@ -368,8 +372,10 @@ func (r *RedisStore) RevokeSub(ctx context.Context, app, iss, sub string, now ti
 	}
 	cur := r.now()
 	minLast, minCreated := r.thresholds(cur)
-	v, err := scriptRevokeSub.Run(ctx, r.rdb, nil, r.prefix, app, iss, sub, stamp(now),
-		minLast, minCreated, stamp(cur.Add(-r.timeouts.Absolute)), r.tombTTL(now, cur)).Result()
+	index, tomb := r.subIndexKey(app, iss, sub), r.subTombKey(app, iss, sub)
+	v, err := r.runDeclared(ctx, scriptRevoke, func(ctx context.Context) ([]string, error) {
+		return r.revokeKeys(ctx, index, tomb)
+	}, r.prefix, "", stamp(now), minLast, minCreated, stamp(cur.Add(-r.timeouts.Absolute)), r.tombTTL(now, cur), "1")
 	if err != nil {
 		return nil, fmt.Errorf("revoke sub: %w", err)
 	}

@@ -62,7 +62,7 @@ func (r *RedisStore) List(ctx context.Context, f Filter) ([]*Session, error) {
 func (r *RedisStore) candidates(ctx context.Context, f Filter) ([]string, error) {
 	var keys []string
 	if f.SID == "" && f.Subject == "" {
-		keys = []string{r.prefix + "app:" + f.App}
+		keys = []string{r.appIndexKey(f.App)}
 	} else {
 		kind, v := "sub:", f.Subject
 		if f.SID != "" {
@@ -70,9 +70,9 @@ func (r *RedisStore) candidates(ctx context.Context, f Filter) ([]string, error)
 		}
 		var pairs []string
 		if f.App != "" && f.Issuer != "" {
-			pairs = []string{f.App + "\x00" + f.Issuer}
+			pairs = []string{r.pairKey(f.App, f.Issuer)}
 		} else {
-			all, err := r.rdb.SMembers(ctx, r.prefix+"pairs").Result()
+			all, err := r.rdb.SMembers(ctx, r.pairsKey()).Result()
 			if err != nil {
 				return nil, err
 			}

@@ -17,6 +17,13 @@ import "github.com/redis/go-redis/v9"
 //	p.."tomb:sid:"..app\0iss\0sid    revocation time
 //	p.."tomb:sub:"..app\0iss\0sub    revocation time
 //
+// Every script is given every key it touches in KEYS (a Cluster routes a
+// script by its keys, and refuses a key the node does not serve). Delete
+// and the revocations find some keys only in the data: the caller reads
+// them first (see redis_keys.go), and the script checks, before it
+// writes anything, that each key it would touch was declared; if the data
+// changed in between it answers "retry" and the caller reads again.
+//
 // Times (c, l, tombstones and the thresholds passed in) are Unix
 // nanoseconds as 20-digit zero-padded decimals, so that Lua compares them
 // exactly as strings (Lua numbers are doubles). Whether a session is live
@@ -26,6 +33,8 @@ import "github.com/redis/go-redis/v9"
 
 // luaLib is the prelude shared by the scripts.
 const luaLib = `
+local declared = {}
+for _, k in ipairs(KEYS) do declared[k] = true end
 local function fields(h)
   local f = {}
   for i = 1, #h, 2 do f[h[i]] = h[i + 1] end
@@ -34,14 +43,22 @@ end
 local function live(f, minLast, minCreated)
   return f.l >= minLast and f.c >= minCreated
 end
-local function unindex(p, f)
+-- indexKeys returns the keys of the indexes that list session f.
+local function indexKeys(p, f)
   local ai = f.app .. '\0' .. f.iss
-  if f.sid ~= '' then redis.call('ZREM', p .. 'sid:' .. ai .. '\0' .. f.sid, f.id) end
-  redis.call('ZREM', p .. 'sub:' .. ai .. '\0' .. f.sub, f.id)
-  redis.call('ZREM', p .. 'app:' .. f.app, f.id)
+  local ks = {p .. 'sub:' .. ai .. '\0' .. f.sub, p .. 'app:' .. f.app}
+  if f.sid ~= '' then ks[3] = p .. 'sid:' .. ai .. '\0' .. f.sid end
+  return ks
 end
-local function extend(k, ttl)
-  if redis.call('PTTL', k) < ttl then redis.call('PEXPIRE', k, ttl) end
+-- undeclared reports whether a key of ks is not in KEYS.
+local function undeclared(ks)
+  for _, k in ipairs(ks) do
+    if not declared[k] then return true end
+  end
+  return false
+end
+local function unindex(p, f)
+  for _, k in ipairs(indexKeys(p, f)) do redis.call('ZREM', k, f.id) end
 end
 local function tombstone(k, at, minTomb, ttl)
   local prev = redis.call('GET', k)
@@ -49,57 +66,35 @@ local function tombstone(k, at, minTomb, ttl)
   local left = redis.call('PTTL', k)
   redis.call('SET', k, at, 'PX', math.max(left, ttl))
 end
--- revoke removes the live sessions listed in index idx (only those of sub
--- if sub is not empty) and returns their hashes; it drops the ids of
--- sessions that are gone or expired on the way.
-local function revoke(p, idx, sub, minLast, minCreated)
-  local out = {}
-  for _, id in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
-    local k = p .. 's:' .. id
-    local h = redis.call('HGETALL', k)
-    if #h == 0 then
-      redis.call('ZREM', idx, id)
-    else
-      local f = fields(h)
-      local alive = live(f, minLast, minCreated)
-      if (sub == '' or f.sub == sub) or not alive then
-        redis.call('DEL', k)
-        unindex(p, f)
-        if alive then out[#out + 1] = h end
-      end
-    end
-  end
-  return out
-end
 `
 
-// scriptCreate: KEYS[1] the session. ARGV: prefix, id, app, iss, sub,
-// sid, c, l, m, t, ttl ms, min tombstone, created ms, cleanup ms (ids
-// created before are expired), index ttl ms. Returns "ok", "taken" or
-// "revoked".
-var scriptCreate = redis.NewScript(luaLib + `
-local p, id, app, iss, sub, sid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+// scriptCreate: KEYS: the session, the sub tombstone, the sub, app and
+// pairs indexes, and with a sid the sid tombstone and index (createKeys).
+// ARGV: id, app, iss, sub, sid, c, l, m, t, ttl ms, min tombstone,
+// created ms, cleanup ms (ids created before are expired), index ttl ms.
+// Returns "ok", "taken" or "revoked".
+var scriptCreate = redis.NewScript(`
+local id, app, iss, sub, sid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'taken' end
-local ai = app .. '\0' .. iss
 if sid ~= '' then
-  local t = redis.call('GET', p .. 'tomb:sid:' .. ai .. '\0' .. sid)
-  if t and t >= ARGV[12] then return 'revoked' end
+  local t = redis.call('GET', KEYS[6])
+  if t and t >= ARGV[11] then return 'revoked' end
 end
-local t = redis.call('GET', p .. 'tomb:sub:' .. ai .. '\0' .. sub)
-if t and t >= ARGV[12] and t >= ARGV[7] then return 'revoked' end
+local t = redis.call('GET', KEYS[2])
+if t and t >= ARGV[11] and t >= ARGV[6] then return 'revoked' end
 redis.call('HSET', KEYS[1], 'id', id, 'app', app, 'iss', iss, 'sub', sub, 'sid', sid,
-  'c', ARGV[7], 'l', ARGV[8], 'm', ARGV[9], 't', ARGV[10])
-redis.call('PEXPIRE', KEYS[1], ARGV[11])
-local ttl = tonumber(ARGV[15])
+  'c', ARGV[6], 'l', ARGV[7], 'm', ARGV[8], 't', ARGV[9])
+redis.call('PEXPIRE', KEYS[1], ARGV[10])
+local ttl = tonumber(ARGV[14])
 local function index(k)
-  redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. ARGV[14])
-  redis.call('ZADD', k, ARGV[13], id)
-  extend(k, ttl)
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. ARGV[13])
+  redis.call('ZADD', k, ARGV[12], id)
+  if redis.call('PTTL', k) < ttl then redis.call('PEXPIRE', k, ttl) end
 end
-if sid ~= '' then index(p .. 'sid:' .. ai .. '\0' .. sid) end
-index(p .. 'sub:' .. ai .. '\0' .. sub)
-index(p .. 'app:' .. app)
-redis.call('SADD', p .. 'pairs', ai)
+index(KEYS[3])
+index(KEYS[4])
+if sid ~= '' then index(KEYS[7]) end
+redis.call('SADD', KEYS[5], app .. '\0' .. iss)
 return 'ok'
 `)
 
@@ -130,39 +125,56 @@ if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) en
 return 1
 `)
 
-// scriptDelete: KEYS[1] the session. ARGV: prefix, min last, min created.
-// Returns the session's hash, or nil if it is gone. An expired session is
-// removed too, and reported as gone.
+// scriptDelete: KEYS: the session and its indexes (as read before).
+// ARGV: prefix, min last, min created. Returns the session's hash, nil if
+// it is gone, or "retry" (nothing written) if its indexes are not all in
+// KEYS. An expired session is removed too, and reported as gone.
 var scriptDelete = redis.NewScript(luaLib + `
 local h = redis.call('HGETALL', KEYS[1])
 if #h == 0 then return false end
 local f = fields(h)
+if undeclared(indexKeys(ARGV[1], f)) then return 'retry' end
 redis.call('DEL', KEYS[1])
 unindex(ARGV[1], f)
 if not live(f, ARGV[2], ARGV[3]) then return false end
 return h
 `)
 
-// scriptRevokeSID: no KEYS (they derive from the arguments). ARGV:
-// prefix, app, iss, sid, sub filter, at, min last, min created, min
-// tombstone, tombstone ttl ms. Returns the hashes of the removed sessions.
-var scriptRevokeSID = redis.NewScript(luaLib + `
-local p = ARGV[1]
-local ai = ARGV[2] .. '\0' .. ARGV[3]
-local out = revoke(p, p .. 'sid:' .. ai .. '\0' .. ARGV[4], ARGV[5], ARGV[7], ARGV[8])
-tombstone(p .. 'tomb:sid:' .. ai .. '\0' .. ARGV[4], ARGV[6], ARGV[9], tonumber(ARGV[10]))
-return out
-`)
-
-// scriptRevokeSub: no KEYS. ARGV: prefix, app, iss, sub, at, min last,
-// min created, min tombstone, tombstone ttl ms. Returns the hashes of the
-// removed sessions.
-var scriptRevokeSub = redis.NewScript(luaLib + `
-local p = ARGV[1]
-local ai = ARGV[2] .. '\0' .. ARGV[3]
-local idx = p .. 'sub:' .. ai .. '\0' .. ARGV[4]
-local out = revoke(p, idx, '', ARGV[6], ARGV[7])
-redis.call('DEL', idx)
-tombstone(p .. 'tomb:sub:' .. ai .. '\0' .. ARGV[4], ARGV[5], ARGV[8], tonumber(ARGV[9]))
+// scriptRevoke ends the live sessions an index lists and tombstones what
+// it was revoked by. KEYS: the index, the tombstone, then every session
+// the index listed and their indexes (as read before: revokeKeys). ARGV:
+// prefix, sub filter (only the index's sessions of that subject; "" for
+// all), at, min last, min created, min tombstone, tombstone ttl ms, "1"
+// to delete the index afterwards. Returns the hashes of the removed
+// sessions, or "retry" (nothing written) if a key it would touch is not
+// in KEYS. Sessions of the index that are gone or expired are dropped on
+// the way.
+var scriptRevoke = redis.NewScript(luaLib + `
+local p, sub, minLast, minCreated = ARGV[1], ARGV[2], ARGV[4], ARGV[5]
+local recs = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local k = p .. 's:' .. id
+  if not declared[k] then return 'retry' end
+  local h = redis.call('HGETALL', k)
+  if #h > 0 and undeclared(indexKeys(p, fields(h))) then return 'retry' end
+  recs[#recs + 1] = {id, k, h}
+end
+local out = {}
+for _, r in ipairs(recs) do
+  local id, k, h = r[1], r[2], r[3]
+  if #h == 0 then
+    redis.call('ZREM', KEYS[1], id)
+  else
+    local f = fields(h)
+    local alive = live(f, minLast, minCreated)
+    if (sub == '' or f.sub == sub) or not alive then
+      redis.call('DEL', k)
+      unindex(p, f)
+      if alive then out[#out + 1] = h end
+    end
+  end
+end
+if ARGV[8] == '1' then redis.call('DEL', KEYS[1]) end
+tombstone(KEYS[2], ARGV[3], ARGV[6], tonumber(ARGV[7]))
 return out
 `)
