@@ -22,6 +22,10 @@ type Config struct {
 	RedisAddrs []string `toml:"redis_addrs"`
 	// RedisMasterName is the Sentinel master's name.
 	RedisMasterName string `toml:"redis_master_name"`
+	// RedisCluster says that RedisAddrs are Cluster seeds even when there
+	// is only one (a Cluster's configuration endpoint). Several addresses
+	// without RedisMasterName always mean a Cluster.
+	RedisCluster bool `toml:"redis_cluster"`
 	// RedisUsername and RedisPassword authenticate to the servers given
 	// by RedisAddrs (ACL user; empty username means "default").
 	RedisUsername string `toml:"redis_username"`
@@ -82,6 +86,12 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// isCluster reports whether the Redis keys name a Cluster: several
+// redis_addrs without redis_master_name, or redis_cluster.
+func (c *Config) isCluster() bool {
+	return c.RedisMasterName == "" && (c.RedisCluster || len(c.RedisAddrs) > 1)
+}
+
 // validateRedis checks the connection keys of store "redis".
 func (c *Config) validateRedis() []error {
 	var errs []error
@@ -97,6 +107,7 @@ func (c *Config) validateRedis() []error {
 			set bool
 		}{
 			{"redis_master_name", c.RedisMasterName != ""},
+			{"redis_cluster", c.RedisCluster},
 			{"redis_username", c.RedisUsername != ""},
 			{"redis_password", c.RedisPassword != ""},
 			{"redis_sentinel_password", c.RedisSentinelPassword != ""},
@@ -116,7 +127,10 @@ func (c *Config) validateRedis() []error {
 		if c.RedisDB < 0 {
 			errs = append(errs, errors.New("redis_db: must not be negative"))
 		}
-		if c.RedisMasterName == "" && len(c.RedisAddrs) > 1 && c.RedisDB != 0 {
+		if c.RedisCluster && c.RedisMasterName != "" {
+			errs = append(errs, errors.New("redis_cluster: a Sentinel set (redis_master_name) is not a Cluster; set one of them"))
+		}
+		if c.isCluster() && c.RedisDB != 0 {
 			errs = append(errs, errors.New("redis_db: a Redis Cluster has only database 0"))
 		}
 	default:

@@ -23,14 +23,17 @@ const (
 
 // NewRedisClient returns a go-redis universal client for cfg's [session]
 // Redis keys: a single server (redis_url, or one of redis_addrs), a
-// Sentinel set (redis_addrs and redis_master_name) or a Cluster (several
-// redis_addrs). It registers the client's metrics on reg (nil: none): the
-// latency of each command, errors, and whether the last ping succeeded.
-// It does not connect; the first command does.
+// Sentinel set (redis_addrs and redis_master_name: a failover client that
+// follows the master the Sentinels elect) or a Cluster (several
+// redis_addrs, or redis_cluster). It registers the client's metrics on
+// reg (nil: none): the latency of each command, errors, and whether the
+// last ping succeeded (see redisMetrics). It does not connect; the first
+// command does.
 func NewRedisClient(cfg Config, reg prometheus.Registerer) (redis.UniversalClient, error) {
 	opts := &redis.UniversalOptions{
 		Addrs:            cfg.RedisAddrs,
 		MasterName:       cfg.RedisMasterName,
+		IsClusterMode:    cfg.isCluster(),
 		Username:         cfg.RedisUsername,
 		Password:         cfg.RedisPassword,
 		SentinelPassword: cfg.RedisSentinelPassword,
@@ -65,7 +68,7 @@ func NewRedisClient(cfg Config, reg prometheus.Registerer) (redis.UniversalClien
 	rdb := redis.NewUniversalClient(opts)
 	h := newRedisMetrics()
 	if reg != nil {
-		if err := registerAll(reg, h.latency, h.errors); err != nil {
+		if err := registerAll(reg, h.latency, h.errors, h.up, h.lastPing); err != nil {
 			rdb.Close()
 			return nil, err
 		}
@@ -83,10 +86,15 @@ func registerAll(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 	return nil
 }
 
-// redisMetrics is a go-redis hook timing every command.
+// redisMetrics is a go-redis hook timing every command, counting the
+// failures, and recording the outcome of each PING: the start-up check
+// and every /readyz probe ping the store, so up is as fresh as the
+// readiness probes.
 type redisMetrics struct {
-	latency *prometheus.HistogramVec // command
-	errors  *prometheus.CounterVec   // command
+	latency  *prometheus.HistogramVec // command
+	errors   *prometheus.CounterVec   // command
+	up       prometheus.Gauge
+	lastPing prometheus.Gauge
 }
 
 func newRedisMetrics() *redisMetrics {
@@ -100,7 +108,25 @@ func newRedisMetrics() *redisMetrics {
 			Name: "bffgate_redis_errors_total",
 			Help: "Redis commands that failed (network errors, timeouts, server errors; a missing key is not an error), by command.",
 		}, []string{"command"}),
+		up: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bffgate_redis_up",
+			Help: "1 if the last PING of Redis (start-up, readiness probes) succeeded, 0 if it failed.",
+		}),
+		lastPing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bffgate_redis_last_ping_success_timestamp_seconds",
+			Help: "Unix time of the last successful PING of Redis; 0 if none yet.",
+		}),
 	}
+}
+
+// pinged records the outcome of a PING.
+func (m *redisMetrics) pinged(err error, at time.Time) {
+	if err != nil {
+		m.up.Set(0)
+		return
+	}
+	m.up.Set(1)
+	m.lastPing.Set(float64(at.UnixNano()) / 1e9)
 }
 
 // DialHook implements redis.Hook.
@@ -121,6 +147,9 @@ func (m *redisMetrics) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		err := next(ctx, cmd)
 		name := commandName(cmd)
 		m.latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
+		if name == "ping" {
+			m.pinged(err, start)
+		}
 		if err != nil && !errors.Is(err, redis.Nil) && !isNoScript(err) {
 			m.errors.WithLabelValues(name).Inc()
 		}
