@@ -206,4 +206,8 @@ func stopShared() {
 		sharedCluster.Stop()
 		sharedCluster = nil
 	}
+	if sharedSentinel != nil {
+		sharedSentinel.Stop()
+		sharedSentinel = nil
+	}
 }
