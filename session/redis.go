@@ -403,9 +403,17 @@ func (r *RedisStore) decodeList(v any) ([]*Session, error) {
 	return out, nil
 }
 
-// Ping implements Store.
+// Ping implements Store. On a Cluster a PING goes to any node, so it
+// asks the master of the store's slot instead (a read of one key there):
+// that node being down is the store being down.
 func (r *RedisStore) Ping(ctx context.Context) error {
-	if err := r.rdb.Ping(ctx).Err(); err != nil {
+	var err error
+	if _, ok := r.rdb.(*redis.ClusterClient); ok {
+		err = r.rdb.Exists(asPing(ctx), r.prefix+"ping").Err()
+	} else {
+		err = r.rdb.Ping(ctx).Err()
+	}
+	if err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
 	return nil

@@ -147,7 +147,7 @@ func (m *redisMetrics) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		err := next(ctx, cmd)
 		name := commandName(cmd)
 		m.latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
-		if name == "ping" {
+		if name == "ping" || isPing(ctx) {
 			m.pinged(err, start)
 		}
 		if err != nil && !errors.Is(err, redis.Nil) && !isNoScript(err) {
@@ -169,6 +169,14 @@ func (m *redisMetrics) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 		return err
 	}
 }
+
+// pingKey marks a context whose command stands for a PING (see
+// RedisStore.Ping).
+type pingKey struct{}
+
+func asPing(ctx context.Context) context.Context { return context.WithValue(ctx, pingKey{}, true) }
+
+func isPing(ctx context.Context) bool { return ctx.Value(pingKey{}) != nil }
 
 // commandName is the metrics label of a command: its name, lower case,
 // from a fixed set (never a key or an argument).

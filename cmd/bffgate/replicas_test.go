@@ -50,6 +50,7 @@ type replica struct {
 // replicaOpts are the parts of a replica's config that tests vary.
 type replicaOpts struct {
 	redisURL   string
+	redis      string // [session] keys naming Redis instead of redis_url (a Cluster)
 	op         *testop.OP
 	api        string // upstream of /api/
 	downstream string // back-channel logout URI of a downstream app; "" for none
@@ -68,6 +69,10 @@ func newReplica(t *testing.T, o replicaOpts) *replica {
   audience = "demo-api"
   notify = "always"`, o.downstream)
 	}
+	redisKeys := fmt.Sprintf("redis_url = %q", o.redisURL)
+	if o.redis != "" {
+		redisKeys = o.redis
+	}
 	r.config = writeConfig(t, fmt.Sprintf(`
 [server]
 listen = %q
@@ -77,7 +82,7 @@ log_level = "error"
 rate_limits = { login = { off = true }, backchannel = { off = true } }
 [session]
 store = "redis"
-redis_url = %q
+%s
 secret = %q
 [signing]
 key_file = %q
@@ -93,7 +98,7 @@ frontend = "http://127.0.0.1:1"
   path = "/api/"
   upstream = %q
 %s
-`, r.listen, r.public, r.admin, o.redisURL, replicaSecret, signingKeyFile(t), o.notifier, o.op.URL, o.op.ClientID(), o.op.ClientSecret(), o.api, down))
+`, r.listen, r.public, r.admin, redisKeys, replicaSecret, signingKeyFile(t), o.notifier, o.op.URL, o.op.ClientID(), o.op.ClientSecret(), o.api, down))
 	return r
 }
 
@@ -192,10 +197,17 @@ func newAPI(t *testing.T) *httptest.Server {
 // its logout event, and the same logout token replayed to A is refused.
 func TestReplicasShareLogout(t *testing.T) {
 	storetest.SkipWithoutRedis(t, redisSrv, redisSkip)
+	replicasShareLogout(t, replicaOpts{redisURL: redisSrv.URL(1)})
+}
+
+// replicasShareLogout is TestReplicasShareLogout on the Redis that o
+// names.
+func replicasShareLogout(t *testing.T, o replicaOpts) {
 	op := testop.New(t, testop.Config{})
 	api := newAPI(t)
-	a := newReplica(t, replicaOpts{redisURL: redisSrv.URL(1), op: op, api: api.URL})
-	b := newReplica(t, replicaOpts{redisURL: redisSrv.URL(1), op: op, api: api.URL})
+	o.op, o.api = op, api.URL
+	a := newReplica(t, o)
+	b := newReplica(t, o)
 	a.start(t)
 	b.start(t)
 	op.SetRedirectURL(a.public + "/bff/callback")
