@@ -69,6 +69,14 @@ func TestRedisScriptsDeclareKeys(t *testing.T) {
 	must(st.Update(ctx, b))
 	_, err = st.Get(ctx, a.ID)
 	must(err)
+	must(st.MarkUpstream(ctx, a.ID, "orders"))
+	_, swapped, err := st.ReplaceTokens(ctx, a.ID, "r", session.Tokens{AccessToken: "a3", RefreshToken: "r3", Expiry: time.Now().Add(time.Minute)})
+	if !swapped {
+		t.Fatal("ReplaceTokens did not swap")
+	}
+	must(err)
+	_, err = st.Count(ctx, app)
+	must(err)
 	_, err = st.List(ctx, session.Filter{Subject: "alice"})
 	must(err)
 	_, err = st.Delete(ctx, e.ID)

@@ -190,7 +190,7 @@ const countBatch = 1000
 func (r *RedisStore) Count(ctx context.Context, app string) (int, error) {
 	now := r.now()
 	fromMs := strconv.FormatInt(now.Add(-r.timeouts.Absolute).UnixMilli(), 10)
-	ids, err := r.rdb.ZRangeByScore(ctx, r.prefix+"app:"+app, &redis.ZRangeBy{Min: fromMs, Max: "+inf"}).Result()
+	ids, err := r.rdb.ZRangeByScore(ctx, r.appIndexKey(app), &redis.ZRangeBy{Min: fromMs, Max: "+inf"}).Result()
 	if err != nil {
 		return 0, fmt.Errorf("count sessions: %w", err)
 	}
