@@ -1,29 +1,37 @@
 package logout
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 )
 
-// maxJWKSSize bounds the JWKS response read.
-const maxJWKSSize = 1 << 20
+const (
+	maxJWKSSize  = 1 << 20          // bounds the JWKS response read
+	fetchTimeout = 10 * time.Second // bounds one JWKS fetch
+)
 
 var (
 	errUnknownKID     = errors.New("key id not in the provider's key set")
+	errBadSignature   = errors.New("no key in the provider's key set verifies the signature")
 	errRefetchLimited = errors.New("jwks refetch rate limited")
 )
+
+// KeySet verifies the signature of a parsed JWS against the OpenID
+// Provider's keys. It returns an error wrapping errUnknownKID when the
+// token's kid is not among them.
+type KeySet interface {
+	VerifyJWS(ctx context.Context, jws *jose.JSONWebSignature) error
+}
 
 // RemoteKeySetConfig configures a RemoteKeySet.
 type RemoteKeySetConfig struct {
@@ -32,23 +40,24 @@ type RemoteKeySetConfig struct {
 	// the first; zero means 10s.
 	RefetchInterval time.Duration
 	// HTTPClient fetches the JWKS; nil means a client with a 10s timeout.
-	// Its Transport is wrapped, not modified.
 	HTTPClient *http.Client
 }
 
-// RemoteKeySet is an oidc.KeySet over go-oidc's RemoteKeySet (which caches
-// the OP's keys and refetches on an unknown kid or a failed signature) that
-// bounds those refetches: at most one JWKS fetch per RefetchInterval, with a
-// burst of one, so a flood of tokens with made-up kids or bad signatures
-// cannot make the gateway hammer the OP. A token whose kid is not in the
-// last JWKS fetched, while no fetch is allowed, fails with unknown_kid
-// without reaching go-oidc.
+// RemoteKeySet holds the OP's JWKS: it fetches it on first use, and again
+// when no cached key verifies a token (an unknown kid, or a rotated key),
+// joining concurrent callers on one fetch. Refetches are bounded: at most
+// one JWKS fetch per RefetchInterval, with a burst of one, so a flood of
+// tokens with made-up kids or bad signatures cannot make the gateway
+// hammer the OP. It serves logout tokens (KeySet, with the JWS parsed
+// once by the Verifier) and ID tokens (go-oidc's oidc.KeySet).
 type RemoteKeySet struct {
-	remote *oidc.RemoteKeySet
+	url    string
+	client *http.Client
 	lim    *rate.Limiter
+	fetch  singleflight.Group
 
 	mu   sync.RWMutex
-	kids map[string]bool // the kids of the last JWKS fetched
+	keys []jose.JSONWebKey // the last JWKS fetched
 }
 
 // NewRemoteKeySet returns a RemoteKeySet for cfg.JWKSURL. It fetches
@@ -60,134 +69,136 @@ func NewRemoteKeySet(cfg RemoteKeySetConfig) (*RemoteKeySet, error) {
 	if cfg.RefetchInterval == 0 {
 		cfg.RefetchInterval = 10 * time.Second
 	}
-	base := cfg.HTTPClient
-	if base == nil {
-		base = &http.Client{Timeout: 10 * time.Second}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
 	}
-	ks := &RemoteKeySet{lim: rate.NewLimiter(rate.Every(cfg.RefetchInterval), 1)}
-	client := *base
-	client.Transport = &limitedTransport{ks: ks, base: base.Transport}
-	ks.remote = oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), &client), cfg.JWKSURL)
-	return ks, nil
+	return &RemoteKeySet{
+		url:    cfg.JWKSURL,
+		client: client,
+		lim:    rate.NewLimiter(rate.Every(cfg.RefetchInterval), 1),
+	}, nil
 }
 
-// VerifySignature implements oidc.KeySet.
+// VerifySignature implements go-oidc's oidc.KeySet (ID tokens: go-oidc
+// has already pinned the algorithm).
 func (ks *RemoteKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	jws, err := jose.ParseSignedCompact(jwt, allAlgs)
+	jws, err := jose.ParseSignedCompact(jwt, asymmetricJOSE)
 	if err != nil {
 		return nil, fmt.Errorf("parse jws: %w", err)
 	}
+	if err := ks.VerifyJWS(ctx, jws); err != nil {
+		return nil, err
+	}
+	return jws.UnsafePayloadWithoutVerification(), nil
+}
+
+// VerifyJWS implements KeySet: the cached keys first, then, if none
+// verifies, one refetch if the rate limit allows it.
+func (ks *RemoteKeySet) VerifyJWS(ctx context.Context, jws *jose.JSONWebSignature) error {
 	kid := jws.Signatures[0].Header.KeyID
-	// go-oidc tries its cached keys first and joins concurrent callers on
-	// one fetch; the transport below refuses fetches over the limit.
-	payload, err := ks.remote.VerifySignature(ctx, jwt)
-	if err != nil && !ks.known(kid) {
-		return nil, fmt.Errorf("%w: %w", errUnknownKID, err)
-	}
-	return payload, err
-}
-
-// known reports whether kid was in the last JWKS; a token without kid
-// counts as known once any JWKS was fetched.
-func (ks *RemoteKeySet) known(kid string) bool {
 	ks.mu.RLock()
-	defer ks.mu.RUnlock()
+	keys := ks.keys
+	ks.mu.RUnlock()
+	if verifyWith(jws, kid, keys) {
+		return nil
+	}
+	keys, ferr := ks.refetch(ctx)
+	if ferr == nil && verifyWith(jws, kid, keys) {
+		return nil
+	}
+	ks.mu.RLock()
+	keys = ks.keys
+	ks.mu.RUnlock()
+	err := errBadSignature
+	if !hasKID(keys, kid) {
+		err = errUnknownKID
+	}
+	if ferr != nil {
+		return fmt.Errorf("%w (refetch: %w)", err, ferr)
+	}
+	return err
+}
+
+// verifyWith reports whether a key of keys with the token's kid (any key
+// when the token has none) verifies the signature.
+func verifyWith(jws *jose.JSONWebSignature, kid string, keys []jose.JSONWebKey) bool {
+	for i := range keys {
+		k := &keys[i]
+		if (kid != "" && k.KeyID != kid) || k.Use == "enc" {
+			continue
+		}
+		if _, err := jws.Verify(k); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// hasKID reports whether kid is in keys; a token without kid counts as
+// known once any key was fetched.
+func hasKID(keys []jose.JSONWebKey, kid string) bool {
 	if kid == "" {
-		return len(ks.kids) > 0
+		return len(keys) > 0
 	}
-	return ks.kids[kid]
+	for _, k := range keys {
+		if k.KeyID == kid {
+			return true
+		}
+	}
+	return false
 }
 
-// limitedTransport enforces the refetch limit on every JWKS request go-oidc
-// makes, and notes the kids of each JWKS it fetches.
-type limitedTransport struct {
-	ks   *RemoteKeySet
-	base http.RoundTripper
+// refetch fetches the JWKS once for all concurrent callers, unless the
+// rate limit forbids it. The fetch is not canceled with the caller's ctx
+// (others may be waiting on it); fetchTimeout bounds it.
+func (ks *RemoteKeySet) refetch(ctx context.Context) ([]jose.JSONWebKey, error) {
+	ch := ks.fetch.DoChan("jwks", func() (any, error) {
+		if !ks.lim.Allow() {
+			return nil, errRefetchLimited
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+		defer cancel()
+		keys, err := ks.get(fctx)
+		if err != nil {
+			return nil, err
+		}
+		ks.mu.Lock()
+		ks.keys = keys
+		ks.mu.Unlock()
+		return keys, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.([]jose.JSONWebKey), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
-func (t *limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !t.ks.lim.Allow() {
-		return nil, errRefetchLimited
+func (ks *RemoteKeySet) get(ctx context.Context) ([]jose.JSONWebKey, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ks.url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("jwks request: %w", err)
 	}
-	base := t.base
-	if base == nil {
-		base = http.DefaultTransport
+	resp, err := ks.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch jwks: %w", err)
 	}
-	resp, err := base.RoundTrip(req)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return resp, err
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetch jwks: status %d", resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSSize))
-	resp.Body.Close()
 	if err != nil {
 		return nil, fmt.Errorf("read jwks: %w", err)
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	var set struct {
-		Keys []struct {
-			KID string `json:"kid"`
-		} `json:"keys"`
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(body, &set); err != nil {
+		return nil, fmt.Errorf("decode jwks: %w", err)
 	}
-	if json.Unmarshal(body, &set) == nil {
-		kids := make(map[string]bool, len(set.Keys))
-		for _, k := range set.Keys {
-			kids[k.KID] = true
-		}
-		t.ks.mu.Lock()
-		t.ks.kids = kids
-		t.ks.mu.Unlock()
-	}
-	return resp, nil
-}
-
-var allAlgs = []jose.SignatureAlgorithm{
-	jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
-	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA, jose.HS256, jose.HS384, jose.HS512,
-}
-
-// keySet is the oidc.KeySet the Verifier gives go-oidc (which has already
-// pinned alg to SigningAlgs): HS* are checked with the client secret and
-// nothing else, the rest go to the configured KeySet. It reports the
-// outcome to the probe in ctx so Verify can name the failed step.
-type keySet struct {
-	inner  oidc.KeySet
-	secret []byte
-}
-
-type probeKey struct{}
-
-// probe is one Verify call's view of the signature step.
-type probe struct {
-	called  bool
-	payload []byte
-	reason  string
-	err     error
-}
-
-func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	payload, err := k.verify(ctx, jwt)
-	if p, ok := ctx.Value(probeKey{}).(*probe); ok {
-		p.called, p.payload, p.err = true, payload, err
-		if errors.Is(err, errUnknownKID) {
-			p.reason = ReasonUnknownKID
-		}
-	}
-	return payload, err
-}
-
-func (k *keySet) verify(ctx context.Context, jwt string) ([]byte, error) {
-	jws, err := jose.ParseSignedCompact(jwt, allAlgs)
-	if err != nil {
-		return nil, fmt.Errorf("parse jws: %w", err)
-	}
-	if alg := jws.Signatures[0].Header.Algorithm; strings.HasPrefix(alg, "HS") {
-		if k.secret == nil {
-			return nil, errors.New("no client secret for HMAC")
-		}
-		return jws.Verify(k.secret)
-	}
-	if k.inner == nil {
-		return nil, errors.New("no key set for asymmetric signatures")
-	}
-	return k.inner.VerifySignature(ctx, jwt)
+	return set.Keys, nil
 }

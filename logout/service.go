@@ -2,7 +2,6 @@ package logout
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,6 +56,7 @@ type Service struct {
 
 	mu      sync.RWMutex
 	clients []*Client
+	algs    []jose.SignatureAlgorithm // every client's SigningAlgs
 }
 
 // NewService returns a Service with no clients yet; Register adds each
@@ -83,18 +83,25 @@ func (s *Service) Register(c *Client) {
 	defer s.mu.Unlock()
 	s.clients = slices.DeleteFunc(s.clients, func(o *Client) bool { return o.App == c.App })
 	s.clients = append(s.clients, c)
+	for _, a := range c.Verifier.algs {
+		if !slices.Contains(s.algs, a) {
+			s.algs = append(s.algs, a)
+		}
+	}
 }
 
-// candidates returns the clients a token may be for: those whose issuer
-// and client_id the token names. A token that cannot be read (a JWE, or
-// garbage) is tried against every client, so that each verifier gives
-// its own precise reason.
-func (s *Service) candidates(raw string) []*Client {
+// candidates returns the clients a token may be for, and the token
+// parsed once with the union of their algorithms (each verifier then pins
+// its own): those whose issuer and client_id the token names. A token
+// that cannot be read (a JWE, or garbage) is tried against every client,
+// so that each verifier gives its own precise reason.
+func (s *Service) candidates(raw string) ([]*Client, *parsed) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	iss, aud, ok := peek(raw)
+	p := parse(raw, s.algs)
+	iss, aud, ok := p.routing()
 	if !ok {
-		return slices.Clone(s.clients)
+		return slices.Clone(s.clients), p
 	}
 	var out []*Client
 	for _, c := range s.clients {
@@ -102,7 +109,7 @@ func (s *Service) candidates(raw string) []*Client {
 			out = append(out, c)
 		}
 	}
-	return out
+	return out, p
 }
 
 // Backchannel validates a logout token and ends the sessions it names, for
@@ -110,7 +117,7 @@ func (s *Service) candidates(raw string) []*Client {
 // invalid_request), a *StoreError or *ReplayCacheError (400
 // application_error), or the results.
 func (s *Service) Backchannel(ctx context.Context, raw string) ([]Result, error) {
-	clients := s.candidates(raw)
+	clients, p := s.candidates(raw)
 	if len(clients) == 0 {
 		s.reject(ctx, "", invalid(ReasonNoClient, "no configured app has this issuer and audience", nil))
 		return nil, invalid(ReasonNoClient, "no configured app has this issuer and audience", nil)
@@ -118,7 +125,7 @@ func (s *Service) Backchannel(ctx context.Context, raw string) ([]Result, error)
 	var results []Result
 	var firstErr error
 	for _, c := range clients {
-		tok, err := c.Verifier.Verify(ctx, raw)
+		tok, err := c.Verifier.verify(ctx, p)
 		if err != nil {
 			s.reject(ctx, c.App, err)
 			if firstErr == nil {
@@ -191,28 +198,19 @@ func (s *Service) Frontchannel(ctx context.Context, app, iss, sid string) ([]*se
 
 var errNotReady = errors.New("identity provider discovery not done")
 
-// peek reads iss and aud from a signed token without verifying it, only to
-// pick the clients whose verifiers will check it.
-func peek(raw string) (iss string, aud []string, ok bool) {
-	if len(raw) > MaxTokenSize {
+// routing reads iss and aud from a parsed JWS's claims without trusting
+// them, only to pick the clients whose verifiers will check the token.
+func (p *parsed) routing() (iss string, aud []string, ok bool) {
+	if p.jws == nil {
 		return "", nil, false
 	}
-	jws, err := jose.ParseSignedCompact(raw, peekAlgs)
+	c, err := p.claimsOf(p.jws)
 	if err != nil {
 		return "", nil, false
 	}
-	var c struct {
-		Iss *string         `json:"iss"`
-		Aud json.RawMessage `json:"aud"`
-	}
-	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c); err != nil || c.Iss == nil {
+	if iss, ok = str(c, "iss"); !ok {
 		return "", nil, false
 	}
-	aud, ok = audience(c.Aud)
-	return *c.Iss, aud, ok
-}
-
-var peekAlgs = []jose.SignatureAlgorithm{
-	jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
-	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA, jose.HS256, jose.HS384, jose.HS512,
+	aud, ok = audience(c["aud"])
+	return iss, aud, ok
 }

@@ -1,11 +1,13 @@
 // Package logout ends the gateway's sessions when the OpenID Provider says
 // so: it verifies back-channel logout tokens (OpenID Connect Back-Channel
-// Logout 1.0 with errata set 1, §2.6) with go-oidc plus the checks go-oidc
-// does not do, and runs back-channel, front-channel and RP-initiated logout
-// as a Service.
+// Logout 1.0 with errata set 1, §2.6), each parsed once with go-jose, and
+// runs every logout path as a Service: back-channel, front-channel (by
+// iss+sid, and by the session cookie alone), RP-initiated and admin, and
+// the refresh-token revocation that follows a logout.
 package logout
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rsa"
@@ -16,7 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -84,7 +85,7 @@ type VerifierConfig struct {
 	ClientSecret string // the HS* key (UTF-8 bytes); required when SigningAlgs has HS*
 	// KeySet verifies asymmetric signatures; required unless SigningAlgs are
 	// all HS*. Use NewRemoteKeySet for the OP's jwks_uri.
-	KeySet oidc.KeySet
+	KeySet KeySet
 	// SigningAlgs are the accepted JWS algs (the client's
 	// id_token_signed_response_alg); default ["RS256"]. "none" is refused.
 	SigningAlgs []string
@@ -177,7 +178,8 @@ type Token struct {
 // Verifier verifies logout tokens. It is safe for concurrent use.
 type Verifier struct {
 	cfg    VerifierConfig
-	oidc   *oidc.IDTokenVerifier
+	algs   []jose.SignatureAlgorithm // cfg.SigningAlgs
+	secret []byte                    // the HS* key
 	replay ReplayCache
 }
 
@@ -201,17 +203,13 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if cfg.Replay == nil {
 		cfg.Replay = NewMemoryReplayCache()
 	}
-	ks := &keySet{inner: cfg.KeySet}
-	if cfg.ClientSecret != "" {
-		ks.secret = []byte(cfg.ClientSecret)
-	}
 	v := &Verifier{cfg: cfg, replay: cfg.Replay}
-	v.oidc = oidc.NewVerifier(cfg.Issuer, ks, &oidc.Config{
-		ClientID:             cfg.ClientID,
-		SupportedSigningAlgs: cfg.SigningAlgs,
-		SkipExpiryCheck:      true, // exp (optional, with skew) and iat are checked here
-		Now:                  cfg.Now,
-	})
+	for _, a := range cfg.SigningAlgs {
+		v.algs = append(v.algs, jose.SignatureAlgorithm(a))
+	}
+	if cfg.ClientSecret != "" {
+		v.secret = []byte(cfg.ClientSecret)
+	}
 	return v, nil
 }
 
@@ -219,46 +217,62 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 // its jti. It returns a *ValidationError for a bad token and a
 // *ReplayCacheError when the replay cache fails.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
-	if len(raw) > MaxTokenSize {
+	return v.verify(ctx, parse(raw, v.algs))
+}
+
+// verify runs §2.6 on a token parsed once: decryption, the algorithm and
+// typ rules on the parsed header, one signature check against the key set
+// (or the client secret for HS*), then the claim checks on the verified
+// payload, and last the replay check.
+func (v *Verifier) verify(ctx context.Context, p *parsed) (*Token, error) {
+	if p.tooLarge {
 		return nil, invalid(ReasonMalformed, "the logout token is too large", nil)
 	}
-	jws, err := v.decrypt(raw)
-	if err != nil {
-		return nil, err
+	jws, jwsErr := p.jws, p.jwsErr
+	if len(v.cfg.DecryptionKeys) == 0 {
+		if p.encrypted {
+			return nil, invalid(ReasonMalformed, "encrypted logout tokens are not expected", nil)
+		}
+	} else {
+		if p.plain {
+			return nil, invalid(ReasonEncryptionRequired, "the logout token must be encrypted", nil)
+		}
+		if p.jwe == nil {
+			return nil, invalid(ReasonMalformed, "the logout token is not a compact JWE with accepted algorithms", p.jweErr)
+		}
+		var derr *ValidationError
+		if jws, jwsErr, derr = v.decrypt(p.jwe); derr != nil {
+			return nil, derr
+		}
 	}
-	hdr, err := parseHeader(jws)
-	if err != nil {
-		return nil, invalid(ReasonMalformed, "the logout token is not a compact JWS", err)
+	if jwsErr != nil {
+		return nil, jwsErr
 	}
-	if strings.EqualFold(hdr.alg, "none") {
-		return nil, invalid(ReasonAlg, "unsigned logout tokens (alg none) are not accepted", nil)
-	}
-	if !slices.Contains(v.cfg.SigningAlgs, hdr.alg) {
+	hdr := jws.Signatures[0].Header
+	if !slices.Contains(v.cfg.SigningAlgs, hdr.Algorithm) {
 		return nil, invalid(ReasonAlg, "the logout token's signing algorithm is not the one expected", nil)
 	}
-	if !v.typOK(hdr.typ) {
+	typ, present := hdr.ExtraHeaders[jose.HeaderType]
+	typStr, isStr := typ.(string)
+	if present && !isStr {
+		return nil, invalid(ReasonMalformed, "the logout token's typ header is not a string", nil)
+	}
+	if !v.typOK(typStr, present) {
 		return nil, invalid(ReasonTyp, "the logout token's typ header is not accepted", nil)
 	}
-
-	// go-oidc parses, pins alg and checks signature, iss and aud; the probe
-	// tells which step failed, and hands over the verified payload.
-	p := &probe{}
-	_, oerr := v.oidc.Verify(context.WithValue(ctx, probeKey{}, p), jws)
-	if !p.called {
-		return nil, invalid(ReasonMalformed, "the logout token could not be parsed", oerr)
-	}
-	if p.err != nil {
-		if p.reason == ReasonUnknownKID {
-			return nil, invalid(ReasonUnknownKID, "the logout token's key id is unknown", p.err)
+	if err := v.verifySignature(ctx, jws); err != nil {
+		if errors.Is(err, errUnknownKID) {
+			return nil, invalid(ReasonUnknownKID, "the logout token's key id is unknown", err)
 		}
-		return nil, invalid(ReasonSignature, "the logout token's signature is invalid", p.err)
+		return nil, invalid(ReasonSignature, "the logout token's signature is invalid", err)
 	}
-	tok, verr := v.checkClaims(p.payload)
+	claims, err := p.claimsOf(jws)
+	if err != nil {
+		return nil, invalid(ReasonMalformed, "the logout token's claims are not a JSON object", err)
+	}
+	tok, verr := v.checkClaims(claims)
 	if verr != nil {
 		return nil, verr
-	}
-	if oerr != nil { // a check of go-oidc's that ours did not mirror
-		return nil, invalid(ReasonMalformed, "the logout token's claims are invalid", oerr)
 	}
 	seen, err := v.replay.Seen(ctx, replayKey(tok.Issuer, tok.JTI), v.cfg.MaxTokenAge+2*v.cfg.ClockSkew)
 	if err != nil {
@@ -270,67 +284,65 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	return tok, nil
 }
 
+// verifySignature checks the signature once: HS* with the client secret
+// and nothing else, the rest against the key set. The algorithm is
+// already pinned to SigningAlgs.
+func (v *Verifier) verifySignature(ctx context.Context, jws *jose.JSONWebSignature) error {
+	if strings.HasPrefix(jws.Signatures[0].Header.Algorithm, "HS") {
+		if v.secret == nil {
+			return errors.New("no client secret for HMAC")
+		}
+		_, err := jws.Verify(v.secret)
+		return err
+	}
+	if v.cfg.KeySet == nil {
+		return errors.New("no key set for asymmetric signatures")
+	}
+	return v.cfg.KeySet.VerifyJWS(ctx, jws)
+}
+
 // typOK applies the typ rules: by default absent, logout+jwt or JWT.
-func (v *Verifier) typOK(typ *string) bool {
+func (v *Verifier) typOK(typ string, present bool) bool {
 	norm := func(s string) string {
 		s = strings.ToLower(s)
 		return strings.TrimPrefix(s, "application/")
 	}
 	switch {
 	case v.cfg.ExpectedTyp != "":
-		return typ != nil && norm(*typ) == norm(v.cfg.ExpectedTyp)
-	case typ == nil:
+		return present && norm(typ) == norm(v.cfg.ExpectedTyp)
+	case !present:
 		return !v.cfg.RequireTyp
 	case v.cfg.RequireTyp:
-		return norm(*typ) == "logout+jwt"
+		return norm(typ) == "logout+jwt"
 	default:
-		return norm(*typ) == "logout+jwt" || norm(*typ) == "jwt"
+		return norm(typ) == "logout+jwt" || norm(typ) == "jwt"
 	}
 }
 
-// Accepted JWE algorithms: no RSA1_5 (padding oracle), no PBES2, no dir.
-var (
-	keyAlgs = []jose.KeyAlgorithm{jose.RSA_OAEP, jose.RSA_OAEP_256,
-		jose.ECDH_ES, jose.ECDH_ES_A128KW, jose.ECDH_ES_A192KW, jose.ECDH_ES_A256KW}
-	contentEncs = []jose.ContentEncryption{jose.A128GCM, jose.A192GCM, jose.A256GCM,
-		jose.A128CBC_HS256, jose.A192CBC_HS384, jose.A256CBC_HS512}
-)
 
-// decrypt returns the nested JWS of an encrypted token, enforcing that
-// tokens are encrypted exactly when DecryptionKeys are configured.
-func (v *Verifier) decrypt(raw string) (string, error) {
-	parts := strings.Count(raw, ".") + 1
-	if len(v.cfg.DecryptionKeys) == 0 {
-		if parts == 5 {
-			return "", invalid(ReasonMalformed, "encrypted logout tokens are not expected", nil)
-		}
-		return raw, nil
-	}
-	if parts == 3 {
-		return "", invalid(ReasonEncryptionRequired, "the logout token must be encrypted", nil)
-	}
-	jwe, err := jose.ParseEncryptedCompact(raw, keyAlgs, contentEncs)
-	if err != nil {
-		return "", invalid(ReasonMalformed, "the logout token is not a compact JWE with accepted algorithms", err)
-	}
+// decrypt opens a JWE with the DecryptionKeys and parses the nested JWS
+// (with SigningAlgs). err is a rejection of the JWE itself; jwsErr one of
+// the nested token.
+func (v *Verifier) decrypt(jwe *jose.JSONWebEncryption) (jws *jose.JSONWebSignature, jwsErr, err *ValidationError) {
 	if iss, ok := jwe.Header.ExtraHeaders["iss"]; ok && iss != v.cfg.Issuer {
-		return "", invalid(ReasonIss, "the encrypted logout token's iss header does not match the issuer", nil)
+		return nil, nil, invalid(ReasonIss, "the encrypted logout token's iss header does not match the issuer", nil)
 	}
 	var pt []byte
-	err = errors.New("no decryption key matches the kid")
+	derr := errors.New("no decryption key matches the kid")
 	for _, k := range v.cfg.DecryptionKeys {
 		if jwe.Header.KeyID != "" && k.KeyID != jwe.Header.KeyID {
 			continue
 		}
-		if pt, err = jwe.Decrypt(k); err == nil {
+		if pt, derr = jwe.Decrypt(k); derr == nil {
 			break
 		}
 	}
-	if err != nil {
-		return "", invalid(ReasonDecrypt, "the logout token could not be decrypted", err)
+	if derr != nil {
+		return nil, nil, invalid(ReasonDecrypt, "the logout token could not be decrypted", derr)
 	}
-	if len(pt) > MaxTokenSize || strings.Count(string(pt), ".") != 2 {
-		return "", invalid(ReasonMalformed, "the encrypted logout token does not contain a signed JWT", nil)
+	if len(pt) > MaxTokenSize || bytes.Count(pt, []byte(".")) != 2 {
+		return nil, nil, invalid(ReasonMalformed, "the encrypted logout token does not contain a signed JWT", nil)
 	}
-	return string(pt), nil
+	jws, jwsErr = parseJWS(string(pt), v.algs)
+	return jws, jwsErr, nil
 }
