@@ -6,10 +6,9 @@ import (
 	"math"
 	"slices"
 	"time"
-)
 
-// backchannelEvent is the member of events that makes a JWT a logout token.
-const backchannelEvent = "http://schemas.openid.net/event/backchannel-logout"
+	"github.com/bffgate/bffgate/internal/oidcspec"
+)
 
 // checkClaims applies §2.6 steps 3–6 and the jti presence check to the
 // verified payload, in the spec's order, with raw members so that an absent
@@ -127,7 +126,7 @@ func eventsOK(raw json.RawMessage) bool {
 	if !isKind(raw, '{') || json.Unmarshal(raw, &events) != nil {
 		return false
 	}
-	member, ok := events[backchannelEvent]
+	member, ok := events[oidcspec.BackchannelLogoutEvent]
 	return ok && isKind(member, '{')
 }
 

@@ -319,7 +319,6 @@ func (v *Verifier) typOK(typ string, present bool) bool {
 	}
 }
 
-
 // decrypt opens a JWE with the DecryptionKeys and parses the nested JWS
 // (with SigningAlgs). err is a rejection of the JWE itself; jwsErr one of
 // the nested token.

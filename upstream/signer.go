@@ -16,11 +16,9 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-)
 
-// BackchannelLogoutEvent is the member of a logout token's "events" claim
-// that makes it a back-channel logout token.
-const BackchannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
+	"github.com/bffgate/bffgate/internal/oidcspec"
+)
 
 // LogoutTokenLifetime is exp - iat of the logout tokens the gateway signs
 // (Back-Channel Logout §4 encourages at most two minutes).
@@ -328,7 +326,7 @@ func (s *Signer) LogoutToken(c LogoutClaims) (string, error) {
 		IssuedAt: jwt.NewNumericDate(now),
 		Expiry:   jwt.NewNumericDate(now.Add(LogoutTokenLifetime)),
 		JTI:      c.JTI,
-		Events:   map[string]map[string]any{BackchannelLogoutEvent: {}},
+		Events:   map[string]map[string]any{oidcspec.BackchannelLogoutEvent: {}},
 		Subject:  c.Subject,
 		SID:      c.SID,
 	}

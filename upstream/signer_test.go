@@ -19,6 +19,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/bffgate/bffgate/internal/oidcspec"
 )
 
 // Keys are slow to generate; each test key is made once.
@@ -142,7 +144,7 @@ func TestLogoutTokenVerifiesWithGoOIDC(t *testing.T) {
 			if got, want := string(raw["aud"]), `"demo"`; got != want {
 				t.Errorf("aud claim = %s, want the string %s", got, want)
 			}
-			if got, want := string(raw["events"]), `{"`+BackchannelLogoutEvent+`":{}}`; got != want {
+			if got, want := string(raw["events"]), `{"`+oidcspec.BackchannelLogoutEvent+`":{}}`; got != want {
 				t.Errorf("events = %s, want %s", got, want)
 			}
 			for _, c := range []string{"nonce"} {
