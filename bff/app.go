@@ -2,15 +2,11 @@ package bff
 
 import (
 	"context"
-	"crypto"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -53,12 +49,11 @@ func (g *Gateway) newApp(cfg AppConfig, transport http.RoundTripper) (*app, erro
 	}
 	a.disc.done = make(chan struct{})
 	a.refresher = proxy.NewRefresher(proxy.RefresherConfig{HTTPClient: g.idp}, g.sessions, g.logger)
-	if cfg.DecryptionKeyFile != "" {
-		key, err := loadPrivateKey(cfg.DecryptionKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("id_token_decryption_key_file: %w", err)
-		}
-		a.decryptionKeys = []jose.JSONWebKey{{Key: key}}
+	switch {
+	case cfg.DecryptionKey != nil:
+		a.decryptionKeys = []jose.JSONWebKey{{Key: cfg.DecryptionKey}}
+	case cfg.DecryptionKeyFile != "": // fail closed: tokens must be encrypted
+		return nil, errors.New("id_token_decryption_key_file: the key was not loaded")
 	}
 	for i, api := range cfg.APIs {
 		target, _ := url.Parse(api.Upstream)
@@ -142,24 +137,3 @@ func (a *app) build(op *oidc.Provider) (*provider, error) {
 	return p, nil
 }
 
-// loadPrivateKey reads a PEM private key (PKCS#8, PKCS#1 or SEC 1).
-func loadPrivateKey(path string) (crypto.PrivateKey, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, errors.New("no PEM block found")
-	}
-	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
-		return k, nil
-	}
-	if k, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
-		return k, nil
-	}
-	if k, err := x509.ParseECPrivateKey(block.Bytes); err == nil {
-		return k, nil
-	}
-	return nil, errors.New("not a PKCS#8, PKCS#1 or SEC 1 private key")
-}

@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"crypto"
 	"errors"
 	"fmt"
 	"net/url"
@@ -64,8 +65,11 @@ type LogoutConfig struct {
 	// iss and sid.
 	FrontchannelSessionRequired bool `toml:"frontchannel_logout_session_required"`
 	// DecryptionKeyFile is a PEM private key; when set, logout tokens must
-	// be encrypted to it.
+	// be encrypted to it. The caller loads it into DecryptionKey.
 	DecryptionKeyFile string `toml:"id_token_decryption_key_file"`
+	// DecryptionKey is the key read from DecryptionKeyFile (an RSA or EC
+	// private key); New refuses a DecryptionKeyFile without it.
+	DecryptionKey crypto.Signer `toml:"-"`
 }
 
 // APIConfig is one [[apps.apis]] route.

@@ -18,10 +18,12 @@ import (
 // MinRSABits is the smallest RSA modulus accepted for a signing key.
 const MinRSABits = 2048
 
-// LoadSigningKey reads a PEM private key (PKCS #8, PKCS #1 "RSA PRIVATE
-// KEY" or SEC 1 "EC PRIVATE KEY") and checks it can sign logout tokens:
-// RSA of at least MinRSABits, or EC P-256.
-func LoadSigningKey(path string) (crypto.Signer, error) {
+// LoadPrivateKey reads a PEM private key: PKCS #8 "PRIVATE KEY", PKCS #1
+// "RSA PRIVATE KEY" or SEC 1 "EC PRIVATE KEY", skipping any other block
+// before it (OpenSSL's `ecparam -genkey` writes "EC PARAMETERS" first).
+// It is the gateway's one PEM key loader: cmd uses it for the signing
+// keys and for the apps' ID-token decryption keys.
+func LoadPrivateKey(path string) (crypto.Signer, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read key: %w", err)
@@ -29,6 +31,16 @@ func LoadSigningKey(path string) (crypto.Signer, error) {
 	key, err := parsePrivateKeyPEM(data)
 	if err != nil {
 		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	return key, nil
+}
+
+// LoadSigningKey loads a key with LoadPrivateKey and checks it can sign
+// logout tokens: RSA of at least MinRSABits, or EC P-256.
+func LoadSigningKey(path string) (crypto.Signer, error) {
+	key, err := LoadPrivateKey(path)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := keyAlgorithm(key); err != nil {
 		return nil, fmt.Errorf("key file %s: %w", path, err)

@@ -123,3 +123,15 @@ func TestNewSignerKeyFileErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadPrivateKeyOpenSSLECParams reads a file written by `openssl
+// ecparam -genkey -name prime256v1` (EC PARAMETERS, then EC PRIVATE KEY).
+func TestLoadPrivateKeyOpenSSLECParams(t *testing.T) {
+	key, err := LoadPrivateKey("testdata/ec-params-first.pem")
+	if err != nil {
+		t.Fatalf("LoadPrivateKey: %v", err)
+	}
+	if _, ok := key.(*ecdsa.PrivateKey); !ok {
+		t.Errorf("LoadPrivateKey = %T, want *ecdsa.PrivateKey", key)
+	}
+}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"os"
@@ -50,7 +52,7 @@ func loadConfig(path string, getenv func(string) string) (*fileConfig, error) {
 	}
 	errs = append(errs, expandEnv(reflect.ValueOf(&cfg).Elem(), "", getenv)...)
 	cfg.defaults()
-	errs = append(errs, cfg.validate())
+	errs = append(errs, cfg.validate(), cfg.loadDecryptionKeys())
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("config %s is invalid:\n%w", path, err)
 	}
@@ -91,6 +93,32 @@ func (c *fileConfig) validateSigning() error {
 		if _, err := upstream.LoadSigningKey(f); f != "" && err != nil {
 			errs = append(errs, fmt.Errorf("previous_key_files[%d]: %w", i, err))
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// loadDecryptionKeys reads each app's id_token_decryption_key_file into
+// its DecryptionKey, with the one PEM loader of the signing keys.
+func (c *fileConfig) loadDecryptionKeys() error {
+	var errs []error
+	for i := range c.Apps {
+		a := &c.Apps[i]
+		if a.DecryptionKeyFile == "" {
+			continue
+		}
+		key, err := upstream.LoadPrivateKey(a.DecryptionKeyFile)
+		if err == nil {
+			switch key.(type) {
+			case *rsa.PrivateKey, *ecdsa.PrivateKey:
+			default:
+				err = fmt.Errorf("key file %s: %T is not an RSA or EC key", a.DecryptionKeyFile, key)
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("apps[%d].id_token_decryption_key_file: %w", i, err))
+			continue
+		}
+		a.DecryptionKey = key
 	}
 	return errors.Join(errs...)
 }

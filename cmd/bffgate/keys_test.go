@@ -1,0 +1,54 @@
+package main
+
+import (
+	"io"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/bffgate/bffgate/internal/testop"
+)
+
+// ecParamsFirst is the output of `openssl ecparam -genkey -name
+// prime256v1`: an "EC PARAMETERS" block before the "EC PRIVATE KEY".
+const ecParamsFirst = "../../upstream/testdata/ec-params-first.pem"
+
+// TestDecryptionKeyFromOpenSSLECParams: id_token_decryption_key_file takes
+// the same PEM files as signing.key_file, including OpenSSL's EC
+// PARAMETERS-first output.
+func TestDecryptionKeyFromOpenSSLECParams(t *testing.T) {
+	if _, err := os.Stat(ecParamsFirst); err != nil {
+		t.Fatal(err)
+	}
+	op := testop.New(t, testop.Config{})
+	listen, admin := freePort(t), freePort(t)
+	path := gatewayConfig(t, op, "http", listen, admin, "")
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`id_token_decryption_key_file = "` + ecParamsFirst + "\"\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	startRun(t, path, admin, io.Discard)
+}
+
+// TestDecryptionKeyFileErrorsAtLoad: a decryption key file that is not a
+// usable key is a config error with its key path, found before start.
+func TestDecryptionKeyFileErrorsAtLoad(t *testing.T) {
+	op := testop.New(t, testop.Config{})
+	path := gatewayConfig(t, op, "http", freePort(t), freePort(t), "")
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`id_token_decryption_key_file = "` + path + "\"\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, err = loadConfig(path, env(nil))
+	if err == nil || !strings.Contains(err.Error(), "apps[0].id_token_decryption_key_file:") {
+		t.Errorf("loadConfig error = %v, want one naming apps[0].id_token_decryption_key_file", err)
+	}
+}
