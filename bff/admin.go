@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/bffgate/bffgate/logout"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -144,76 +145,18 @@ func (g *Gateway) handleAdminRevoke(c echo.Context) error {
 	if dec.More() {
 		return jsonError(http.StatusBadRequest, "invalid_request", "the body must hold one JSON object", nil)
 	}
-	ctx := c.Request().Context()
-	var ended int
-	var err error
-	switch {
-	case req.Session != "" && req.Subject == "" && req.SID == "":
-		ended, err = g.revokeHandle(ctx, req.App, req.Session)
-	case req.SID != "" && req.Subject == "" && req.Session == "":
-		ended, err = g.revokeFiltered(ctx, session.Filter{App: req.App, SID: req.SID}, true)
-	case req.Subject != "" && req.App != "" && req.SID == "" && req.Session == "":
-		ended, err = g.revokeFiltered(ctx, session.Filter{App: req.App, Subject: req.Subject}, false)
-	default:
-		return jsonError(http.StatusBadRequest, "invalid_request", `give exactly one of {"app","sub"}, {"sid"} or {"session"}`, nil)
+	names := make([]string, len(g.apps))
+	for i, a := range g.apps {
+		names[i] = a.cfg.Name
 	}
-	if err != nil {
+	ended, err := g.logout.Admin(c.Request().Context(), logout.AdminRequest(req), names)
+	switch {
+	case errors.Is(err, logout.ErrAdminRequest):
+		return jsonError(http.StatusBadRequest, "invalid_request", err.Error(), nil)
+	case err != nil:
 		return errStoreDown(err)
 	}
 	return c.JSON(http.StatusOK, map[string]int{"ended": ended})
-}
-
-// revokeFiltered ends the sessions of a sid or of an app's sub, by (iss,
-// sid) or (iss, sub) so that tombstones keep them out.
-func (g *Gateway) revokeFiltered(ctx context.Context, f session.Filter, bySID bool) (int, error) {
-	list, err := g.sessions.List(ctx, f)
-	if err != nil {
-		return 0, err
-	}
-	type key struct{ app, iss string }
-	seen := map[key]bool{}
-	ended := 0
-	for _, s := range list {
-		k := key{s.App, s.Issuer}
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		var out []*session.Session
-		if bySID {
-			out, err = g.sessions.EndBySID(ctx, s.App, s.Issuer, f.SID, "", session.CauseAdmin)
-		} else {
-			out, err = g.sessions.EndBySub(ctx, s.App, s.Issuer, f.Subject, session.CauseAdmin)
-		}
-		if err != nil {
-			return ended, err
-		}
-		ended += len(out)
-	}
-	return ended, nil
-}
-
-// revokeHandle ends the session whose hashed id is handle.
-func (g *Gateway) revokeHandle(ctx context.Context, app, handle string) (int, error) {
-	for _, a := range g.apps {
-		if app != "" && a.cfg.Name != app {
-			continue
-		}
-		list, err := g.sessions.List(ctx, session.Filter{App: a.cfg.Name})
-		if err != nil {
-			return 0, err
-		}
-		for _, s := range list {
-			if session.Hash(s.ID) != handle {
-				continue
-			}
-			if _, err := g.sessions.End(ctx, s.ID, session.CauseAdmin); err != nil && !errors.Is(err, session.ErrNotFound) {
-				return 0, err
-			}
-			return 1, nil
-		}
-	}
-	return 0, nil
 }
 
 // jsonProblem describes a JSON decoding error without echoing the input.

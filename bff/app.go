@@ -124,7 +124,13 @@ func (a *app) build(op *oidc.Provider) (*provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("logout token verifier: %w", err)
 	}
-	a.g.logout.Register(&logout.Client{App: a.cfg.Name, Issuer: a.cfg.Issuer, ClientID: a.cfg.ClientID, Verifier: lv})
+	a.g.logout.Register(&logout.Client{
+		App: a.cfg.Name, Issuer: a.cfg.Issuer, ClientID: a.cfg.ClientID, Verifier: lv,
+		Revocation: logout.RevocationTarget{
+			App: a.cfg.Name, Endpoint: meta.RevocationEndpoint,
+			ClientID: a.cfg.ClientID, ClientSecret: a.cfg.ClientSecret,
+		},
+	})
 	oc := &oauth2.Config{
 		ClientID:     a.cfg.ClientID,
 		ClientSecret: a.cfg.ClientSecret,
@@ -136,4 +142,3 @@ func (a *app) build(op *oidc.Provider) (*provider, error) {
 	a.refresher.SetOAuth2(oc)
 	return p, nil
 }
-

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -136,7 +135,6 @@ type Gateway struct {
 	public   *url.URL
 	timeouts session.Timeouts
 	logout   *logout.Service
-	revoker  *logout.TokenRevoker
 	replay   logout.ReplayCache
 	events   *broker
 	issuer   Issuer
@@ -174,8 +172,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if g.replay == nil {
 		g.replay = logout.NewMemoryReplayCache()
 	}
-	g.logout = logout.NewService(deps.Sessions, deps.Metrics, deps.Logger)
-	g.revoker = logout.NewTokenRevoker(g.idp, 5*time.Second, deps.Logger)
+	g.logout = logout.NewService(logout.ServiceConfig{IdPClient: g.idp}, deps.Sessions, deps.Metrics, deps.Logger)
 	for _, ac := range cfg.Apps {
 		a, err := g.newApp(ac, deps.Transport)
 		if err != nil {
@@ -196,7 +193,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		return nil, fmt.Errorf("session metrics: %w", err)
 	}
 	g.events = newBroker()
-	g.sessions.Observe(session.ObserverFunc(g.sessionEnded))
+	g.sessions.Observe(g.logout) // revokes the refresh tokens
 	g.sessions.Observe(g.events)
 	g.echo = g.routes()
 	return g, nil
@@ -218,14 +215,14 @@ func (g *Gateway) Start(ctx context.Context) {
 	}
 }
 
-// Close stops discovery and waits (until ctx ends) for the refresh-token
-// revocations under way.
-func (g *Gateway) Close(ctx context.Context) {
+// Close stops discovery and drains the refresh-token revocations until
+// ctx ends (logout.Service.Close); their workers are gone when it returns.
+func (g *Gateway) Close(ctx context.Context) error {
 	if g.cancel != nil {
 		g.cancel()
 	}
 	g.wg.Wait()
-	g.revoker.Close(ctx)
+	return g.logout.Close(ctx)
 }
 
 // Ready reports whether every app's discovery is done and the session
@@ -264,24 +261,4 @@ func (g *Gateway) appFor(r *http.Request, prefix string) *app {
 		}
 	}
 	return nil
-}
-
-// sessionEnded runs whatever ended a session: for a logout (or a
-// replaced session), it revokes the refresh token at the IdP in the
-// background.
-func (g *Gateway) sessionEnded(_ context.Context, cause session.Cause, s *session.Session) {
-	if cause == session.CauseExpired || cause == session.CauseRefreshFailed || s.RefreshToken == "" {
-		return
-	}
-	for _, a := range g.apps {
-		if a.cfg.Name != s.App {
-			continue
-		}
-		if p := a.disc.get(); p != nil {
-			g.revoker.RevokeAsync(logout.RevocationTarget{
-				App: a.cfg.Name, Endpoint: p.meta.RevocationEndpoint,
-				ClientID: a.cfg.ClientID, ClientSecret: a.cfg.ClientSecret,
-			}, s.RefreshToken)
-		}
-	}
 }

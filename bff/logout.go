@@ -1,7 +1,6 @@
 package bff
 
 import (
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"mime"
@@ -78,12 +77,8 @@ func (a *app) handleFrontchannel(c echo.Context) error {
 	case hasIss != hasSID:
 		return a.frontchannelError("iss and sid must be sent together")
 	case hasIss:
-		iss, sid := q.Get("iss"), q.Get("sid")
-		if sid == "" {
-			return a.frontchannelError("sid is empty")
-		}
 		var err error
-		if ended, err = g.logout.Frontchannel(ctx, a.cfg.Name, iss, sid); err != nil {
+		if ended, err = g.logout.Frontchannel(ctx, a.cfg.Name, q.Get("iss"), q.Get("sid")); err != nil {
 			var ve *logout.ValidationError
 			if errors.As(err, &ve) {
 				return a.frontchannelError(ve.Description)
@@ -94,8 +89,8 @@ func (a *app) handleFrontchannel(c echo.Context) error {
 		return a.frontchannelError("iss and sid are required")
 	default:
 		if id, err := g.cookies.Decode(r, a.cfg.Name); err == nil {
-			s, err := g.sessions.End(ctx, id, session.CauseFrontchannel)
-			if err != nil && !errors.Is(err, session.ErrNotFound) {
+			s, err := g.logout.FrontchannelCookie(ctx, id)
+			if err != nil {
 				return pageError(http.StatusServiceUnavailable, "The sign-out could not be completed right now.", err)
 			}
 			if s != nil {
@@ -143,11 +138,10 @@ func (a *app) handleLogout(c echo.Context) error {
 		}
 		return pageError(http.StatusServiceUnavailable, "Sessions are unavailable right now. Please try again shortly.", err)
 	}
-	want := logoutHandle(s)
-	if got := c.FormValue("sid"); subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-		return pageError(http.StatusBadRequest, "This sign-out link is not valid for your session.", errors.New("logout sid mismatch"))
-	}
-	if _, err := g.sessions.End(r.Context(), s.ID, session.CauseRPInitiated); err != nil && !errors.Is(err, session.ErrNotFound) {
+	switch err := g.logout.RPInitiated(r.Context(), s, c.FormValue("sid")); {
+	case errors.Is(err, logout.ErrHandleMismatch):
+		return pageError(http.StatusBadRequest, "This sign-out link is not valid for your session.", err)
+	case err != nil:
 		return pageError(http.StatusServiceUnavailable, "The sign-out could not be completed right now.", err)
 	}
 	a.clearSessionCookie(c)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/bffgate/bffgate/logout"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -79,21 +80,11 @@ func (a *app) handleUser(c echo.Context) error {
 			return fmt.Errorf("decode stored claims: %w", err)
 		}
 	}
-	logoutSID := logoutHandle(s)
+	logoutSID := logout.Handle(s)
 	out["sid"] = s.SID
 	out["session_state"] = sessionState(s)
 	exp := s.Expiry(a.g.timeouts.Idle, a.g.timeouts.Absolute)
 	out["session_expires_in"] = max(0, int(time.Until(exp).Seconds()))
 	out["logout_url"] = a.cfg.PathPrefix + "bff/logout?sid=" + url.QueryEscape(logoutSID)
 	return c.JSON(http.StatusOK, out)
-}
-
-// logoutHandle is the sid /bff/logout expects (its CSRF guard): the IdP's
-// sid, or, when the IdP sent none, a hash of the session id (the raw id
-// never goes into a URL).
-func logoutHandle(s *session.Session) string {
-	if s.SID != "" {
-		return s.SID
-	}
-	return session.Hash(s.ID)
 }

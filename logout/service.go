@@ -3,7 +3,7 @@ package logout
 import (
 	"context"
 	"errors"
-	"fmt"
+	"net/http"
 	"log/slog"
 	"slices"
 	"sync"
@@ -14,19 +14,33 @@ import (
 	"github.com/bffgate/bffgate/session"
 )
 
-// Revoker ends sessions; *session.Manager implements it.
-type Revoker interface {
+// Sessions ends and finds sessions; *session.Manager implements it.
+type Sessions interface {
+	End(ctx context.Context, id string, cause session.Cause) (*session.Session, error)
 	EndBySID(ctx context.Context, app, iss, sid, sub string, cause session.Cause) ([]*session.Session, error)
 	EndBySub(ctx context.Context, app, iss, sub string, cause session.Cause) ([]*session.Session, error)
+	List(ctx context.Context, f session.Filter) ([]*session.Session, error)
 }
 
 // Client is one app as the logout service sees it: an OIDC client of one
-// issuer, with the verifier for its logout tokens.
+// issuer, with the verifier for its logout tokens and where its refresh
+// tokens are revoked.
 type Client struct {
 	App      string
 	Issuer   string
 	ClientID string
 	Verifier *Verifier
+	// Revocation is the IdP's revocation_endpoint and the client's
+	// credentials; an empty Endpoint means no revocation.
+	Revocation RevocationTarget
+}
+
+// ServiceConfig configures a Service.
+type ServiceConfig struct {
+	// IdPClient calls the IdPs' revocation endpoints; nil means
+	// http.DefaultClient.
+	IdPClient  *http.Client
+	Revocation RevokerConfig
 }
 
 // ReasonNoClient is the rejection reason of a token that names no
@@ -48,11 +62,15 @@ type Result struct {
 	Ended []*session.Session
 }
 
-// Service runs back-channel and front-channel logout for every app.
+// Service runs every logout path for every app: back-channel,
+// front-channel (by iss+sid, or by the session cookie alone),
+// RP-initiated and admin. As a session.Observer it revokes the refresh
+// token of every session a logout ended, on a bounded worker pool.
 type Service struct {
-	revoker Revoker
-	logger  *slog.Logger
-	tokens  *prometheus.CounterVec
+	sessions Sessions
+	revoker  *TokenRevoker
+	logger   *slog.Logger
+	tokens   *prometheus.CounterVec
 
 	mu      sync.RWMutex
 	clients []*Client
@@ -60,11 +78,13 @@ type Service struct {
 }
 
 // NewService returns a Service with no clients yet; Register adds each
-// app once its IdP's discovery is done.
-func NewService(revoker Revoker, reg prometheus.Registerer, logger *slog.Logger) *Service {
+// app once its IdP's discovery is done. Its revocation workers run until
+// Close.
+func NewService(cfg ServiceConfig, sessions Sessions, reg prometheus.Registerer, logger *slog.Logger) *Service {
 	s := &Service{
-		revoker: revoker,
-		logger:  logger,
+		sessions: sessions,
+		revoker:  NewTokenRevoker(cfg.IdPClient, cfg.Revocation, reg, logger),
+		logger:   logger,
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bffgate_logout_tokens_total",
 			Help: "Back-channel logout tokens by app, result (accepted, rejected, error) and reason (the failed check).",
@@ -151,9 +171,9 @@ func (s *Service) Backchannel(ctx context.Context, raw string) ([]Result, error)
 
 func (s *Service) end(ctx context.Context, c *Client, tok *Token) ([]*session.Session, error) {
 	if tok.SID != "" {
-		return s.revoker.EndBySID(ctx, c.App, tok.Issuer, tok.SID, tok.Subject, session.CauseBackchannel)
+		return s.sessions.EndBySID(ctx, c.App, tok.Issuer, tok.SID, tok.Subject, session.CauseBackchannel)
 	}
-	return s.revoker.EndBySub(ctx, c.App, tok.Issuer, tok.Subject, session.CauseBackchannel)
+	return s.sessions.EndBySub(ctx, c.App, tok.Issuer, tok.Subject, session.CauseBackchannel)
 }
 
 // reject counts and logs (as an audit event) a refused token.
@@ -173,31 +193,6 @@ func (s *Service) reject(ctx context.Context, app string, err error) {
 	}
 }
 
-// Frontchannel ends the app's sessions of (iss, sid) from a front-channel
-// logout request. iss must be the app's issuer.
-func (s *Service) Frontchannel(ctx context.Context, app, iss, sid string) ([]*session.Session, error) {
-	s.mu.RLock()
-	i := slices.IndexFunc(s.clients, func(c *Client) bool { return c.App == app })
-	var issuer string
-	if i >= 0 {
-		issuer = s.clients[i].Issuer
-	}
-	s.mu.RUnlock()
-	if i < 0 {
-		return nil, fmt.Errorf("app %s: %w", app, errNotReady)
-	}
-	if iss != issuer {
-		return nil, invalid(ReasonIss, "iss is not this app's issuer", nil)
-	}
-	ended, err := s.revoker.EndBySID(ctx, app, iss, sid, "", session.CauseFrontchannel)
-	if err != nil {
-		return nil, &StoreError{Err: err}
-	}
-	return ended, nil
-}
-
-var errNotReady = errors.New("identity provider discovery not done")
-
 // routing reads iss and aud from a parsed JWS's claims without trusting
 // them, only to pick the clients whose verifiers will check the token.
 func (p *parsed) routing() (iss string, aud []string, ok bool) {
@@ -214,3 +209,20 @@ func (p *parsed) routing() (iss string, aud []string, ok bool) {
 	aud, ok = audience(c["aud"])
 	return iss, aud, ok
 }
+
+// SessionEnded implements session.Observer: when a logout (or a new
+// login replacing the session) ended a session holding a refresh token,
+// the token is revoked at the IdP in the background. Expiry and a failed
+// refresh leave nothing worth revoking.
+func (s *Service) SessionEnded(_ context.Context, cause session.Cause, sess *session.Session) {
+	if cause == session.CauseExpired || cause == session.CauseRefreshFailed || sess.RefreshToken == "" {
+		return
+	}
+	if c := s.client(sess.App); c != nil {
+		s.revoker.RevokeAsync(c.Revocation, sess.RefreshToken)
+	}
+}
+
+// Close drains the refresh-token revocations until ctx ends (see
+// TokenRevoker.Close).
+func (s *Service) Close(ctx context.Context) error { return s.revoker.Close(ctx) }
