@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/coreos/go-oidc/v3/oidc"
+
 	"github.com/bffgate/bffgate/internal/testop"
+	"github.com/bffgate/bffgate/logout"
 )
 
 func TestUnknownKIDFloodIsRateLimited(t *testing.T) {
@@ -64,5 +67,50 @@ func TestBadSignatureFloodIsRateLimited(t *testing.T) {
 	}
 	if got := op.JWKSFetches(); got > 2 {
 		t.Errorf("JWKSFetches() = %d after 50 bad signatures, want at most 2", got)
+	}
+}
+
+// TestRemoteKeySetJoinsConcurrentFetches: tokens arriving together on a
+// cold cache cause one JWKS fetch, and all verify.
+func TestRemoteKeySetJoinsConcurrentFetches(t *testing.T) {
+	op := testop.New(t, testop.Config{})
+	v := newVerifier(t, op, nil)
+	toks := make([]string, 20)
+	for i := range toks {
+		toks[i] = lt(nil, testop.SignOpts{})(op)
+	}
+	errs := make(chan error, len(toks))
+	for _, tok := range toks {
+		go func() {
+			_, err := v.Verify(context.Background(), tok)
+			errs <- err
+		}()
+	}
+	for range toks {
+		if err := <-errs; err != nil {
+			t.Errorf("Verify: %v", err)
+		}
+	}
+	if got := op.JWKSFetches(); got != 1 {
+		t.Errorf("JWKSFetches() = %d, want 1", got)
+	}
+}
+
+// TestRemoteKeySetIDTokens: the key set also serves go-oidc for ID
+// tokens (oidc.KeySet), returning the verified payload.
+func TestRemoteKeySetIDTokens(t *testing.T) {
+	op := testop.New(t, testop.Config{})
+	ks, err := logout.NewRemoteKeySet(logout.RemoteKeySetConfig{JWKSURL: op.JWKSURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var _ oidc.KeySet = ks
+	payload, err := ks.VerifySignature(context.Background(), op.Sign(map[string]any{"sub": "alice"}, testop.SignOpts{}))
+	if err != nil || string(payload) != `{"sub":"alice"}` {
+		t.Errorf("VerifySignature = %q, %v; want the payload", payload, err)
+	}
+	stranger, _ := rsa.GenerateKey(rand.Reader, 2048)
+	if _, err := ks.VerifySignature(context.Background(), op.Sign(map[string]any{"sub": "alice"}, testop.SignOpts{Key: stranger})); err == nil {
+		t.Error("VerifySignature accepted a token signed by an unpublished key")
 	}
 }
