@@ -3,8 +3,8 @@ package logout
 import (
 	"context"
 	"errors"
-	"net/http"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sync"
 

@@ -380,4 +380,3 @@ func TestServiceRevokesOnlyRegisteredApps(t *testing.T) {
 		t.Errorf("%d revocation series, want 0", got)
 	}
 }
-
