@@ -19,6 +19,11 @@ const (
 	heartbeatEvery = 25 * time.Second
 	// maxStreamsPerSession caps the open /bff/events streams of one session.
 	maxStreamsPerSession = 8
+	// reconnectAfter is the retry hint of the "reconnect" event a stream
+	// gets when the gateway shuts down; client.js waits between it and
+	// twice it, so that the streams of a replica do not all come back to
+	// the others at once.
+	reconnectAfter = 2 * time.Second
 )
 
 // causeUnknown is sent when a stream finds its session gone without
@@ -30,11 +35,26 @@ const causeUnknown session.Cause = "unknown"
 type broker struct {
 	mu   sync.Mutex
 	subs map[string]map[chan session.Cause]struct{}
+	// closing is closed when the gateway starts shutting down: every
+	// stream says "reconnect" and ends.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 func newBroker() *broker {
-	return &broker{subs: map[string]map[chan session.Cause]struct{}{}}
+	return &broker{subs: map[string]map[chan session.Cause]struct{}{}, closing: make(chan struct{})}
 }
+
+// shutdown tells every stream, open or opened from now on, to reconnect
+// (to another replica, or to this one once it is back) and to end.
+func (b *broker) shutdown() { b.closeOnce.Do(func() { close(b.closing) }) }
+
+// CloseStreams tells every open /bff/events stream to reconnect and ends
+// it, at once; streams opened later get the same answer. Call it when
+// shutdown starts (http.Server.RegisterOnShutdown), so that no stream
+// holds the HTTP drain. A reconnect is not a logout: client.js opens the
+// stream again after the hinted delay.
+func (g *Gateway) CloseStreams() { g.events.shutdown() }
 
 // subscribe registers a stream for a session id; ok is false when the
 // session already has maxStreamsPerSession streams.
@@ -119,6 +139,9 @@ func (a *app) handleEvents(c echo.Context) error {
 	}
 	fmt.Fprintf(w, "retry: 5000\n: connected\n\n")
 	w.Flush()
+	if a.g.events.isClosing() {
+		return writeReconnect(w)
+	}
 	tick := time.NewTicker(heartbeatEvery)
 	defer tick.Stop()
 	for {
@@ -135,10 +158,36 @@ func (a *app) handleEvents(c echo.Context) error {
 				return nil
 			}
 			w.Flush()
+		case <-a.g.events.closing:
+			select {
+			case cause := <-ch: // an end that raced the shutdown wins
+				return writeLogout(w, cause)
+			default:
+				return writeReconnect(w)
+			}
 		case <-r.Context().Done():
 			return nil
 		}
 	}
+}
+
+func (b *broker) isClosing() bool {
+	select {
+	case <-b.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// writeReconnect ends a stream because the gateway shuts down: a retry
+// hint for EventSource's own reconnection, and a "reconnect" event for
+// client.js, which never reads it as a logout.
+func writeReconnect(w *echo.Response) error {
+	ms := reconnectAfter.Milliseconds()
+	fmt.Fprintf(w, "retry: %d\nevent: reconnect\ndata: {\"retry_ms\":%d}\n\n", ms, ms)
+	w.Flush()
+	return nil
 }
 
 func writeLogout(w *echo.Response, cause session.Cause) error {

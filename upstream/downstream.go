@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -78,10 +79,13 @@ func (d Downstream) sid(e Ended) string {
 
 // SessionEnded queues a notification for each matching back-channel
 // receiver, with the claims of its logout token and a new jti; the
-// notifier signs it at delivery (NotifierConfig.Sign). It never blocks
-// and never fails the logout: problems are logged and counted by the
-// notifier.
-func (f *Fanout) SessionEnded(e Ended) {
+// notifier signs it at delivery (NotifierConfig.Sign). All of them
+// together hold the caller at most NotifierConfig.EnqueueTimeout (see
+// Notifier.Enqueue), and never fail the logout: problems are logged and
+// counted by the notifier.
+func (f *Fanout) SessionEnded(ctx context.Context, e Ended) {
+	ctx, cancel := f.notifier.enqueueContext(ctx) // one bound for every receiver
+	defer cancel()
 	for _, d := range f.targets(e) {
 		if d.BackchannelURI == "" {
 			continue
@@ -91,7 +95,7 @@ func (f *Fanout) SessionEnded(e Ended) {
 			continue
 		}
 		jti := NewJTI()
-		f.notifier.Enqueue(Notification{
+		f.notifier.Enqueue(ctx, Notification{
 			App: e.App, Target: d.Name, URL: d.BackchannelURI, JTI: jti,
 			Claims: LogoutClaims{Audience: d.Audience, Subject: e.Subject, SID: sid, JTI: jti, Typ: d.Typ},
 		})

@@ -50,7 +50,7 @@ func TestEnqueueBoundedWhenRedisHangs(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: blackHole(t), ContextTimeoutEnabled: true, MaxRetries: 1})
 	defer rdb.Close()
 	q := NewRedisQueue(rdb, RedisQueueConfig{Stream: "test:notify:" + NewJTI()})
-	nt := newTestNotifier(NotifierConfig{Queue: q}, nil)
+	nt := newTestNotifier(NotifierConfig{Queue: q, EnqueueTimeout: 200 * time.Millisecond}, nil)
 	var downs []Downstream
 	for _, name := range []string{"a", "b", "c"} {
 		downs = append(downs, Downstream{App: "demo", Name: "demo/" + name, BackchannelURI: "http://" + name + ".test/logout", Audience: name, Always: true})
@@ -62,7 +62,7 @@ func TestEnqueueBoundedWhenRedisHangs(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		f.SessionEnded(Ended{App: "demo", Subject: "alice", SID: "sid-1"})
+		f.SessionEnded(context.Background(), Ended{App: "demo", Subject: "alice", SID: "sid-1"})
 	}()
 	select {
 	case <-done:

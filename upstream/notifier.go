@@ -27,6 +27,7 @@ const (
 	DefaultNotifyBaseDelay   = 500 * time.Millisecond
 	DefaultNotifyMaxDelay    = 30 * time.Second
 	DefaultNotifyClaimIdle   = 30 * time.Second
+	DefaultEnqueueTimeout    = time.Second
 )
 
 // NotifierConfig tunes the delivery of logout tokens to downstream apps'
@@ -53,6 +54,11 @@ type NotifierConfig struct {
 	// replica keeps its notifications claimed. Default 30s. Unused by the
 	// in-memory queue.
 	ClaimIdle time.Duration `toml:"claim_idle"`
+	// EnqueueTimeout bounds how long queueing the notifications of one
+	// session end may hold the request that ended it (a back-channel
+	// logout): a durable queue's write (XADD) that has not answered by
+	// then is given up, counted and logged as a drop. Default 1s.
+	EnqueueTimeout time.Duration `toml:"enqueue_timeout"`
 	// Queue replaces the in-memory queue (for a durable one). Default
 	// NewMemoryQueue(QueueSize).
 	Queue Queue `toml:"-"`
@@ -71,7 +77,7 @@ func (c NotifierConfig) Validate() error {
 	for _, d := range []struct {
 		key string
 		v   time.Duration
-	}{{"timeout", c.Timeout}, {"base_delay", c.BaseDelay}, {"max_delay", c.MaxDelay}, {"claim_idle", c.ClaimIdle}} {
+	}{{"timeout", c.Timeout}, {"base_delay", c.BaseDelay}, {"max_delay", c.MaxDelay}, {"claim_idle", c.ClaimIdle}, {"enqueue_timeout", c.EnqueueTimeout}} {
 		if d.v < 0 {
 			errs = append(errs, errors.New(d.key+": must be positive (or 0 for the default)"))
 		}
@@ -107,6 +113,7 @@ func (c NotifierConfig) withDefaults() NotifierConfig {
 	c.BaseDelay = orDuration(c.BaseDelay, DefaultNotifyBaseDelay)
 	c.MaxDelay = orDuration(c.MaxDelay, DefaultNotifyMaxDelay)
 	c.ClaimIdle = orDuration(c.ClaimIdle, DefaultNotifyClaimIdle)
+	c.EnqueueTimeout = orDuration(c.EnqueueTimeout, DefaultEnqueueTimeout)
 	c.Concurrency = orInt(c.Concurrency, DefaultNotifyConcurrency)
 	c.QueueSize = orInt(c.QueueSize, DefaultNotifyQueueSize)
 	c.MaxAttempts = orInt(c.MaxAttempts, DefaultNotifyMaxAttempts)
@@ -225,20 +232,41 @@ func (nt *Notifier) Start() {
 	}
 }
 
-// Enqueue queues n for delivery and never blocks. When the queue is full
-// (or the notifier is shutting down) it drops n, counts and logs the drop,
-// and returns false.
-func (nt *Notifier) Enqueue(n Notification) bool {
+// Enqueue queues n for delivery. It holds its caller at most until the
+// earlier of ctx's deadline and NotifierConfig.EnqueueTimeout: the
+// in-memory queue never waits, and a durable queue's write is given up
+// at that deadline (the Redis client must honour context deadlines, as
+// session.NewRedisClient's does). ctx's cancellation is ignored: a
+// session that ended must still be announced when the request that ended
+// it goes away. When n cannot be queued (the queue is full or down, or
+// the notifier is shutting down) Enqueue drops it, counts and logs the
+// drop, and returns false.
+func (nt *Notifier) Enqueue(ctx context.Context, n Notification) bool {
 	if n.EnqueuedAt.IsZero() {
 		n.EnqueuedAt = time.Now()
 	}
-	err := nt.queue.Push(context.Background(), n)
+	ctx, cancel := nt.enqueueContext(ctx)
+	defer cancel()
+	err := nt.queue.Push(ctx, n)
 	if err == nil {
 		return true
 	}
 	nt.drop(n, "not queued", err)
 	return false
 }
+
+// enqueueContext keeps ctx's values and deadline, not its cancellation,
+// and caps the deadline at EnqueueTimeout from now.
+func (nt *Notifier) enqueueContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(nt.cfg.EnqueueTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
+}
+
+// EnqueueTimeout is NotifierConfig.EnqueueTimeout with its default.
+func (nt *Notifier) EnqueueTimeout() time.Duration { return nt.cfg.EnqueueTimeout }
 
 // drop counts and logs a notification that will not be delivered.
 func (nt *Notifier) drop(n Notification, msg string, err error) {

@@ -183,7 +183,7 @@ func TestNotifierDelivery(t *testing.T) {
 			nt := newTestNotifier(NotifierConfig{MaxAttempts: 4, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}, srv.Client())
 			nt.Start()
 
-			if !nt.Enqueue(notification(srv.URL+"/logout", token)) {
+			if !nt.Enqueue(context.Background(), notification(srv.URL+"/logout", token)) {
 				t.Fatal("Enqueue = false, want true")
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -257,7 +257,7 @@ func TestNotifierRetryAfter(t *testing.T) {
 				cfg := NotifierConfig{BaseDelay: time.Millisecond, MaxDelay: 10 * time.Second}
 				nt := newTestNotifier(cfg, &http.Client{Transport: handlerTransport{rc}})
 				nt.Start()
-				nt.Enqueue(notification("http://app.test/logout", "token"))
+				nt.Enqueue(context.Background(), notification("http://app.test/logout", "token"))
 				if err := nt.Shutdown(t.Context()); err != nil {
 					t.Fatalf("Shutdown = %v, want nil", err)
 				}
@@ -285,7 +285,7 @@ func TestNotifierAttemptTimeoutRetried(t *testing.T) {
 		cfg := NotifierConfig{Timeout: 2 * time.Second, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}
 		nt := newTestNotifier(cfg, &http.Client{Transport: handlerTransport{rc}})
 		nt.Start()
-		nt.Enqueue(notification("http://app.test/logout", "token"))
+		nt.Enqueue(context.Background(), notification("http://app.test/logout", "token"))
 		if err := nt.Shutdown(t.Context()); err != nil {
 			t.Fatalf("Shutdown = %v, want nil", err)
 		}
@@ -310,7 +310,7 @@ func TestNotifierQueueFull(t *testing.T) {
 		n := notification("http://app.test/logout", "secret-token")
 		var got []bool
 		for range 3 {
-			got = append(got, nt.Enqueue(n))
+			got = append(got, nt.Enqueue(context.Background(), n))
 		}
 		if want := []bool{true, true, false}; !equalBools(got, want) {
 			t.Errorf("Enqueue results = %v, want %v", got, want)
@@ -353,7 +353,7 @@ func TestNotifierShutdownDrains(t *testing.T) {
 	nt := newTestNotifier(NotifierConfig{Concurrency: 2}, srv.Client())
 	const n = 20
 	for range n { // queued before Start: the workers pick them up
-		nt.Enqueue(notification(srv.URL, "token"))
+		nt.Enqueue(context.Background(), notification(srv.URL, "token"))
 	}
 	nt.Start()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -367,7 +367,7 @@ func TestNotifierShutdownDrains(t *testing.T) {
 	if got := nt.count("bffgate_downstream_logout_total", map[string]string{"result": "delivered"}); got != n {
 		t.Errorf("delivered = %v, want %d", got, n)
 	}
-	if nt.Enqueue(notification(srv.URL, "token")) {
+	if nt.Enqueue(context.Background(), notification(srv.URL, "token")) {
 		t.Error("Enqueue after Shutdown = true, want false")
 	}
 }
@@ -380,7 +380,7 @@ func TestNotifierShutdownDeadline(t *testing.T) {
 		cfg := NotifierConfig{Concurrency: 1, Timeout: time.Minute}
 		nt := newTestNotifier(cfg, &http.Client{Transport: handlerTransport{rc}})
 		for range 3 {
-			nt.Enqueue(notification("http://app.test/logout", "token"))
+			nt.Enqueue(context.Background(), notification("http://app.test/logout", "token"))
 		}
 		nt.Start()
 		start := time.Now()

@@ -64,6 +64,7 @@ type RedisQueue struct {
 	cursor    string              // XAUTOCLAIM cursor
 	inflight  map[string]struct{} // entry ids popped and not acked
 	groupOK   bool
+	renewing  bool // the renewal goroutine runs (started by the first Pop)
 
 	stop chan struct{}
 	done chan struct{}
@@ -71,9 +72,9 @@ type RedisQueue struct {
 
 var _ durableQueue = (*RedisQueue)(nil)
 
-// NewRedisQueue returns a queue on rdb, which the caller owns, and starts
-// the goroutine that renews this replica's claims; Close stops it. The
-// consumer group is created on first use.
+// NewRedisQueue returns a queue on rdb, which the caller owns. The first
+// Pop starts the goroutine that renews this replica's claims; Close stops
+// it. The consumer group is created on first use.
 func NewRedisQueue(rdb redis.UniversalClient, cfg RedisQueueConfig) *RedisQueue {
 	if cfg.Stream == "" {
 		cfg.Stream = DefaultRedisQueueStream
@@ -104,7 +105,6 @@ func NewRedisQueue(rdb redis.UniversalClient, cfg RedisQueueConfig) *RedisQueue 
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	go q.renew()
 	return q
 }
 
@@ -139,7 +139,7 @@ func (q *RedisQueue) Pop(ctx context.Context) (Notification, error) {
 		if err := ctx.Err(); err != nil {
 			return Notification{}, err
 		}
-		if q.isClosed() {
+		if !q.startRenewing() {
 			return Notification{}, ErrQueueClosed
 		}
 		if err := q.ensureGroup(ctx); err != nil {
@@ -173,10 +173,19 @@ func (q *RedisQueue) Pop(ctx context.Context) (Notification, error) {
 	}
 }
 
-func (q *RedisQueue) isClosed() bool {
+// startRenewing starts the claim renewal if it does not run yet; it
+// returns false once the queue is closed.
+func (q *RedisQueue) startRenewing() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.closed
+	if q.closed {
+		return false
+	}
+	if !q.renewing {
+		q.renewing = true
+		go q.renew()
+	}
+	return true
 }
 
 // ensureGroup creates the stream and the group if needed.
@@ -321,8 +330,11 @@ func (q *RedisQueue) Close() error {
 	}
 	q.closed = true
 	q.claimed = nil // still pending in Redis: others claim them
+	renewing := q.renewing
 	q.mu.Unlock()
 	close(q.stop)
-	<-q.done
+	if renewing {
+		<-q.done
+	}
 	return nil
 }

@@ -191,7 +191,7 @@ func TestNotifierRedisQueueResigns(t *testing.T) {
 	}, srv.Client())
 	nt.Start()
 	jti := NewJTI()
-	if !nt.Enqueue(Notification{App: "demo", Target: "demo/0", URL: srv.URL + "/logout", JTI: jti,
+	if !nt.Enqueue(context.Background(), Notification{App: "demo", Target: "demo/0", URL: srv.URL + "/logout", JTI: jti,
 		Claims: LogoutClaims{Audience: "api", SID: "sid-1", JTI: jti}}) {
 		t.Fatal("Enqueue = false")
 	}

@@ -24,7 +24,9 @@ import (
 )
 
 // run is the whole program: flags, config, wiring, serving, and shutdown
-// in reverse order (stop accepting, drain, close the store).
+// in reverse order (shutdown.go). Whatever way it returns (a signal, a
+// listener that cannot start, bad TLS files, a config error), it leaves
+// no goroutine running.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -65,11 +67,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	mgr := session.NewManager(store, logger) // also reports the store's expiries and broadcasts ends
-	defer func() {
+	closeStore := sync.OnceFunc(func() {
 		if err := store.Close(); err != nil {
 			logger.Error("close session store", "err", err)
 		}
-	}()
+	})
+	defer closeStore() // on the ways out before shutdown; a no-op after it
 	cookies, err := session.NewCookieCodec(session.CookieConfig{
 		Secret: cfg.Session.Secret,
 		Secure: cfg.Server.PublicURL[:6] == "https:",
@@ -91,8 +94,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if shared.rdb != nil {
 		notifyCfg.Queue = upstream.NewRedisQueue(shared.rdb, upstream.RedisQueueConfig{ClaimIdle: cfg.Notifier.ClaimIdle, Logger: logger})
 	}
-	notifier := upstream.NewNotifier(notifyCfg, &http.Client{Transport: upstream.NewTransport(cfg.Proxy)}, reg, logger)
-	notifier.Start()
+	// The clients' keep-alive connections are closed on the way out, so
+	// that no connection goroutine outlives run.
+	proxyTransport, notifyTransport := upstream.NewTransport(cfg.Proxy), upstream.NewTransport(cfg.Proxy)
+	idpTransport := upstream.NewTransport(upstream.TransportConfig{})
+	defer func() {
+		for _, t := range []*http.Transport{proxyTransport, notifyTransport, idpTransport} {
+			t.CloseIdleConnections()
+		}
+	}()
+	notifier := upstream.NewNotifier(notifyCfg, &http.Client{Transport: notifyTransport}, reg, logger)
 	fanout, err := upstream.NewFanout(signCfg.Issuer, notifier, cfg.downstreams(), logger)
 	if err != nil {
 		return err
@@ -103,8 +114,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	gw, err := bff.New(cfg.gateway(), bff.Deps{
 		Sessions:   mgr,
 		Cookies:    cookies,
-		Transport:  upstream.NewTransport(cfg.Proxy),
-		IdPClient:  &http.Client{Timeout: 10 * time.Second, Transport: upstream.NewTransport(upstream.TransportConfig{})},
+		Transport:  proxyTransport,
+		IdPClient:  &http.Client{Timeout: 10 * time.Second, Transport: idpTransport},
 		Metrics:    reg,
 		Logger:     logger,
 		Secret:     cfg.Session.Secret,
@@ -116,29 +127,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	// From here on every way out goes through shutdown: nothing started
+	// below is left running.
+	notifier.Start()
 	gw.Start(ctx)
-
 	servers, errc, err := serve(cfg.Server, gw, logger)
-	if err != nil {
-		return err
-	}
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-	case err = <-errc:
-		logger.Error("server failed", "err", err)
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
-	defer cancel()
-	for _, srv := range servers {
-		if serr := srv.Shutdown(sctx); serr != nil {
-			logger.Warn("shutdown", "addr", srv.Addr, "err", serr)
+	if err == nil {
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down")
+		case err = <-errc:
+			logger.Error("server failed", "err", err)
 		}
 	}
-	gw.Close(sctx)
-	if nerr := notifier.Shutdown(sctx); nerr != nil {
-		logger.Error("downstream notifications", "err", nerr)
-	}
+	shutdown(cfg.Server.ShutdownTimeout, shutdownSteps{
+		servers: servers, notifier: notifier, gateway: gw, closeStore: closeStore,
+	}, logger)
 	logger.Info("stopped")
 	return err
 }
@@ -151,8 +155,8 @@ func ended(s *session.Session) upstream.Ended {
 	return upstream.Ended{App: s.App, Subject: s.Subject, SID: s.SID, Handle: session.Hash(s.ID), Used: s.UsedUpstream}
 }
 
-func (d downstream) SessionEnded(_ context.Context, _ session.Cause, s *session.Session) {
-	d.f.SessionEnded(ended(s))
+func (d downstream) SessionEnded(ctx context.Context, _ session.Cause, s *session.Session) {
+	d.f.SessionEnded(ctx, ended(s))
 }
 
 func (d downstream) FrontchannelURLs(s *session.Session) []string {

@@ -17,6 +17,9 @@ import (
 // channel.
 func serve(cfg bff.ServerConfig, gw *bff.Gateway, logger *slog.Logger) ([]*http.Server, <-chan error, error) {
 	main := newServer(cfg.Listen, gw.Handler(), cfg.MaxHeaderBytes, logger)
+	// An open event stream would hold Shutdown for its whole timeout:
+	// streams are told to reconnect and ended as soon as it starts.
+	main.RegisterOnShutdown(gw.CloseStreams)
 	if cfg.TLSCert != "" {
 		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
