@@ -71,20 +71,65 @@ function fire(detail, fromChannel) {
   }
 }
 
-function poll() {
+let polling = false;
+let streamWorked = false;
+
+// poll asks /bff/user every pollEveryMs. Only its 401 means a logout: an
+// unreachable gateway or a 5xx (a restart, a deploy) does not. With
+// resume, it goes back to an event stream once /bff/user answers.
+function poll(resume) {
+  if (polling) return;
+  polling = true;
   const timer = setInterval(async () => {
     if (fired) return clearInterval(timer);
     try {
       const u = await getUser({ slide: false });
-      if (u === null) fire({ cause: 'unknown' });
+      if (u === null) {
+        clearInterval(timer);
+        fire({ cause: 'unknown' });
+      } else if (resume) {
+        clearInterval(timer);
+        polling = false;
+        watch();
+      }
     } catch (_) { /* the gateway is unreachable: try again */ }
   }, pollEveryMs);
+}
+
+// watch opens the gateway's event stream. "logout" ends the session;
+// "reconnect" (the gateway is shutting down) does not: a new stream is
+// opened after the hinted delay, with jitter, so that the streams of a
+// replica do not all reach the others at once.
+function watch() {
+  const es = new EventSource(endpoint('events'), { withCredentials: true });
+  let opened = false;
+  es.onopen = () => { opened = true; streamWorked = true; };
+  es.addEventListener('logout', (e) => {
+    es.close();
+    let detail = { cause: 'unknown' };
+    try { detail = JSON.parse(e.data); } catch (_) { /* keep default */ }
+    fire(detail);
+  });
+  es.addEventListener('reconnect', (e) => {
+    es.close();
+    let ms = 2000;
+    try { ms = JSON.parse(e.data).retry_ms || ms; } catch (_) { /* keep default */ }
+    setTimeout(() => { if (!fired) watch(); }, ms + Math.random() * ms);
+  });
+  // A stream that never opened, or that the browser gave up on (the
+  // gateway answered 401, or a proxy 502 during a restart), falls back to
+  // polling, which decides; if streams ever worked here, one is tried
+  // again once /bff/user answers.
+  es.onerror = () => {
+    if (!opened || es.readyState === EventSource.CLOSED) { es.close(); poll(streamWorked); }
+  };
 }
 
 /**
  * onLogout calls callback once when the session ends: through the
  * gateway's event stream, with a fallback to polling /bff/user, and a
- * BroadcastChannel so that every tab of the app learns at once.
+ * BroadcastChannel so that every tab of the app learns at once. A gateway
+ * that restarts or shuts down is not a logout.
  */
 export function onLogout(callback) {
   listeners.add(callback);
@@ -95,22 +140,9 @@ export function onLogout(callback) {
     channel.onmessage = (e) => fire(e.data, true);
   }
   if ('EventSource' in window) {
-    const es = new EventSource(endpoint('events'), { withCredentials: true });
-    let opened = false;
-    es.onopen = () => { opened = true; };
-    es.addEventListener('logout', (e) => {
-      es.close();
-      let detail = { cause: 'unknown' };
-      try { detail = JSON.parse(e.data); } catch (_) { /* keep default */ }
-      fire(detail);
-    });
-    // A stream that never opened, or that the browser gave up on (the
-    // gateway answered 401 on a reconnect), falls back to polling.
-    es.onerror = () => {
-      if (!opened || es.readyState === EventSource.CLOSED) { es.close(); poll(); }
-    };
+    watch();
   } else {
-    poll();
+    poll(false);
   }
   return () => listeners.delete(callback);
 }
