@@ -20,8 +20,9 @@ type ServerConfig struct {
 	AdminListen string `toml:"admin_listen"`
 	// AdminToken guards the admin API; empty turns the admin API off.
 	AdminToken string `toml:"admin_token"`
-	// ShutdownTimeout bounds how long in-flight requests may run after
-	// SIGTERM. Default 15s.
+	// ShutdownTimeout bounds the whole shutdown after SIGTERM, split in
+	// phases (HTTP drain, notifications, revocations, store; see
+	// cmd/bffgate/shutdown.go). Default 15s.
 	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
 	// LogFormat is "json" (default) or "text".
 	LogFormat string `toml:"log_format"`
