@@ -78,7 +78,7 @@ func TestClientJSShutdownIsNotLogout(t *testing.T) {
 	fg.events = []func(http.ResponseWriter, *http.Request){
 		sse("retry: 5000\n: connected\n\nretry: 10\nevent: reconnect\ndata: {\"retry_ms\":10}\n\n"),
 		sse("retry: 10\n: connected\n\n"), // then ends: EventSource reconnects by itself
-		status(http.StatusBadGateway),       // a proxy while the gateway restarts: the client polls
+		status(http.StatusBadGateway),     // a proxy while the gateway restarts: the client polls
 		sse(": connected\n\nevent: logout\ndata: {\"cause\":\"backchannel\"}\n\n"),
 	}
 	srv := httptest.NewServer(fg)

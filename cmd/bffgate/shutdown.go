@@ -66,7 +66,11 @@ func shutdown(total time.Duration, s shutdownSteps, logger *slog.Logger) {
 			logger.Error("shutdown: downstream notifications", "err", err)
 		}
 	})
-	wg.Go(func() { s.gateway.Close(rctx) })
+	wg.Go(func() {
+		if err := s.gateway.Close(rctx); err != nil {
+			logger.Warn("shutdown: refresh-token revocations", "err", err)
+		}
+	})
 	wg.Wait()
 
 	sctx, scancel := phase(storeCloseUntil)
