@@ -145,7 +145,7 @@ type Gateway struct {
 
 // New builds the gateway: one app runtime (with its proxies) per [[apps]]
 // entry, and the routes. Discovery starts with Start.
-func New(cfg Config, deps Deps) (*Gateway, error) {
+func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -173,6 +173,13 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		g.replay = logout.NewMemoryReplayCache()
 	}
 	g.logout = logout.NewService(logout.ServiceConfig{IdPClient: g.idp}, deps.Sessions, deps.Metrics, deps.Logger)
+	defer func() {
+		if err != nil { // no Gateway to Close: stop the revoker's workers now
+			stopped, cancel := context.WithCancel(context.Background())
+			cancel()
+			_ = g.logout.Close(stopped)
+		}
+	}()
 	for _, ac := range cfg.Apps {
 		a, err := g.newApp(ac, deps.Transport)
 		if err != nil {
