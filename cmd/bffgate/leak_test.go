@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,17 +46,22 @@ func noGoroutinesLeft(t *testing.T, before goleak.Option) {
 }
 
 // runToEnd runs the gateway with the config at path; ready, if not empty,
-// is the admin address to wait on before stopping it as SIGTERM does.
-// It returns run's error.
-func runToEnd(t *testing.T, path, ready string) error {
+// is the admin address to wait on before stopping it, with a real SIGTERM
+// when sigterm is set, else by cancelling its context. It returns run's
+// error.
+func runToEnd(t *testing.T, path, ready string, sigterm bool) error {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"bffgate", "-config", path}, env(nil), io.Discard, io.Discard) }()
 	if ready != "" {
-		waitStatus(t, "http://"+ready+"/healthz", http.StatusOK)
-		cancel()
+		waitStatus(t, "http://"+ready+"/healthz", http.StatusOK) // serving: run has its signal handler
+		if sigterm {
+			syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		} else {
+			cancel()
+		}
 	}
 	select {
 	case err := <-done:
@@ -67,7 +73,8 @@ func runToEnd(t *testing.T, path, ready string) error {
 }
 
 // TestRunLeavesNoGoroutine checks every way out of run: a normal
-// shutdown (with the memory store and with a Redis that is down), a
+// shutdown (SIGTERM, or the caller's context; with the memory store and
+// with a Redis that is down), a
 // listener that cannot start (either one), a broken config, a broken
 // Redis URL and unreadable TLS files.
 func TestRunLeavesNoGoroutine(t *testing.T) {
@@ -85,8 +92,12 @@ func TestRunLeavesNoGoroutine(t *testing.T) {
 		config  func(listen, admin string) string
 		wantErr string // "" when it runs and stops cleanly
 		ready   bool
+		sigterm bool
 	}{
-		{name: "signal", ready: true, config: func(listen, admin string) string {
+		{name: "sigterm", ready: true, sigterm: true, config: func(listen, admin string) string {
+			return gatewayConfig(t, op, "http", listen, admin, "")
+		}},
+		{name: "cancelled", ready: true, config: func(listen, admin string) string {
 			return gatewayConfig(t, op, "http", listen, admin, "")
 		}},
 		{name: "listener taken", wantErr: "listen", config: func(_, admin string) string {
@@ -116,7 +127,7 @@ func TestRunLeavesNoGoroutine(t *testing.T) {
 			if tc.ready {
 				ready = admin
 			}
-			err := runToEnd(t, path, ready)
+			err := runToEnd(t, path, ready, tc.sigterm)
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Fatalf("run: %v", err)
