@@ -27,8 +27,8 @@ func (g *Gateway) AdminHandler() http.Handler {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	e.HTTPErrorHandler = g.handleError
-	e.Use(chain(trustedForwarding(g.cfg.Server.TrustedProxies), requestIDs(), g.adminLog, recoverPanics(g.logger)))
+	e.HTTPErrorHandler = g.pages.handleError
+	e.Use(chain(trustedForwarding(g.server.TrustedProxies), requestIDs(), g.adminLog, recoverPanics(g.logger)))
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.String(http.StatusOK, "ok\n")
 	})
@@ -42,12 +42,14 @@ func (g *Gateway) AdminHandler() http.Handler {
 		return c.String(http.StatusOK, "ready\n")
 	})
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{Registry: g.registry})))
-	if g.cfg.Server.AdminToken != "" {
-		admin := e.Group("/admin", g.adminAuth)
-		admin.GET("/sessions", g.handleAdminList)
-		admin.POST("/sessions/revoke", g.handleAdminRevoke)
+	if token := g.server.AdminToken; token != "" {
+		auth := adminAuth(token)
+		api := &adminAPI{sessions: g.sessions, logout: g.logout, apps: g.appNames()}
+		admin := e.Group("/admin", auth)
+		admin.GET("/sessions", api.list)
+		admin.POST("/sessions/revoke", api.revoke)
 		// Profiles for operators chasing a hot spot, behind the same token.
-		e.Any("/debug/pprof/*", echo.WrapHandler(http.HandlerFunc(pprofIndex)), g.adminAuth)
+		e.Any("/debug/pprof/*", echo.WrapHandler(http.HandlerFunc(pprofIndex)), auth)
 	}
 	return e
 }
@@ -58,7 +60,7 @@ func (g *Gateway) adminLog(next echo.HandlerFunc) echo.HandlerFunc {
 		start := time.Now()
 		err := next(c)
 		if err != nil {
-			g.handleError(err, c)
+			g.pages.handleError(err, c)
 		}
 		r := c.Request()
 		if strings.HasPrefix(r.URL.Path, "/admin/") {
@@ -70,18 +72,28 @@ func (g *Gateway) adminLog(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // adminAuth checks the bearer token in constant time.
-func (g *Gateway) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
-	want := sha256.Sum256([]byte(g.cfg.Server.AdminToken))
-	return func(c echo.Context) error {
-		c.Response().Header().Set("Cache-Control", "no-store")
-		got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(got))
-		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
-			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="bffgate-admin"`)
-			return jsonError(http.StatusUnauthorized, "unauthorized", "a valid admin bearer token is required", nil)
+func adminAuth(token string) echo.MiddlewareFunc {
+	want := sha256.Sum256([]byte(token))
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Response().Header().Set("Cache-Control", "no-store")
+			got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
+			sum := sha256.Sum256([]byte(got))
+			if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="bffgate-admin"`)
+				return jsonError(http.StatusUnauthorized, "unauthorized", "a valid admin bearer token is required", nil)
+			}
+			return next(c)
 		}
-		return next(c)
 	}
+}
+
+// adminAPI is the admin API under /admin/: sessions listed and ended.
+type adminAPI struct {
+	sessions *session.Manager
+	logout   *logout.Service
+	// apps are the configured app names.
+	apps []string
 }
 
 // adminSession is a session as the admin API shows it: never a token,
@@ -106,13 +118,13 @@ func toAdmin(s *session.Session) adminSession {
 		Created: s.CreatedAt, LastSeen: s.LastSeen, Upstreams: ups}
 }
 
-// handleAdminList is GET /admin/sessions?sub=…|sid=…|app=….
-func (g *Gateway) handleAdminList(c echo.Context) error {
+// list is GET /admin/sessions?sub=…|sid=…|app=….
+func (a *adminAPI) list(c echo.Context) error {
 	f := session.Filter{App: c.QueryParam("app"), Subject: c.QueryParam("sub"), SID: c.QueryParam("sid")}
 	if f.App == "" && f.Subject == "" && f.SID == "" {
 		return jsonError(http.StatusBadRequest, "invalid_request", "give sub, sid or app", nil)
 	}
-	list, err := g.sessions.List(c.Request().Context(), f)
+	list, err := a.sessions.List(c.Request().Context(), f)
 	if err != nil {
 		return errStoreDown(err)
 	}
@@ -133,9 +145,9 @@ type revokeRequest struct {
 	Session string `json:"session"`
 }
 
-// handleAdminRevoke ends sessions with cause admin: downstream apps and
-// open tabs are told as for any logout.
-func (g *Gateway) handleAdminRevoke(c echo.Context) error {
+// revoke is POST /admin/sessions/revoke: it ends sessions with cause
+// admin; downstream apps and open tabs are told as for any logout.
+func (a *adminAPI) revoke(c echo.Context) error {
 	var req revokeRequest
 	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 16<<10))
 	dec.DisallowUnknownFields()
@@ -145,11 +157,7 @@ func (g *Gateway) handleAdminRevoke(c echo.Context) error {
 	if dec.More() {
 		return jsonError(http.StatusBadRequest, "invalid_request", "the body must hold one JSON object", nil)
 	}
-	names := make([]string, len(g.apps))
-	for i, a := range g.apps {
-		names[i] = a.cfg.Name
-	}
-	ended, err := g.logout.Admin(c.Request().Context(), logout.AdminRequest(req), names)
+	ended, err := a.logout.Admin(c.Request().Context(), logout.AdminRequest(req), a.apps)
 	switch {
 	case errors.Is(err, logout.ErrAdminRequest):
 		return jsonError(http.StatusBadRequest, "invalid_request", err.Error(), nil)

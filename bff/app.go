@@ -18,11 +18,16 @@ import (
 	"github.com/bffgate/bffgate/session"
 )
 
-// app is one configured SPA at run time.
+// app is one configured SPA at run time: its config, its OIDC discovery
+// (and what discovery builds: ID token and logout token verifiers, the
+// oauth2 config) and its proxies. The handlers of its routes are in site.
 type app struct {
-	cfg      AppConfig
-	g        *Gateway
-	disc     discovery
+	cfg  AppConfig
+	idp  *http.Client
+	disc discovery
+	// replay and clients are what build needs for the logout verifier.
+	replay   logout.ReplayCache
+	clients  clientRegistry
 	apis     []apiRoute
 	frontend *proxy.Proxy
 	// refresher hands out the sessions' access tokens, refreshing them
@@ -31,8 +36,26 @@ type app struct {
 	// decryptionKeys open encrypted logout tokens (from
 	// id_token_decryption_key_file).
 	decryptionKeys []jose.JSONWebKey
-	// Absolute URLs derived from server.public_url.
-	redirectURL, signedOutURL string
+	// redirectURL is the absolute callback URL (from server.public_url).
+	redirectURL string
+}
+
+// clientRegistry learns each app's logout client once discovery is done
+// (logout.Service).
+type clientRegistry interface {
+	Register(*logout.Client)
+}
+
+// appParts are what every app is built from.
+type appParts struct {
+	public         *url.URL
+	transport      http.RoundTripper
+	idp            *http.Client
+	sessions       *session.Manager
+	logger         *slog.Logger
+	replay         logout.ReplayCache
+	clients        clientRegistry
+	trustForwarded bool
 }
 
 type apiRoute struct {
@@ -40,15 +63,16 @@ type apiRoute struct {
 	proxy *proxy.Proxy
 }
 
-func (g *Gateway) newApp(cfg AppConfig, transport http.RoundTripper) (*app, error) {
+func newApp(cfg AppConfig, parts appParts) (*app, error) {
 	a := &app{
-		cfg:          cfg,
-		g:            g,
-		redirectURL:  g.public.String() + cfg.PathPrefix + "bff/callback",
-		signedOutURL: g.public.String() + cfg.PathPrefix + "bff/signed-out",
+		cfg:         cfg,
+		idp:         parts.idp,
+		replay:      parts.replay,
+		clients:     parts.clients,
+		redirectURL: parts.public.String() + cfg.PathPrefix + "bff/callback",
 	}
 	a.disc.done = make(chan struct{})
-	a.refresher = proxy.NewRefresher(proxy.RefresherConfig{HTTPClient: g.idp}, g.sessions, g.logger)
+	a.refresher = proxy.NewRefresher(proxy.RefresherConfig{HTTPClient: parts.idp}, parts.sessions, parts.logger)
 	switch {
 	case cfg.DecryptionKey != nil:
 		a.decryptionKeys = []jose.JSONWebKey{{Key: cfg.DecryptionKey}}
@@ -63,12 +87,12 @@ func (g *Gateway) newApp(cfg AppConfig, transport http.RoundTripper) (*app, erro
 			Token:           api.Token,
 			IsGatewayCookie: session.IsGatewayCookie,
 			WriteError:      writeJSONError,
-			TrustForwarded:  len(g.cfg.Server.TrustedProxies) > 0,
+			TrustForwarded:  parts.trustForwarded,
 		}
 		if api.StripPrefix {
 			pc.StripPrefix = strings.TrimSuffix(api.Path, "/")
 		}
-		p, err := proxy.New(pc, transport, a.refresher, g.sessions, g.logger)
+		p, err := proxy.New(pc, parts.transport, a.refresher, parts.sessions, parts.logger)
 		if err != nil {
 			return nil, fmt.Errorf("apis[%d]: %w", i, err)
 		}
@@ -76,7 +100,7 @@ func (g *Gateway) newApp(cfg AppConfig, transport http.RoundTripper) (*app, erro
 	}
 	target, _ := url.Parse(cfg.Frontend)
 	fp, err := proxy.New(proxy.Config{Name: cfg.Name + ":frontend", Target: target, Token: "none",
-		IsGatewayCookie: session.IsGatewayCookie, WriteError: writeJSONError, TrustForwarded: len(g.cfg.Server.TrustedProxies) > 0}, transport, nil, g.sessions, g.logger)
+		IsGatewayCookie: session.IsGatewayCookie, WriteError: writeJSONError, TrustForwarded: parts.trustForwarded}, parts.transport, nil, parts.sessions, parts.logger)
 	if err != nil {
 		return nil, fmt.Errorf("frontend: %w", err)
 	}
@@ -85,8 +109,8 @@ func (g *Gateway) newApp(cfg AppConfig, transport http.RoundTripper) (*app, erro
 }
 
 // startDiscovery runs discovery until it succeeds or ctx ends.
-func (a *app) startDiscovery(ctx context.Context, client *http.Client, logger *slog.Logger) {
-	ctx = oidc.ClientContext(ctx, client)
+func (a *app) startDiscovery(ctx context.Context, logger *slog.Logger) {
+	ctx = oidc.ClientContext(ctx, a.idp)
 	a.disc.run(ctx, a.cfg.Issuer, logger, a.build)
 }
 
@@ -98,7 +122,7 @@ func (a *app) build(op *oidc.Provider) (*provider, error) {
 	}
 	p := &provider{oidc: op, meta: meta}
 	// One rate-limited key set serves ID tokens and logout tokens.
-	keys, err := logout.NewRemoteKeySet(logout.RemoteKeySetConfig{JWKSURL: meta.JWKSURI, HTTPClient: a.g.idp})
+	keys, err := logout.NewRemoteKeySet(logout.RemoteKeySetConfig{JWKSURL: meta.JWKSURI, HTTPClient: a.idp})
 	if err != nil {
 		return nil, fmt.Errorf("jwks_uri: %w", err)
 	}
@@ -119,12 +143,12 @@ func (a *app) build(op *oidc.Provider) (*provider, error) {
 		RequireTyp:       a.cfg.RequireTyp,
 		ExpectedTyp:      a.cfg.ExpectedTyp,
 		DecryptionKeys:   a.decryptionKeys,
-		Replay:           a.g.replay,
+		Replay:           a.replay,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("logout token verifier: %w", err)
 	}
-	a.g.logout.Register(&logout.Client{
+	a.clients.Register(&logout.Client{
 		App: a.cfg.Name, Issuer: a.cfg.Issuer, ClientID: a.cfg.ClientID, Verifier: lv,
 		Revocation: logout.RevocationTarget{
 			App: a.cfg.Name, Endpoint: meta.RevocationEndpoint,

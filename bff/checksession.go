@@ -13,27 +13,33 @@ import (
 //go:embed static/client.js
 var clientJS []byte
 
-// handleCheckSession is GET /bff/check-session: an iframe page speaking
+// checkSessionPage is GET /bff/check-session: an iframe page speaking
 // the Session Management 1.0 postMessage protocol for the app's SPA
 // against the gateway's own session, so that it keeps working where
 // third-party cookies are blocked.
-func (a *app) handleCheckSession(c echo.Context) error {
-	a.g.render(c, http.StatusOK, "checksession.html", pageData{
+type checkSessionPage struct {
+	cfg    *AppConfig
+	public *url.URL
+	pages  pages
+}
+
+func (p *checkSessionPage) serve(c echo.Context) error {
+	p.pages.render(c, http.StatusOK, "checksession.html", pageData{
 		Title:    "check session",
-		Origin:   a.origin(c.Request()),
-		ClientID: a.cfg.ClientID,
-		UserURL:  a.cfg.PathPrefix + "bff/user?slide=false",
+		Origin:   p.origin(c.Request()),
+		ClientID: p.cfg.ClientID,
+		UserURL:  p.cfg.PathPrefix + "bff/user?slide=false",
 	}, "'self'")
 	return nil
 }
 
 // origin is the app's own origin as the browser sees it.
-func (a *app) origin(r *http.Request) string {
-	host := a.g.public.Host
-	if len(a.cfg.Hosts) > 0 {
-		host = r.Host // one of a.cfg.Hosts: appFor chose the app by it
+func (p *checkSessionPage) origin(r *http.Request) string {
+	host := p.public.Host
+	if len(p.cfg.Hosts) > 0 {
+		host = r.Host // one of p.cfg.Hosts: siteFor chose the app by it
 	}
-	return (&url.URL{Scheme: a.g.public.Scheme, Host: host}).String()
+	return (&url.URL{Scheme: p.public.Scheme, Host: host}).String()
 }
 
 // handleClientJS serves the SPA helper module.

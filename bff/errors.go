@@ -49,7 +49,7 @@ var errUnauthorized = jsonError(http.StatusUnauthorized, "unauthorized", "no val
 // handleError is the gateway's one error boundary (Echo's HTTPErrorHandler):
 // it maps an error to a status, answers with a short message and the
 // request id, and logs the detail once.
-func (g *Gateway) handleError(err error, c echo.Context) {
+func (p pages) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
@@ -60,11 +60,11 @@ func (g *Gateway) handleError(err error, c echo.Context) {
 	} else if he.Err != nil {
 		level = slog.LevelInfo
 	}
-	g.logger.Log(c.Request().Context(), level, "request failed", "status", he.Code, "path", c.Request().URL.Path, "reason", he.Msg, "err", errString(he.Err))
+	p.logger.Log(c.Request().Context(), level, "request failed", "status", he.Code, "path", c.Request().URL.Path, "reason", he.Msg, "err", errString(he.Err))
 
 	if he.Page {
 		c.Response().Header().Set("Cache-Control", "no-store")
-		g.renderPage(c, he.Code, pageData{Title: http.StatusText(he.Code), Message: he.Msg, RequestID: requestID(c)})
+		p.renderPage(c, he.Code, pageData{Title: http.StatusText(he.Code), Message: he.Msg, RequestID: requestID(c)})
 		return
 	}
 	kind := he.Kind

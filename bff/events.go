@@ -107,19 +107,25 @@ func (b *broker) SessionEndedElsewhere(_ context.Context, cause session.Cause, i
 	b.publish(id, cause)
 }
 
-// handleEvents is GET /bff/events: a Server-Sent Events stream that sends
+// eventStreams is GET /bff/events.
+type eventStreams struct {
+	sess   appSession
+	broker *broker
+}
+
+// serve is GET /bff/events: a Server-Sent Events stream that sends
 // "logout" the moment the session ends, then closes.
-func (a *app) handleEvents(c echo.Context) error {
+func (e *eventStreams) serve(c echo.Context) error {
 	r := c.Request()
-	s, err := a.loadSession(r, false)
+	s, err := e.sess.load(r, false)
 	if err != nil {
 		return err
 	}
-	ch, ok := a.g.events.subscribe(s.ID)
+	ch, ok := e.broker.subscribe(s.ID)
 	if !ok {
 		return jsonError(http.StatusTooManyRequests, "too_many_streams", "too many event streams for this session", nil)
 	}
-	defer a.g.events.unsubscribe(s.ID, ch)
+	defer e.broker.unsubscribe(s.ID, ch)
 
 	w := c.Response()
 	h := w.Header()
@@ -129,7 +135,7 @@ func (a *app) handleEvents(c echo.Context) error {
 	w.WriteHeader(http.StatusOK)
 	// The session may have ended between the lookup and the subscription:
 	// then say so at once, with the cause if the broker already has it.
-	if _, err := a.g.sessions.Get(r.Context(), s.ID); errors.Is(err, session.ErrNotFound) {
+	if _, err := e.sess.sessions.Get(r.Context(), s.ID); errors.Is(err, session.ErrNotFound) {
 		cause := causeUnknown
 		select {
 		case cause = <-ch:
@@ -139,7 +145,7 @@ func (a *app) handleEvents(c echo.Context) error {
 	}
 	fmt.Fprintf(w, "retry: 5000\n: connected\n\n")
 	w.Flush()
-	if a.g.events.isClosing() {
+	if e.broker.isClosing() {
 		return writeReconnect(w)
 	}
 	tick := time.NewTicker(heartbeatEvery)
@@ -151,14 +157,14 @@ func (a *app) handleEvents(c echo.Context) error {
 		case <-tick.C:
 			// A backstop for a missed cross-replica message: the store
 			// decides whether the session still lives.
-			if _, err := a.g.sessions.Get(r.Context(), s.ID); errors.Is(err, session.ErrNotFound) {
+			if _, err := e.sess.sessions.Get(r.Context(), s.ID); errors.Is(err, session.ErrNotFound) {
 				return writeLogout(w, causeUnknown)
 			}
 			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
 				return nil
 			}
 			w.Flush()
-		case <-a.g.events.closing:
+		case <-e.broker.closing:
 			select {
 			case cause := <-ch: // an end that raced the shutdown wins
 				return writeLogout(w, cause)

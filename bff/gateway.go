@@ -5,6 +5,7 @@
 package bff
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -117,62 +118,58 @@ type Downstream interface {
 // levelAccess is the level of the one access-log line per request.
 const levelAccess = slog.LevelInfo
 
-// Gateway serves every configured app.
+// Gateway serves every configured app. The handlers of each app's routes
+// are built in New (site) with exactly the collaborators they use; the
+// Gateway keeps what spans the apps: discovery's lifetime, readiness,
+// the admin listener, the outer middleware and the error boundary.
 type Gateway struct {
-	cfg      Config
+	server   ServerConfig
 	sessions *session.Manager
-	cookies  *session.CookieCodec
-	idp      *http.Client
+	logout   *logout.Service
+	events   *broker
+	apps     []*app
 	logger   *slog.Logger
+	pages    pages
 	metrics  *metrics
 	registry *prometheus.Registry
 	echo     *echo.Echo
-	apps     []*app
-	// byPrefix lists, per path prefix, the apps under it (host-specific
-	// first).
-	byPrefix map[string][]*app
-	states   *stateCookies
-	public   *url.URL
-	timeouts session.Timeouts
-	logout   *logout.Service
-	replay   logout.ReplayCache
-	events   *broker
-	issuer   Issuer
-	down     Downstream
 	wg       sync.WaitGroup
 	cancel   context.CancelFunc
 }
 
-// New builds the gateway: one app runtime (with its proxies) per [[apps]]
-// entry, and the routes. Discovery starts with Start.
+// New builds the gateway: one app runtime (with its proxies) and one site
+// (its handlers) per [[apps]] entry, and the routes. Discovery starts
+// with Start.
 func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	pub, _ := url.Parse(strings.TrimSuffix(cfg.Server.PublicURL, "/"))
+	idp := cmp.Or(deps.IdPClient, http.DefaultClient)
+	replay := deps.Replay
+	if replay == nil {
+		replay = logout.NewMemoryReplayCache()
+	}
 	g := &Gateway{
-		cfg:      cfg,
+		server:   cfg.Server,
 		sessions: deps.Sessions,
-		cookies:  deps.Cookies,
-		idp:      deps.IdPClient,
 		logger:   deps.Logger,
+		pages:    pages{logger: deps.Logger},
 		metrics:  newMetrics(deps.Metrics),
 		registry: deps.Metrics,
-		byPrefix: map[string][]*app{},
-		public:   pub,
-		timeouts: deps.Timeouts,
-		replay:   deps.Replay,
-		issuer:   deps.Issuer,
-		down:     deps.Downstream,
-		states:   newStateCookies(deps.Secret, pub.Scheme == "https"),
+		events:   newBroker(),
+		logout:   logout.NewService(logout.ServiceConfig{IdPClient: idp}, deps.Sessions, deps.Metrics, deps.Logger),
 	}
-	if g.idp == nil {
-		g.idp = http.DefaultClient
+	parts := appParts{
+		public: pub, transport: deps.Transport, idp: idp, sessions: deps.Sessions, logger: deps.Logger,
+		replay: replay, clients: g.logout, trustForwarded: len(cfg.Server.TrustedProxies) > 0,
 	}
-	if g.replay == nil {
-		g.replay = logout.NewMemoryReplayCache()
+	sh := shared{
+		public: pub, sessions: deps.Sessions, cookies: deps.Cookies,
+		states: newStateCookies(deps.Secret, pub.Scheme == "https"), pages: g.pages,
+		logout: g.logout, events: g.events, down: deps.Downstream, timeouts: deps.Timeouts,
+		idp: idp, logins: g.metrics.logins, maxBody: cfg.Server.MaxBodyBytes,
 	}
-	g.logout = logout.NewService(logout.ServiceConfig{IdPClient: g.idp}, deps.Sessions, deps.Metrics, deps.Logger)
 	defer func() {
 		if err != nil { // no Gateway to Close: stop the revoker's workers now
 			stopped, cancel := context.WithCancel(context.Background())
@@ -180,30 +177,31 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 			_ = g.logout.Close(stopped)
 		}
 	}()
+	var sites []*site
 	for _, ac := range cfg.Apps {
-		a, err := g.newApp(ac, deps.Transport)
+		a, err := newApp(ac, parts)
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", ac.Name, err)
 		}
 		g.apps = append(g.apps, a)
-		g.byPrefix[ac.PathPrefix] = append(g.byPrefix[ac.PathPrefix], a)
+		sites = append(sites, newSite(a, sh))
 	}
-	for _, list := range g.byPrefix {
-		// Apps bound to hosts are tried before the catch-all one.
-		slices.SortStableFunc(list, func(x, y *app) int { return len(y.cfg.Hosts) - len(x.cfg.Hosts) })
+	if err := g.sessions.RegisterMetrics(deps.Metrics, g.appNames()); err != nil {
+		return nil, fmt.Errorf("session metrics: %w", err)
 	}
+	g.sessions.Observe(g.logout) // revokes the refresh tokens
+	g.sessions.Observe(g.events)
+	g.echo = g.routes(sites, deps.Issuer, pub)
+	return g, nil
+}
+
+// appNames are the configured app names, in config order.
+func (g *Gateway) appNames() []string {
 	names := make([]string, len(g.apps))
 	for i, a := range g.apps {
 		names[i] = a.cfg.Name
 	}
-	if err := g.sessions.RegisterMetrics(deps.Metrics, names); err != nil {
-		return nil, fmt.Errorf("session metrics: %w", err)
-	}
-	g.events = newBroker()
-	g.sessions.Observe(g.logout) // revokes the refresh tokens
-	g.sessions.Observe(g.events)
-	g.echo = g.routes()
-	return g, nil
+	return names
 }
 
 // Handler returns the gateway's HTTP handler.
@@ -217,7 +215,7 @@ func (g *Gateway) Start(ctx context.Context) {
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
-			a.startDiscovery(ctx, g.idp, g.logger.With("app", a.cfg.Name))
+			a.startDiscovery(ctx, g.logger.With("app", a.cfg.Name))
 		}()
 	}
 }
@@ -247,25 +245,14 @@ func (g *Gateway) Ready(ctx context.Context) error {
 }
 
 // frontchannelURLs returns the downstream front-channel logout URLs for
-// the ended sessions.
-func (g *Gateway) frontchannelURLs(ended ...*session.Session) []string {
-	if g.down == nil {
+// the ended sessions (none without a Downstream).
+func frontchannelURLs(down Downstream, ended ...*session.Session) []string {
+	if down == nil {
 		return nil
 	}
 	var out []string
 	for _, s := range ended {
-		out = append(out, g.down.FrontchannelURLs(s)...)
+		out = append(out, down.FrontchannelURLs(s)...)
 	}
 	return out
-}
-
-// appFor picks the app for a request among those under one prefix.
-func (g *Gateway) appFor(r *http.Request, prefix string) *app {
-	host := r.Host
-	for _, a := range g.byPrefix[prefix] {
-		if len(a.cfg.Hosts) == 0 || slices.Contains(a.cfg.Hosts, host) {
-			return a
-		}
-	}
-	return nil
 }

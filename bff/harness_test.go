@@ -32,6 +32,7 @@ type harness struct {
 	frontend *httptest.Server
 	store    *session.MemoryStore
 	mgr      *session.Manager
+	cookies  *session.CookieCodec
 	// apiRequests receives every request the API upstream got.
 	apiRequests chan *http.Request
 }
@@ -98,6 +99,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.cookies = cookies
 	h.gw, err = New(Config{Server: srvCfg, Apps: []AppConfig{app}}, Deps{
 		Sessions:  h.mgr,
 		Cookies:   cookies,
@@ -216,7 +218,7 @@ func (h *harness) sessionOf(c *http.Client) *session.Session {
 			continue
 		}
 		r := &http.Request{Header: http.Header{"Cookie": {k.String()}}}
-		id, err := h.gw.cookies.Decode(r, "demo")
+		id, err := h.cookies.Decode(r, "demo")
 		if err != nil {
 			h.t.Fatal(err)
 		}

@@ -20,7 +20,11 @@ const maxLogoutBody = 64 << 10
 // handleBackchannel is POST /bff/backchannel-logout (OpenID Connect
 // Back-Channel Logout 1.0, errata 1, §2.5–2.8). Success is 200 with an
 // empty body; every failure is 400 with a JSON error.
-func (g *Gateway) handleBackchannel(c echo.Context) error {
+func handleBackchannel(svc *logout.Service) echo.HandlerFunc {
+	return func(c echo.Context) error { return backchannel(svc, c) }
+}
+
+func backchannel(svc *logout.Service, c echo.Context) error {
 	r := c.Request()
 	w := c.Response()
 	w.Header().Set("Cache-Control", "no-store")
@@ -49,7 +53,7 @@ func (g *Gateway) handleBackchannel(c echo.Context) error {
 	case tokens[0] == "":
 		return jsonError(http.StatusBadRequest, "invalid_request", "logout_token is empty", nil)
 	}
-	results, err := g.logout.Backchannel(r.Context(), tokens[0])
+	results, err := svc.Backchannel(r.Context(), tokens[0])
 	if err != nil {
 		var ve *logout.ValidationError
 		if errors.As(err, &ve) {
@@ -63,11 +67,24 @@ func (g *Gateway) handleBackchannel(c echo.Context) error {
 	return c.NoContent(http.StatusOK)
 }
 
-// handleFrontchannel is GET /bff/frontchannel-logout (Front-Channel Logout
+// logoutPages are an app's logout endpoints: front-channel, RP-initiated
+// and the post-logout page.
+type logoutPages struct {
+	cfg    *AppConfig
+	disc   *discovery
+	sess   appSession
+	logout *logout.Service
+	states *stateCookies
+	pages  pages
+	down   Downstream
+	// signedOutURL is the absolute post_logout_redirect_uri.
+	signedOutURL string
+}
+
+// frontchannel is GET /bff/frontchannel-logout (Front-Channel Logout
 // 1.0): the IdP loads it in an iframe, where third-party cookies are
 // often blocked, so iss+sid end the session without the cookie.
-func (a *app) handleFrontchannel(c echo.Context) error {
-	g := a.g
+func (a *logoutPages) frontchannel(c echo.Context) error {
 	r := c.Request()
 	q := r.URL.Query()
 	hasIss, hasSID := q.Has("iss"), q.Has("sid")
@@ -78,7 +95,7 @@ func (a *app) handleFrontchannel(c echo.Context) error {
 		return a.frontchannelError("iss and sid must be sent together")
 	case hasIss:
 		var err error
-		if ended, err = g.logout.Frontchannel(ctx, a.cfg.Name, q.Get("iss"), q.Get("sid")); err != nil {
+		if ended, err = a.logout.Frontchannel(ctx, a.cfg.Name, q.Get("iss"), q.Get("sid")); err != nil {
 			var ve *logout.ValidationError
 			if errors.As(err, &ve) {
 				return a.frontchannelError(ve.Description)
@@ -88,8 +105,8 @@ func (a *app) handleFrontchannel(c echo.Context) error {
 	case a.cfg.FrontchannelSessionRequired:
 		return a.frontchannelError("iss and sid are required")
 	default:
-		if id, err := g.cookies.Decode(r, a.cfg.Name); err == nil {
-			s, err := g.logout.FrontchannelCookie(ctx, id)
+		if id, err := a.sess.cookies.Decode(r, a.cfg.Name); err == nil {
+			s, err := a.logout.FrontchannelCookie(ctx, id)
 			if err != nil {
 				return pageError(http.StatusServiceUnavailable, "The sign-out could not be completed right now.", err)
 			}
@@ -98,39 +115,32 @@ func (a *app) handleFrontchannel(c echo.Context) error {
 			}
 		}
 	}
-	a.clearSessionCookie(c)
+	a.sess.clearCookie(c)
 	// Nested iframes tell the downstream apps (Front-Channel Logout §4).
-	g.render(c, http.StatusOK, "signedout.html", pageData{
+	a.pages.render(c, http.StatusOK, "signedout.html", pageData{
 		Title: "Signed out", Message: "You have been signed out.",
-		Iframes: g.frontchannelURLs(ended...),
+		Iframes: frontchannelURLs(a.down, ended...),
 	}, a.idpOrigin())
 	return nil
 }
 
-func (a *app) frontchannelError(msg string) error {
+func (a *logoutPages) frontchannelError(msg string) error {
 	return pageError(http.StatusBadRequest, "Front-channel logout refused: "+msg+".", nil)
 }
 
 // idpOrigin is the CSP source that may frame the front-channel page.
-func (a *app) idpOrigin() string {
+func (a *logoutPages) idpOrigin() string {
 	if o := origin(a.cfg.Issuer); o != "" {
 		return o
 	}
 	return "'none'"
 }
 
-func (a *app) clearSessionCookie(c echo.Context) {
-	if _, err := c.Request().Cookie(a.g.cookies.Name(a.cfg.Name)); err == nil {
-		c.SetCookie(a.g.cookies.Clear(a.cfg.Name))
-	}
-}
-
-// handleLogout is RP-initiated logout, GET or POST /bff/logout?sid=….
-func (a *app) handleLogout(c echo.Context) error {
-	g := a.g
+// rpInitiated is RP-initiated logout, GET or POST /bff/logout?sid=….
+func (a *logoutPages) rpInitiated(c echo.Context) error {
 	r := c.Request()
 	c.Response().Header().Set("Cache-Control", "no-store")
-	s, err := a.loadSession(r, false)
+	s, err := a.sess.load(r, false)
 	if err != nil {
 		var he *httpError
 		if errors.As(err, &he) && he.Code == http.StatusUnauthorized {
@@ -138,20 +148,20 @@ func (a *app) handleLogout(c echo.Context) error {
 		}
 		return pageError(http.StatusServiceUnavailable, "Sessions are unavailable right now. Please try again shortly.", err)
 	}
-	switch err := g.logout.RPInitiated(r.Context(), s, c.FormValue("sid")); {
+	switch err := a.logout.RPInitiated(r.Context(), s, c.FormValue("sid")); {
 	case errors.Is(err, logout.ErrHandleMismatch):
 		return pageError(http.StatusBadRequest, "This sign-out link is not valid for your session.", err)
 	case err != nil:
 		return pageError(http.StatusServiceUnavailable, "The sign-out could not be completed right now.", err)
 	}
-	a.clearSessionCookie(c)
+	a.sess.clearCookie(c)
 
 	state := session.NewID()
 	ls := logoutState{
 		App: a.cfg.Name, State: state, Return: localPathOr(c.FormValue("returnUrl"), a.cfg.PostLogoutRedirect),
-		Iframes: g.frontchannelURLs(s), At: time.Now().Unix(),
+		Iframes: frontchannelURLs(a.down, s), At: time.Now().Unix(),
 	}
-	if err := g.states.save(c, g.states.logoutName(state), ls); err != nil {
+	if err := a.states.save(c, a.states.logoutName(state), ls); err != nil {
 		return fmt.Errorf("save logout state: %w", err)
 	}
 	p := a.disc.get()
@@ -171,28 +181,27 @@ func (a *app) handleLogout(c echo.Context) error {
 	return c.Redirect(http.StatusFound, end.String())
 }
 
-// handleSignedOut is the post_logout_redirect_uri. With the state this
+// signedOut is the post_logout_redirect_uri. With the state this
 // browser was given it goes on to the app; otherwise it shows a neutral
 // page and follows nothing the request carries.
-func (a *app) handleSignedOut(c echo.Context) error {
-	g := a.g
+func (a *logoutPages) signedOut(c echo.Context) error {
 	r := c.Request()
 	dest := ""
 	var iframes []string
 	if state := c.QueryParam("state"); state != "" {
-		name := g.states.logoutName(state)
+		name := a.states.logoutName(state)
 		var ls logoutState
-		if err := g.states.load(r, name, &ls); err == nil {
+		if err := a.states.load(r, name, &ls); err == nil {
 			if ls.App == a.cfg.Name && ls.State == state && time.Since(time.Unix(ls.At, 0)) < loginTTL {
 				dest = localPathOr(ls.Return, a.cfg.PostLogoutRedirect)
 				iframes = ls.Iframes
 			}
-			g.states.clear(c, name) // single use
+			a.states.clear(c, name) // single use
 		}
 	}
 	if dest != "" && len(iframes) > 0 {
 		// Tell the downstream apps through the browser, then go on.
-		g.render(c, http.StatusOK, "signedout.html", pageData{
+		a.pages.render(c, http.StatusOK, "signedout.html", pageData{
 			Title: "Signing out", Message: "Signing you out of every app…",
 			Iframes: iframes, Continue: dest, WaitMS: 3000,
 		}, "'none'")
@@ -202,7 +211,7 @@ func (a *app) handleSignedOut(c echo.Context) error {
 		c.Response().Header().Set("Cache-Control", "no-store")
 		return c.Redirect(http.StatusFound, dest)
 	}
-	g.render(c, http.StatusOK, "error.html", pageData{
+	a.pages.render(c, http.StatusOK, "error.html", pageData{
 		Title: "Signed out", Message: "You are signed out.",
 		Link: a.cfg.PostLogoutRedirect, LinkText: "Back to the app",
 	}, "'none'")

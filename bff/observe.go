@@ -21,7 +21,7 @@ import (
 // (handleError) once.
 func (g *Gateway) observe() []echo.MiddlewareFunc {
 	return []echo.MiddlewareFunc{
-		trustedForwarding(g.cfg.Server.TrustedProxies),
+		trustedForwarding(g.server.TrustedProxies),
 		requestIDs(),
 		middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 			HandleError: true,
@@ -112,7 +112,7 @@ func (g *Gateway) recordRequest(c echo.Context, status int, d time.Duration) {
 	g.metrics.requests.WithLabelValues(app, kind, strconv.Itoa(status)).Inc()
 	g.metrics.latency.WithLabelValues(app, kind).Observe(d.Seconds())
 	r := c.Request()
-	if g.cfg.Server.AccessLog && g.logger.Enabled(r.Context(), levelAccess) {
+	if g.server.AccessLog && g.logger.Enabled(r.Context(), levelAccess) {
 		g.logger.LogAttrs(r.Context(), levelAccess, "request", slog.String("app", app), slog.String("route", kind),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.Int("status", status), slog.Float64("duration_ms", float64(d.Microseconds())/1000))

@@ -6,6 +6,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"html/template"
+	"log/slog"
 	"net/http"
 	"net/url"
 
@@ -54,18 +55,24 @@ func newNonce() string {
 	return base64.RawStdEncoding.EncodeToString(b[:])
 }
 
+// pages writes the gateway's HTML pages and its error answers
+// (handleError); it logs a page that fails to render.
+type pages struct {
+	logger *slog.Logger
+}
+
 // renderPage writes an error page (not frameable).
-func (g *Gateway) renderPage(c echo.Context, code int, d pageData) {
-	g.render(c, code, "error.html", d, "'none'")
+func (p pages) renderPage(c echo.Context, code int, d pageData) {
+	p.render(c, code, "error.html", d, "'none'")
 }
 
 // render executes a template with a fresh CSP nonce and the security
 // headers, and writes it with the status code.
-func (g *Gateway) render(c echo.Context, code int, name string, d pageData, frameAncestors string) {
+func (p pages) render(c echo.Context, code int, name string, d pageData, frameAncestors string) {
 	d.Nonce = newNonce()
 	var buf bytes.Buffer
 	if err := templates.ExecuteTemplate(&buf, name, d); err != nil {
-		g.logger.Error("render page", "template", name, "err", err)
+		p.logger.Error("render page", "template", name, "err", err)
 		buf.Reset()
 		buf.WriteString("<!doctype html><title>Error</title><p>Internal error</p>")
 		code = http.StatusInternalServerError

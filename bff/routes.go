@@ -2,9 +2,13 @@ package bff
 
 import (
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/bffgate/bffgate/proxy"
 )
 
 // Route kinds, the "route" label of the request metrics.
@@ -25,20 +29,20 @@ const (
 )
 
 // routes builds the Echo instance: per path prefix the /bff/* endpoints
-// and the catch-all proxy.
-func (g *Gateway) routes() *echo.Echo {
+// and the catch-all proxy of the apps under it.
+func (g *Gateway) routes(sites []*site, issuer Issuer, public *url.URL) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	e.HTTPErrorHandler = g.handleError
-	e.IPExtractor = ipExtractor(g.cfg.Server.TrustedProxies)
+	e.HTTPErrorHandler = g.pages.handleError
+	e.IPExtractor = ipExtractor(g.server.TrustedProxies)
 	e.Use(chain(g.observe()...))
-	limits := g.cfg.Server.RateLimits
+	limits := g.server.RateLimits
 	loginLimit, backLimit, frontLimit := rateLimit(limits.Login), rateLimit(limits.Backchannel), rateLimit(limits.Frontchannel)
 
-	if g.issuer != nil {
-		jwksURI := g.public.String() + "/.well-known/jwks.json"
-		discovery := g.issuer.Discovery(jwksURI)
+	if issuer != nil {
+		jwksURI := public.String() + "/.well-known/jwks.json"
+		discovery := issuer.Discovery(jwksURI)
 		e.GET("/.well-known/openid-configuration", func(c echo.Context) error {
 			c.Set("route", routeWellKnown)
 			c.Response().Header().Set("Cache-Control", "public, max-age=300")
@@ -47,31 +51,38 @@ func (g *Gateway) routes() *echo.Echo {
 		e.GET("/.well-known/jwks.json", func(c echo.Context) error {
 			c.Set("route", routeWellKnown)
 			c.Response().Header().Set("Cache-Control", "public, max-age=60")
-			return c.JSONBlob(http.StatusOK, g.issuer.JWKS())
+			return c.JSONBlob(http.StatusOK, issuer.JWKS())
 		})
 	}
-	for prefix := range g.byPrefix {
+	byPrefix := map[string][]*site{}
+	for _, s := range sites {
+		byPrefix[s.app.cfg.PathPrefix] = append(byPrefix[s.app.cfg.PathPrefix], s)
+	}
+	backchannel := handleBackchannel(g.logout)
+	for prefix, list := range byPrefix {
+		// Apps bound to hosts are tried before the catch-all one.
+		slices.SortStableFunc(list, func(x, y *site) int { return len(y.app.cfg.Hosts) - len(x.app.cfg.Hosts) })
 		base := strings.TrimSuffix(prefix, "/")
-		bff := func(method, path, kind string, h func(*app, echo.Context) error, mw ...echo.MiddlewareFunc) {
-			e.Add(method, base+"/bff/"+path, g.dispatch(prefix, kind, h), mw...)
+		bff := func(method, path, kind string, h func(*site, echo.Context) error, mw ...echo.MiddlewareFunc) {
+			e.Add(method, base+"/bff/"+path, dispatch(list, kind, h), mw...)
 		}
-		bff(http.MethodGet, "login", routeLogin, (*app).handleLogin, loginLimit)
-		bff(http.MethodGet, "callback", routeCallback, (*app).handleCallback, loginLimit)
-		bff(http.MethodGet, "user", routeUser, (*app).handleUser)
-		bff(http.MethodGet, "logout", routeLogout, (*app).handleLogout)
-		bff(http.MethodPost, "logout", routeLogout, (*app).handleLogout)
-		bff(http.MethodGet, "signed-out", routeSignedOut, (*app).handleSignedOut)
-		bff(http.MethodGet, "frontchannel-logout", routeFrontchannel, (*app).handleFrontchannel, frontLimit)
-		bff(http.MethodGet, "events", routeEvents, (*app).handleEvents)
-		bff(http.MethodGet, "check-session", routeCheckSession, (*app).handleCheckSession)
-		bff(http.MethodGet, "client.js", routeOther, func(_ *app, c echo.Context) error { return handleClientJS(c) })
-		e.Any(base+"/bff/backchannel-logout", g.dispatch(prefix, routeBackchannel, func(_ *app, c echo.Context) error {
-			return g.handleBackchannel(c)
+		bff(http.MethodGet, "login", routeLogin, func(s *site, c echo.Context) error { return s.login.start(c) }, loginLimit)
+		bff(http.MethodGet, "callback", routeCallback, func(s *site, c echo.Context) error { return s.login.callback(c) }, loginLimit)
+		bff(http.MethodGet, "user", routeUser, func(s *site, c echo.Context) error { return s.user.serve(c) })
+		bff(http.MethodGet, "logout", routeLogout, func(s *site, c echo.Context) error { return s.logout.rpInitiated(c) })
+		bff(http.MethodPost, "logout", routeLogout, func(s *site, c echo.Context) error { return s.logout.rpInitiated(c) })
+		bff(http.MethodGet, "signed-out", routeSignedOut, func(s *site, c echo.Context) error { return s.logout.signedOut(c) })
+		bff(http.MethodGet, "frontchannel-logout", routeFrontchannel, func(s *site, c echo.Context) error { return s.logout.frontchannel(c) }, frontLimit)
+		bff(http.MethodGet, "events", routeEvents, func(s *site, c echo.Context) error { return s.events.serve(c) })
+		bff(http.MethodGet, "check-session", routeCheckSession, func(s *site, c echo.Context) error { return s.checkSession.serve(c) })
+		bff(http.MethodGet, "client.js", routeOther, func(_ *site, c echo.Context) error { return handleClientJS(c) })
+		e.Any(base+"/bff/backchannel-logout", dispatch(list, routeBackchannel, func(_ *site, c echo.Context) error {
+			return backchannel(c)
 		}), backLimit)
-		e.Any(base+"/bff/*", g.dispatch(prefix, routeOther, func(*app, echo.Context) error {
+		e.Any(base+"/bff/*", dispatch(list, routeOther, func(*site, echo.Context) error {
 			return jsonError(http.StatusNotFound, "not_found", "no such gateway endpoint", nil)
 		}))
-		e.Any(base+"/*", g.dispatch(prefix, routeFrontend, (*app).handleProxy))
+		e.Any(base+"/*", dispatch(list, routeFrontend, func(s *site, c echo.Context) error { return s.proxy.serve(c) }))
 		if base != "" {
 			e.Any(base, func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, prefix) })
 		}
@@ -79,33 +90,53 @@ func (g *Gateway) routes() *echo.Echo {
 	return e
 }
 
-// dispatch picks the app for the request, labels the route, and calls h.
-func (g *Gateway) dispatch(prefix, kind string, h func(*app, echo.Context) error) echo.HandlerFunc {
+// dispatch picks the app for the request among those under one prefix
+// (host-specific first), labels the route, and calls h with its site.
+func dispatch(list []*site, kind string, h func(*site, echo.Context) error) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		a := g.appFor(c.Request(), prefix)
-		if a == nil {
+		s := siteFor(c.Request(), list)
+		if s == nil {
 			return jsonError(http.StatusNotFound, "not_found", "no app serves this host", nil)
 		}
-		c.Set("app", a.cfg.Name)
+		c.Set("app", s.app.cfg.Name)
 		c.Set("route", kind)
-		return h(a, c)
+		return h(s, c)
 	}
 }
 
-// handleProxy sends API paths to their upstream with the user's token
-// and everything else to the frontend.
-func (a *app) handleProxy(c echo.Context) error {
+// siteFor picks the site for a request among those under one prefix.
+func siteFor(r *http.Request, list []*site) *site {
+	for _, s := range list {
+		if len(s.app.cfg.Hosts) == 0 || slices.Contains(s.app.cfg.Hosts, r.Host) {
+			return s
+		}
+	}
+	return nil
+}
+
+// proxyDispatch is the catch-all route of an app: API paths go to their
+// upstream with the user's session (bff → session → proxy → upstream),
+// everything else to the frontend.
+type proxyDispatch struct {
+	apis     []apiRoute
+	frontend *proxy.Proxy
+	sess     appSession
+	// maxBody caps request bodies (server.max_body_bytes; 0: no cap).
+	maxBody int64
+}
+
+func (d *proxyDispatch) serve(c echo.Context) error {
 	r := c.Request()
 	if !cleanPath(r.URL.Path) {
 		return jsonError(http.StatusBadRequest, "invalid_request", "the path has dot segments", nil)
 	}
-	if max := a.g.cfg.Server.MaxBodyBytes; max > 0 && r.Body != nil && r.Body != http.NoBody {
+	if max := d.maxBody; max > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > max {
 			return jsonError(http.StatusRequestEntityTooLarge, "invalid_request", "the request body is too large", nil)
 		}
 		r.Body = http.MaxBytesReader(c.Response(), r.Body, max)
 	}
-	for _, api := range a.apis {
+	for _, api := range d.apis {
 		if !strings.HasPrefix(r.URL.Path, api.path) {
 			continue
 		}
@@ -113,14 +144,14 @@ func (a *app) handleProxy(c echo.Context) error {
 		if err := requireCSRF(r); err != nil {
 			return err
 		}
-		s, err := a.loadSession(r, true)
+		s, err := d.sess.load(r, true)
 		if err != nil {
 			return err
 		}
 		api.proxy.ServeSession(interim{c.Response()}, r, s)
 		return nil
 	}
-	a.frontend.ServeHTTP(interim{c.Response()}, r)
+	d.frontend.ServeHTTP(interim{c.Response()}, r)
 	return nil
 }
 
