@@ -40,15 +40,15 @@ func (l *loginFlow) start(c echo.Context) error {
 	if p == nil {
 		return errNotReady
 	}
-	returnURL := localPathOr(c.QueryParam("returnUrl"), l.cfg.PathPrefix)
-	state := session.NewID()
-	nonce := session.NewID()
-	verifier := oauth2.GenerateVerifier()
-
-	ls := loginState{App: l.cfg.Name, Nonce: nonce, Verifier: verifier, Return: returnURL, At: time.Now().Unix()}
-	if err := l.states.save(c, l.states.loginName(state), ls); err != nil {
+	raw := c.QueryParam("returnUrl")
+	if len(raw) > maxReturnURLBytes {
+		return pageError(http.StatusBadRequest, "The address to return to after signing in is too long.", nil)
+	}
+	state, err := l.states.saveLogin(c, l.cfg.PathPrefix, l.cfg.Name, localPathOr(raw, l.cfg.PathPrefix))
+	if err != nil {
 		return fmt.Errorf("save login state: %w", err)
 	}
+	nonce, verifier := l.states.loginSecrets(state)
 	authURL := p.oauth2.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.Redirect(http.StatusFound, authURL)
@@ -73,26 +73,26 @@ func (l *loginFlow) callback(c echo.Context) error {
 	if state == "" {
 		return l.failed("missing_state", "The sign-in response has no state. Please start the sign-in again.", nil)
 	}
-	cookieName := l.states.loginName(state)
-	var ls loginState
-	if err := l.states.load(r, cookieName, &ls); err != nil || ls.App != l.cfg.Name {
+	if len(state) > maxStateBytes {
+		return l.failed("unknown_state", "This sign-in is unknown or has expired. Please start the sign-in again.", errors.New("state too long"))
+	}
+	// The state is single use: loadLogin clears its cookie whatever
+	// happens next. A login older than loginTTL is not found.
+	returnURL, err := l.states.loadLogin(c, l.cfg.PathPrefix, l.cfg.Name, state)
+	if err != nil {
 		return l.failed("unknown_state", "This sign-in is unknown or has expired. Please start the sign-in again.", err)
 	}
-	// The state is single use: clear its cookie whatever happens next.
-	l.states.clear(c, cookieName)
+	nonce, verifier := l.states.loginSecrets(state)
 
 	if idpErr := q.Get("error"); idpErr != "" {
 		return l.failed("idp_error", "The identity provider refused the sign-in ("+truncate(idpErr, 64)+").", errors.New(truncate(q.Get("error_description"), 200)))
-	}
-	if time.Since(time.Unix(ls.At, 0)) > loginTTL {
-		return l.failed("expired", "This sign-in took too long and has expired. Please start the sign-in again.", nil)
 	}
 	code := q.Get("code")
 	if code == "" {
 		return l.failed("missing_code", "The sign-in response has no code. Please start the sign-in again.", nil)
 	}
 	ctx := oidc.ClientContext(r.Context(), l.idp)
-	tok, err := p.oauth2.Exchange(ctx, code, oauth2.VerifierOption(ls.Verifier))
+	tok, err := p.oauth2.Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		return l.failed("exchange", "The sign-in could not be completed with the identity provider. Please try again.", fmt.Errorf("code exchange: %w", err))
 	}
@@ -104,7 +104,7 @@ func (l *loginFlow) callback(c echo.Context) error {
 	if err != nil {
 		return l.failed("id_token", "The identity provider's ID token is not valid.", fmt.Errorf("verify id token: %w", err))
 	}
-	if idt.Nonce != ls.Nonce {
+	if idt.Nonce != nonce {
 		return l.failed("nonce", "The identity provider's ID token does not match this sign-in.", errors.New("nonce mismatch"))
 	}
 	var claims map[string]json.RawMessage
@@ -154,7 +154,7 @@ func (l *loginFlow) callback(c echo.Context) error {
 	c.SetCookie(ck)
 	l.logins.WithLabelValues(l.cfg.Name, "ok", "").Inc()
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.Redirect(http.StatusFound, localPathOr(ls.Return, l.cfg.PathPrefix))
+	return c.Redirect(http.StatusFound, localPathOr(returnURL, l.cfg.PathPrefix))
 }
 
 func truncate(s string, n int) string {

@@ -9,9 +9,9 @@ import (
 // origin. It rejects absolute URLs, scheme-relative "//host" and "/\host"
 // (browsers treat "\" as "/"), backslashes anywhere, and control
 // characters (browsers strip tabs and newlines, turning "/\t/host" into
-// "//host").
+// "//host"), and paths longer than maxReturnURLBytes.
 func isLocalPath(p string) bool {
-	if p == "" || p[0] != '/' || len(p) > 2048 {
+	if p == "" || p[0] != '/' || len(p) > maxReturnURLBytes {
 		return false
 	}
 	for i := 0; i < len(p); i++ {
