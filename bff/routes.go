@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -128,7 +129,7 @@ type proxyDispatch struct {
 func (d *proxyDispatch) serve(c echo.Context) error {
 	r := c.Request()
 	if !cleanPath(r.URL.Path) {
-		return jsonError(http.StatusBadRequest, "invalid_request", "the path has dot segments", nil)
+		return jsonError(http.StatusBadRequest, "invalid_request", "the path has dot segments, backslashes or control characters", nil)
 	}
 	if max := d.maxBody; max > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > max {
@@ -155,16 +156,62 @@ func (d *proxyDispatch) serve(c echo.Context) error {
 	return nil
 }
 
-// cleanPath reports whether p has no "." or ".." segments, so that a
-// path cannot climb out of an API prefix at the upstream.
+// maxPathDecodes is how many rounds of percent-decoding cleanPath looks
+// through (double and triple encoding); a path still encoded after that
+// is refused.
+const maxPathDecodes = 4
+
+// cleanPath reports whether p, the request's decoded path, is safe to
+// forward: no segment that a common server (Tomcat, Jetty, IIS, nginx)
+// would treat as "." or "..", so that a path cannot climb out of an API
+// prefix at the upstream, and no backslash (IIS reads it as "/"), control
+// character or invalid UTF-8 (overlong forms such as %c0%ae). Upstreams
+// may decode again, so it looks through every round of percent-decoding.
 func cleanPath(p string) bool {
+	for range maxPathDecodes {
+		if !plainPath(p) {
+			return false
+		}
+		if strings.IndexByte(p, '%') < 0 {
+			return true
+		}
+		d, err := url.PathUnescape(p)
+		if err != nil || d == p {
+			return true // a lone "%": no server decodes it to anything
+		}
+		p = d
+	}
+	return false
+}
+
+// plainPath checks one round of cleanPath.
+func plainPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	if !utf8.ValidString(p) {
+		return false
+	}
 	if !strings.Contains(p, "/.") {
 		return true
 	}
 	for seg := range strings.SplitSeq(p, "/") {
-		if seg == "." || seg == ".." {
+		if dotSegment(seg) {
 			return false
 		}
 	}
 	return true
+}
+
+// dotSegment reports whether a server may read seg as "." or "..": after
+// dropping path parameters (Tomcat and Jetty read "..;x" as ".."), only
+// dots and spaces (Windows drops trailing dots and spaces).
+func dotSegment(seg string) bool {
+	seg, _, _ = strings.Cut(seg, ";")
+	if seg == "" || seg[0] != '.' {
+		return false
+	}
+	return strings.Trim(seg, ". ") == ""
 }
