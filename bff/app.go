@@ -79,6 +79,12 @@ func newApp(cfg AppConfig, parts appParts) (*app, error) {
 	case cfg.DecryptionKeyFile != "": // fail closed: tokens must be encrypted
 		return nil, errors.New("id_token_decryption_key_file: the key was not loaded")
 	}
+	// The upstreams see the public host, not whatever Host a client sent;
+	// an app with hosts was chosen by its Host, which is then one of them.
+	forwardedHost := parts.public.Host
+	if len(cfg.Hosts) > 0 {
+		forwardedHost = ""
+	}
 	for i, api := range cfg.APIs {
 		target, _ := url.Parse(api.Upstream)
 		pc := proxy.Config{
@@ -88,6 +94,7 @@ func newApp(cfg AppConfig, parts appParts) (*app, error) {
 			IsGatewayCookie: session.IsGatewayCookie,
 			WriteError:      writeJSONError,
 			TrustForwarded:  parts.trustForwarded,
+			ForwardedHost:   forwardedHost,
 		}
 		if api.StripPrefix {
 			pc.StripPrefix = strings.TrimSuffix(api.Path, "/")
@@ -100,7 +107,8 @@ func newApp(cfg AppConfig, parts appParts) (*app, error) {
 	}
 	target, _ := url.Parse(cfg.Frontend)
 	fp, err := proxy.New(proxy.Config{Name: cfg.Name + ":frontend", Target: target, Token: "none",
-		IsGatewayCookie: session.IsGatewayCookie, WriteError: writeJSONError, TrustForwarded: parts.trustForwarded}, parts.transport, nil, parts.sessions, parts.logger)
+		IsGatewayCookie: session.IsGatewayCookie, WriteError: writeJSONError, TrustForwarded: parts.trustForwarded,
+		ForwardedHost: forwardedHost}, parts.transport, nil, parts.sessions, parts.logger)
 	if err != nil {
 		return nil, fmt.Errorf("frontend: %w", err)
 	}

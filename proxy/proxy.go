@@ -59,6 +59,10 @@ type Config struct {
 	// caller removes those headers from requests that did not come through
 	// a trusted proxy. Default false: the upstream sees only the peer.
 	TrustForwarded bool
+	// ForwardedHost is the X-Forwarded-Host the upstream gets (the
+	// gateway's public host) unless a trusted proxy (TrustForwarded) sent
+	// one. Empty: the request's Host.
+	ForwardedHost string
 }
 
 // Validate reports every problem with c at once.

@@ -17,8 +17,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.cfg.Target)
 	if p.cfg.TrustForwarded {
 		// The caller vouches for these: it removed them from untrusted peers.
-		if xff := pr.In.Header.Values("X-Forwarded-For"); len(xff) > 0 {
-			pr.Out.Header["X-Forwarded-For"] = xff
+		if xff := forwardedFor(pr.In.Header.Values("X-Forwarded-For")); xff != "" {
+			pr.Out.Header["X-Forwarded-For"] = []string{xff}
 		}
 	}
 	pr.SetXForwarded()
@@ -26,6 +26,17 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header.Set("X-Forwarded-Proto", "https")
 	}
 	h := pr.Out.Header
+	// SetXForwarded copied the client's Host; the upstream gets the
+	// public host instead, or the one a trusted proxy forwarded.
+	host := p.cfg.ForwardedHost
+	if p.cfg.TrustForwarded {
+		if fh := pr.In.Header.Get("X-Forwarded-Host"); fh != "" {
+			host = fh
+		}
+	}
+	if v := h["X-Forwarded-Host"]; host != "" && len(v) == 1 {
+		v[0] = host // SetXForwarded made this slice: no new allocation
+	}
 	// The client cannot pick the upstream's view of its identity: its own
 	// Authorization never passes, and Forwarded is replaced by the
 	// X-Forwarded-* headers set above.
@@ -34,6 +45,40 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	h.Del("Forwarded")
 	stripCookies(h, p.cfg.IsGatewayCookie)
+}
+
+// forwardedFor joins the elements of the X-Forwarded-For lines, trimmed
+// and without empty ones, into one chain: an empty line or a stray comma
+// must not become an empty hop. A single well-formed line is returned as
+// it is.
+func forwardedFor(lines []string) string {
+	if len(lines) == 1 && canonicalChain(lines[0]) {
+		return lines[0]
+	}
+	var b strings.Builder
+	for _, line := range lines {
+		for hop := range strings.SplitSeq(line, ",") {
+			if hop = textproto.TrimString(hop); hop == "" {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(hop)
+		}
+	}
+	return b.String()
+}
+
+// canonicalChain reports whether line is "a, b, c": non-empty hops
+// without surrounding spaces, separated by ", ".
+func canonicalChain(line string) bool {
+	for hop := range strings.SplitSeq(line, ", ") {
+		if hop == "" || strings.ContainsAny(hop, ", \t") {
+			return false
+		}
+	}
+	return true
 }
 
 // stripPrefix removes prefix from the start of r's path, keeping a
