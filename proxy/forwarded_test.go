@@ -13,13 +13,13 @@ import (
 func TestForwardedChain(t *testing.T) {
 	up := newEchoUpstream(t)
 	tests := []struct {
-		name      string
-		trust     bool
-		fwdHost   string
-		xff       []string
-		xfh       string
-		wantXFF   string
-		wantXFH   string
+		name    string
+		trust   bool
+		fwdHost string
+		xff     []string
+		xfh     string
+		wantXFF string
+		wantXFH string
 	}{
 		{name: "empty line first", trust: true, xff: []string{"", "1.2.3.4"}, wantXFF: "1.2.3.4, 192.0.2.7", wantXFH: "app.example"},
 		{name: "blanks and spaces", trust: true, xff: []string{" 5.6.7.8 ,, ", " ,1.2.3.4"}, wantXFF: "5.6.7.8, 1.2.3.4, 192.0.2.7", wantXFH: "app.example"},
