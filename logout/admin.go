@@ -9,7 +9,7 @@ import (
 
 // ErrAdminRequest means an admin request selects no sessions, or more
 // than one way.
-var ErrAdminRequest = errors.New(`give exactly one of {"app","sub"}, {"sid"} or {"session"}`)
+var ErrAdminRequest = errors.New(`give exactly one of {"app","sub"}, {"sid"} or {"session"}, each at most 255 bytes`)
 
 // AdminRequest selects the sessions an operator ends: an app's Subject,
 // a SID (in App, or in every app), or Session, the hashed session id
@@ -31,6 +31,11 @@ func (s *Service) Admin(ctx context.Context, req AdminRequest, apps []string) (i
 		n   int
 		err error
 	)
+	for _, v := range []string{req.App, req.Subject, req.SID, req.Session} {
+		if len(v) > MaxIdentifierLen {
+			return 0, ErrAdminRequest
+		}
+	}
 	switch {
 	case req.Session != "" && req.Subject == "" && req.SID == "":
 		n, err = s.endHandle(ctx, req.App, req.Session, apps)

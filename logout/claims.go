@@ -3,6 +3,7 @@ package logout
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -17,6 +18,9 @@ func (v *Verifier) checkClaims(c map[string]json.RawMessage) (*Token, error) {
 	tok := &Token{}
 	var ok bool
 	if tok.Issuer, ok = str(c, "iss"); !ok || tok.Issuer != v.cfg.Issuer {
+		if len(tok.Issuer) > MaxIdentifierLen {
+			return nil, invalid(ReasonTooLong, fmt.Sprintf("the iss claim is longer than %d bytes and not the expected issuer", MaxIdentifierLen), nil)
+		}
 		return nil, invalid(ReasonIss, "the iss claim does not match the expected issuer", nil)
 	}
 	if tok.Audience, ok = audience(c["aud"]); !ok || !slices.Contains(tok.Audience, v.cfg.ClientID) {
@@ -62,6 +66,9 @@ func (v *Verifier) checkClaims(c map[string]json.RawMessage) (*Token, error) {
 	if sub == "" && sid == "" {
 		return nil, invalid(ReasonSubSIDMissing, "the logout token has neither a sub nor a sid claim", nil)
 	}
+	if len(sub) > MaxIdentifierLen || len(sid) > MaxIdentifierLen {
+		return nil, invalid(ReasonTooLong, fmt.Sprintf("the sub and sid claims must be at most %d bytes", MaxIdentifierLen), nil)
+	}
 	tok.Subject, tok.SID = sub, sid
 	if !eventsOK(c["events"]) {
 		return nil, invalid(ReasonEvents,
@@ -72,6 +79,9 @@ func (v *Verifier) checkClaims(c map[string]json.RawMessage) (*Token, error) {
 	}
 	if tok.JTI, ok = str(c, "jti"); !ok || tok.JTI == "" {
 		return nil, invalid(ReasonJTIMissing, "the jti claim is missing", nil)
+	}
+	if len(tok.JTI) > MaxIdentifierLen {
+		return nil, invalid(ReasonTooLong, fmt.Sprintf("the jti claim must be at most %d bytes", MaxIdentifierLen), nil)
 	}
 	return tok, nil
 }
@@ -137,3 +147,12 @@ func isKind(raw json.RawMessage, first byte) bool {
 	raw = bytes.TrimLeft(raw, " \t\r\n")
 	return len(raw) > 0 && raw[0] == first
 }
+
+// MaxIdentifierLen caps, in bytes, every identifier the gateway takes
+// from a request or a token (iss, sid, sub, jti): longer ones are refused
+// before they reach a store, a tombstone or the replay cache.
+const MaxIdentifierLen = 255
+
+// ReasonTooLong is the rejection reason of an identifier over
+// MaxIdentifierLen.
+const ReasonTooLong = "too_long"

@@ -6,10 +6,15 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/bffgate/bffgate/session"
 )
 
 var errNotReady = errors.New("identity provider discovery not done")
+
+// FrontchannelMetric returns the front-channel request counter.
+func (s *Service) FrontchannelMetric() *prometheus.CounterVec { return s.front }
 
 // client returns the registered client of app, or nil.
 func (s *Service) client(app string) *Client {
@@ -25,10 +30,38 @@ func (s *Service) client(app string) *Client {
 // logout request (Front-Channel Logout 1.0 §2, the form that works
 // without cookies). iss must be the app's issuer; sessions already gone
 // count as success.
+//
+// The request is unauthenticated, so it stores nothing unless it ends a
+// session: a sid that no live session has leaves no tombstone (counted
+// as no_session). A sid that did end sessions is tombstoned as a
+// back-channel logout would, so a late login callback of that IdP
+// session is refused. The trade-off: a login whose callback arrives
+// after the IdP's front-channel request for that very IdP session (a
+// window of seconds, while no gateway session exists yet) survives it,
+// until the next back-channel logout, expiry or sign-out. Back-channel
+// tokens, which are signed, always tombstone.
 func (s *Service) Frontchannel(ctx context.Context, app, iss, sid string) ([]*session.Session, error) {
 	c := s.client(app)
 	if c == nil {
 		return nil, fmt.Errorf("app %s: %w", app, errNotReady)
+	}
+	ended, err := s.frontchannel(ctx, c, iss, sid)
+	var ve *ValidationError
+	switch {
+	case errors.As(err, &ve):
+		s.front.WithLabelValues(app, "rejected").Inc()
+	case err != nil:
+	case len(ended) == 0:
+		s.front.WithLabelValues(app, "no_session").Inc()
+	default:
+		s.front.WithLabelValues(app, "ended").Inc()
+	}
+	return ended, err
+}
+
+func (s *Service) frontchannel(ctx context.Context, c *Client, iss, sid string) ([]*session.Session, error) {
+	if len(sid) > MaxIdentifierLen || (len(iss) > MaxIdentifierLen && iss != c.Issuer) {
+		return nil, invalid(ReasonTooLong, fmt.Sprintf("iss and sid must be at most %d bytes", MaxIdentifierLen), nil)
 	}
 	if iss != c.Issuer {
 		return nil, invalid(ReasonIss, "iss is not this app's issuer", nil)
@@ -36,7 +69,14 @@ func (s *Service) Frontchannel(ctx context.Context, app, iss, sid string) ([]*se
 	if sid == "" {
 		return nil, invalid(ReasonSubSIDMissing, "sid is empty", nil)
 	}
-	ended, err := s.sessions.EndBySID(ctx, app, iss, sid, "", session.CauseFrontchannel)
+	live, err := s.sessions.List(ctx, session.Filter{App: c.App, Issuer: iss, SID: sid})
+	if err != nil {
+		return nil, &StoreError{Err: err}
+	}
+	if len(live) == 0 {
+		return nil, nil // nothing to end, nothing stored
+	}
+	ended, err := s.sessions.EndBySID(ctx, c.App, iss, sid, "", session.CauseFrontchannel)
 	if err != nil {
 		return nil, &StoreError{Err: err}
 	}

@@ -71,6 +71,7 @@ type Service struct {
 	revoker  *TokenRevoker
 	logger   *slog.Logger
 	tokens   *prometheus.CounterVec
+	front    *prometheus.CounterVec // front-channel requests by app, result
 
 	mu      sync.RWMutex
 	clients []*Client
@@ -90,7 +91,11 @@ func NewService(cfg ServiceConfig, sessions Sessions, reg prometheus.Registerer,
 			Help: "Back-channel logout tokens by app, result (accepted, rejected, error) and reason (the failed check).",
 		}, []string{"app", "result", "reason"}),
 	}
-	reg.MustRegister(s.tokens)
+	s.front = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bffgate_frontchannel_logouts_total",
+		Help: "Front-channel logout requests by app and result (ended, no_session: nothing stored, rejected).",
+	}, []string{"app", "result"})
+	reg.MustRegister(s.tokens, s.front)
 	return s
 }
 
