@@ -133,13 +133,13 @@ func TestRateLimitThenRecovery(t *testing.T) {
 	c := h.browser()
 	var last *http.Response
 	for range 3 {
-		last = h.get(c, "/bff/frontchannel-logout")
+		last = h.get(c, "/bff/frontchannel-logout", "Sec-Fetch-Dest", "iframe")
 	}
 	if last.StatusCode != http.StatusTooManyRequests || last.Header.Get("Retry-After") == "" {
 		t.Fatalf("third request: %d Retry-After %q, want 429 with Retry-After", last.StatusCode, last.Header.Get("Retry-After"))
 	}
 	time.Sleep(100 * time.Millisecond) // two tokens at 20/s
-	if resp := h.get(c, "/bff/frontchannel-logout"); resp.StatusCode != http.StatusOK {
+	if resp := h.get(c, "/bff/frontchannel-logout", "Sec-Fetch-Dest", "iframe"); resp.StatusCode != http.StatusOK {
 		t.Errorf("after waiting: %d, want 200", resp.StatusCode)
 	}
 }
@@ -180,7 +180,7 @@ func TestPageSecurityHeaders(t *testing.T) {
 	}
 	for path, ancestors := range pages {
 		t.Run(path, func(t *testing.T) {
-			resp := h.get(h.browser(), path)
+			resp := h.get(h.browser(), path, "Sec-Fetch-Dest", "iframe")
 			csp := resp.Header.Get("Content-Security-Policy")
 			if !strings.Contains(csp, "script-src 'nonce-") || !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors "+ancestors) {
 				t.Errorf("CSP = %q, want nonces, default-src 'none' and frame-ancestors %s", csp, ancestors)

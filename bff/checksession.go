@@ -51,10 +51,10 @@ func handleClientJS(c echo.Context) error {
 }
 
 // sessionState is what /bff/user reports as session_state: the IdP's,
-// or, when the IdP has none, an opaque value of the gateway's own that
-// changes with the session.
+// or, when the IdP has none or it is the IdP's sid (Keycloak's is), an
+// opaque value of the gateway's own that changes with the session.
 func sessionState(s *session.Session) string {
-	if s.SessionState != "" {
+	if s.SessionState != "" && s.SessionState != s.SID {
 		return s.SessionState
 	}
 	return "gw." + session.Hash(s.ID)

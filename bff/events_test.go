@@ -103,8 +103,7 @@ func TestEventsOnRPLogoutToo(t *testing.T) {
 	c := h.login("/")
 	_, lines := h.openEvents(c)
 	waitLine(t, lines, ": connected", time.Second)
-	s := h.sessionOf(c)
-	h.get(c, "/bff/logout?sid="+s.SID)
+	h.get(c, h.logoutURL(c))
 	waitLine(t, lines, "event: logout", time.Second)
 	data, _ := waitLine(t, lines, "data:", time.Second)
 	if !strings.Contains(data, "rp_initiated") {

@@ -158,7 +158,10 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 		metrics:  newMetrics(deps.Metrics),
 		registry: deps.Metrics,
 		events:   newBroker(),
-		logout:   logout.NewService(logout.ServiceConfig{IdPClient: idp}, deps.Sessions, deps.Metrics, deps.Logger),
+		logout: logout.NewService(logout.ServiceConfig{
+			IdPClient: idp,
+			HandleKey: session.DeriveKey(deps.Secret, "logout-handle", 32),
+		}, deps.Sessions, deps.Metrics, deps.Logger),
 	}
 	parts := appParts{
 		public: pub, transport: deps.Transport, idp: idp, sessions: deps.Sessions, logger: deps.Logger,

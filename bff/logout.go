@@ -3,6 +3,7 @@ package bff
 import (
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -16,6 +17,46 @@ import (
 
 // maxLogoutBody caps the back-channel request body.
 const maxLogoutBody = 64 << 10
+
+// maxFormBody caps the body of POST /bff/logout, a form of sid and
+// returnUrl.
+const maxFormBody = 4 << 10
+
+// logoutForm returns the parameters of GET or POST /bff/logout: the
+// query, and for a POST a small application/x-www-form-urlencoded body,
+// whose values come first as in net/http's Form. Any other body type is
+// 415 and a body over maxFormBody 413; nothing is ever parsed as
+// multipart, so nothing is spooled to the temp folder.
+func logoutForm(c echo.Context) (url.Values, error) {
+	r := c.Request()
+	form := r.URL.Query()
+	if r.Method != http.MethodPost || r.ContentLength == 0 {
+		return form, nil // a GET's body, if any, is never read
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, pageError(http.StatusUnsupportedMediaType, "Sign-out takes an application/x-www-form-urlencoded form.", nil)
+	}
+	if r.ContentLength > maxFormBody {
+		return nil, pageError(http.StatusRequestEntityTooLarge, "The sign-out form is too large.", nil)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, maxFormBody))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, pageError(http.StatusRequestEntityTooLarge, "The sign-out form is too large.", nil)
+	case err != nil:
+		return nil, pageError(http.StatusBadRequest, "The sign-out form could not be read.", err)
+	}
+	body, err := url.ParseQuery(string(b))
+	if err != nil {
+		return nil, pageError(http.StatusBadRequest, "The sign-out form is not valid.", nil)
+	}
+	for k, v := range form {
+		body[k] = append(body[k], v...)
+	}
+	return body, nil
+}
 
 // handleBackchannel is POST /bff/backchannel-logout (OpenID Connect
 // Back-Channel Logout 1.0, errata 1, §2.5–2.8). Success is 200 with an
@@ -104,6 +145,11 @@ func (a *logoutPages) frontchannel(c echo.Context) error {
 		}
 	case a.cfg.FrontchannelSessionRequired:
 		return a.frontchannelError("iss and sid are required")
+	case !frameLoad(r):
+		// The cookie-only form is what an IdP's iframe sends; a top-level
+		// cross-site navigation must not end the session by its cookie
+		// (that would bypass the handle check of /bff/logout).
+		return a.frontchannelError("without iss and sid, only a frame load (Sec-Fetch-Dest: iframe) may sign out")
 	default:
 		if id, err := a.sess.cookies.Decode(r, a.cfg.Name); err == nil {
 			s, err := a.logout.FrontchannelCookie(ctx, id)
@@ -124,6 +170,17 @@ func (a *logoutPages) frontchannel(c echo.Context) error {
 	return nil
 }
 
+// frameLoad reports whether the browser says the request loads a frame
+// (Fetch Metadata). Without Sec-Fetch-Dest (browsers before 2020–2023)
+// it is false: fail closed; IdPs that send iss and sid still work there.
+func frameLoad(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Dest") {
+	case "iframe", "frame":
+		return true
+	}
+	return false
+}
+
 func (a *logoutPages) frontchannelError(msg string) error {
 	return pageError(http.StatusBadRequest, "Front-channel logout refused: "+msg+".", nil)
 }
@@ -140,6 +197,10 @@ func (a *logoutPages) idpOrigin() string {
 func (a *logoutPages) rpInitiated(c echo.Context) error {
 	r := c.Request()
 	c.Response().Header().Set("Cache-Control", "no-store")
+	form, err := logoutForm(c)
+	if err != nil {
+		return err
+	}
 	s, err := a.sess.load(r, false)
 	if err != nil {
 		var he *httpError
@@ -148,7 +209,7 @@ func (a *logoutPages) rpInitiated(c echo.Context) error {
 		}
 		return pageError(http.StatusServiceUnavailable, "Sessions are unavailable right now. Please try again shortly.", err)
 	}
-	switch err := a.logout.RPInitiated(r.Context(), s, c.FormValue("sid")); {
+	switch err := a.logout.RPInitiated(r.Context(), s, form.Get("sid")); {
 	case errors.Is(err, logout.ErrHandleMismatch):
 		return pageError(http.StatusBadRequest, "This sign-out link is not valid for your session.", err)
 	case err != nil:
@@ -158,7 +219,7 @@ func (a *logoutPages) rpInitiated(c echo.Context) error {
 
 	state := session.NewID()
 	ls := logoutState{
-		App: a.cfg.Name, State: state, Return: localPathOr(c.FormValue("returnUrl"), a.cfg.PostLogoutRedirect),
+		App: a.cfg.Name, State: state, Return: localPathOr(form.Get("returnUrl"), a.cfg.PostLogoutRedirect),
 		Iframes: frontchannelURLs(a.down, s), At: time.Now().Unix(),
 	}
 	if err := a.states.save(c, a.states.logoutName(state), ls); err != nil {

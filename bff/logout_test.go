@@ -37,7 +37,7 @@ func TestFrontchannelLogout(t *testing.T) {
 			if tt.withCookie {
 				client = c
 			}
-			resp := h.get(client, "/bff/frontchannel-logout"+tt.query(h.op.LastSID()))
+			resp := h.get(client, "/bff/frontchannel-logout"+tt.query(h.op.LastSID()), "Sec-Fetch-Dest", "iframe")
 			if resp.StatusCode != tt.want {
 				t.Fatalf("status = %d, want %d", resp.StatusCode, tt.want)
 			}
@@ -77,7 +77,7 @@ func TestFrontchannelSessionRequired(t *testing.T) {
 func TestFrontchannelClearsCookie(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	c := h.login("/")
-	resp := h.get(c, "/bff/frontchannel-logout")
+	resp := h.get(c, "/bff/frontchannel-logout", "Sec-Fetch-Dest", "iframe")
 	cleared := slices.ContainsFunc(resp.Cookies(), func(k *http.Cookie) bool { return k.Name == "bffgate-demo" && k.MaxAge < 0 })
 	if !cleared {
 		t.Errorf("cookies = %v, want bffgate-demo cleared", resp.Cookies())
@@ -99,7 +99,7 @@ func TestRPInitiatedLogout(t *testing.T) {
 		t.Fatal("a refused logout ended the session")
 	}
 
-	resp := h.get(c, "/bff/logout?sid="+url.QueryEscape(s.SID)+"&returnUrl=%2Fbye")
+	resp := h.get(c, h.logoutURL(c)+"&returnUrl=%2Fbye")
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("status = %d, want 302", resp.StatusCode)
 	}
@@ -150,8 +150,7 @@ func TestSignedOutWithoutValidState(t *testing.T) {
 func TestRPInitiatedLogoutWithoutEndSession(t *testing.T) {
 	h := newHarness(t, harnessOpts{op: testop.Config{NoEndSession: true}})
 	c := h.login("/")
-	s := h.sessionOf(c)
-	resp, visited := h.follow(c, "/bff/logout?sid="+url.QueryEscape(s.SID))
+	resp, visited := h.follow(c, h.logoutURL(c))
 	if last := visited[len(visited)-1]; resp.StatusCode != http.StatusOK || last != h.srv.URL+"/" {
 		t.Errorf("ended at %s (%d), want the post-logout page /", last, resp.StatusCode)
 	}

@@ -48,7 +48,7 @@ func newSite(a *app, sh shared) *site {
 		app: a,
 		login: &loginFlow{cfg: cfg, disc: &a.disc, states: sh.states, sess: sess, idp: sh.idp,
 			logins: sh.logins, logger: sh.pages.logger},
-		user: &userPage{cfg: cfg, sess: sess, timeouts: sh.timeouts},
+		user: &userPage{cfg: cfg, sess: sess, timeouts: sh.timeouts, handle: sh.logout.Handle},
 		logout: &logoutPages{cfg: cfg, disc: &a.disc, sess: sess, logout: sh.logout, states: sh.states,
 			pages: sh.pages, down: sh.down, signedOutURL: sh.public.String() + cfg.PathPrefix + "bff/signed-out"},
 		events:       &eventStreams{sess: sess, broker: sh.events},

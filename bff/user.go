@@ -9,7 +9,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/bffgate/bffgate/logout"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -27,6 +26,8 @@ type userPage struct {
 	cfg      *AppConfig
 	sess     appSession
 	timeouts session.Timeouts
+	// handle is the session's logout handle (logout.Service.Handle).
+	handle func(*session.Session) string
 }
 
 // serve answers GET /bff/user with the user's claims and session.
@@ -46,11 +47,13 @@ func (u *userPage) serve(c echo.Context) error {
 			return fmt.Errorf("decode stored claims: %w", err)
 		}
 	}
-	logoutSID := logout.Handle(s)
-	out["sid"] = s.SID
+	// The IdP's sid ends the IdP session through front-channel logout
+	// (iss+sid, no cookie): it never reaches the browser, not even as the
+	// ID token's sid claim. The logout handle is derived from the session.
+	delete(out, "sid")
 	out["session_state"] = sessionState(s)
 	exp := s.Expiry(u.timeouts.Idle, u.timeouts.Absolute)
 	out["session_expires_in"] = max(0, int(time.Until(exp).Seconds()))
-	out["logout_url"] = u.cfg.PathPrefix + "bff/logout?sid=" + url.QueryEscape(logoutSID)
+	out["logout_url"] = u.cfg.PathPrefix + "bff/logout?sid=" + url.QueryEscape(u.handle(s))
 	return c.JSON(http.StatusOK, out)
 }

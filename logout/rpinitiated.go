@@ -2,7 +2,10 @@ package logout
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 
 	"github.com/bffgate/bffgate/session"
@@ -14,13 +17,16 @@ import (
 var ErrHandleMismatch = errors.New("logout handle does not match the session")
 
 // Handle is a session's logout handle, the sid parameter of its logout
-// URL: the IdP's sid (which the SPA may know from the ID token), else a
-// hash of the session id. A cross-site page cannot learn it.
-func Handle(s *session.Session) string {
-	if s.SID != "" {
-		return s.SID
-	}
-	return session.Hash(s.ID)
+// URL: an HMAC-SHA256 of the session id under the handle key (derived
+// from the session secret), 128 bits in base64url. It is neither the
+// IdP's sid, which would end the IdP session through front-channel
+// logout and must not reach the browser, nor the hashed id that logs and
+// the admin list show. A cross-site page cannot learn it; every replica
+// with the same secret computes the same handle.
+func (s *Service) Handle(sess *session.Session) string {
+	m := hmac.New(sha256.New, s.handleKey)
+	m.Write([]byte(sess.ID))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
 }
 
 // RPInitiated ends sess, the session of the browser that asked to log out
@@ -28,7 +34,7 @@ func Handle(s *session.Session) string {
 // returns ErrHandleMismatch. A session already gone counts as ended. The
 // caller then sends the browser to the IdP's end_session_endpoint.
 func (s *Service) RPInitiated(ctx context.Context, sess *session.Session, handle string) error {
-	if subtle.ConstantTimeCompare([]byte(handle), []byte(Handle(sess))) != 1 {
+	if len(handle) > MaxIdentifierLen || subtle.ConstantTimeCompare([]byte(handle), []byte(s.Handle(sess))) != 1 {
 		return ErrHandleMismatch
 	}
 	_, err := s.endOne(ctx, sess.ID, session.CauseRPInitiated)

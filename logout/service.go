@@ -2,6 +2,7 @@ package logout
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -41,6 +42,10 @@ type ServiceConfig struct {
 	// http.DefaultClient.
 	IdPClient  *http.Client
 	Revocation RevokerConfig
+	// HandleKey keys the logout handles (Handle); the gateway derives it
+	// from the session secret, so that replicas agree. Empty means a
+	// random key for this process.
+	HandleKey []byte
 }
 
 // ReasonNoClient is the rejection reason of a token that names no
@@ -72,6 +77,8 @@ type Service struct {
 	logger   *slog.Logger
 	tokens   *prometheus.CounterVec
 	front    *prometheus.CounterVec // front-channel requests by app, result
+	// handleKey keys the logout handles.
+	handleKey []byte
 
 	mu      sync.RWMutex
 	clients []*Client
@@ -95,6 +102,10 @@ func NewService(cfg ServiceConfig, sessions Sessions, reg prometheus.Registerer,
 		Name: "bffgate_frontchannel_logouts_total",
 		Help: "Front-channel logout requests by app and result (ended, no_session: nothing stored, rejected).",
 	}, []string{"app", "result"})
+	if s.handleKey = cfg.HandleKey; len(s.handleKey) == 0 {
+		s.handleKey = make([]byte, 32)
+		rand.Read(s.handleKey)
+	}
 	reg.MustRegister(s.tokens, s.front)
 	return s
 }
