@@ -152,6 +152,9 @@ func (a *adminAPI) revoke(c echo.Context) error {
 	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 16<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			return jsonError(http.StatusRequestEntityTooLarge, "invalid_request", "the body is larger than 16 KiB", nil)
+		}
 		return jsonError(http.StatusBadRequest, "invalid_request", "the body must be a JSON object with app+sub, sid or session: "+jsonProblem(err), nil)
 	}
 	if dec.More() {

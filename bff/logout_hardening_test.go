@@ -196,3 +196,17 @@ func (h *harness) logoutURL(c *http.Client) string {
 	}
 	return u
 }
+
+// TestAdminRevokeBodyCap: the admin revoke body is capped at 16 KiB
+// (413), and identifiers over 255 bytes are refused (400).
+func TestAdminRevokeBodyCap(t *testing.T) {
+	_, admin := adminHarness(t)
+	big := `{"sid":"` + strings.Repeat("a", 20<<10) + `"}`
+	if resp, out := adminDo(t, http.MethodPost, admin.URL+"/admin/sessions/revoke", adminToken, big); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("20 KiB body: %d %v, want 413", resp.StatusCode, out)
+	}
+	long := `{"sid":"` + strings.Repeat("a", 256) + `"}`
+	if resp, out := adminDo(t, http.MethodPost, admin.URL+"/admin/sessions/revoke", adminToken, long); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("256-byte sid: %d %v, want 400", resp.StatusCode, out)
+	}
+}
