@@ -182,3 +182,20 @@ func TestVerifierCapsIdentifiers(t *testing.T) {
 		})
 	}
 }
+
+// TestHandleKeyed: the logout handle depends on the session id and the
+// key only: replicas with the same key agree, another key differs, and
+// it is neither the IdP's sid nor the hashed id.
+func TestHandleKeyed(t *testing.T) {
+	mk := func(key string) *logout.Service {
+		svc := logout.NewService(logout.ServiceConfig{HandleKey: []byte(key)}, nil, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+		t.Cleanup(func() { svc.Close(context.Background()) })
+		return svc
+	}
+	a, b, other := mk("key-1"), mk("key-1"), mk("key-2")
+	s := &session.Session{ID: "id-1", SID: "idp-sid"}
+	h := a.Handle(s)
+	if h != b.Handle(s) || h == other.Handle(s) || h == s.SID || h == session.Hash(s.ID) || len(h) != 22 {
+		t.Errorf("handle %q: same key %q, other key %q", h, b.Handle(s), other.Handle(s))
+	}
+}

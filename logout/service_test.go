@@ -181,21 +181,23 @@ func TestServicePaths(t *testing.T) {
 			}
 			return 0, err
 		}},
-		{name: "RP-initiated with the sid handle", run: func(t *testing.T, f *fixture) (int, error) {
-			return 1, f.svc.RPInitiated(context.Background(), f.session(t, "s3"), "sid-2")
+		{name: "RP-initiated with the session's handle", run: func(t *testing.T, f *fixture) (int, error) {
+			s := f.session(t, "s3")
+			return 1, f.svc.RPInitiated(context.Background(), s, f.svc.Handle(s))
 		}, wantN: 1, wantEnded: []string{"rp_initiated s3"}},
-		{name: "RP-initiated with the hashed-id handle", run: func(t *testing.T, f *fixture) (int, error) {
-			s := f.session(t, "s4")
-			s.SID = ""
-			return 1, f.svc.RPInitiated(context.Background(), s, session.Hash("s4"))
-		}, wantN: 1, wantEnded: []string{"rp_initiated s4"}},
+		{name: "RP-initiated with the IdP's sid", run: func(t *testing.T, f *fixture) (int, error) {
+			return 0, f.svc.RPInitiated(context.Background(), f.session(t, "s3"), "sid-2")
+		}, wantErr: logout.ErrHandleMismatch},
+		{name: "RP-initiated with the hashed id (logs, admin list)", run: func(t *testing.T, f *fixture) (int, error) {
+			return 0, f.svc.RPInitiated(context.Background(), f.session(t, "s4"), session.Hash("s4"))
+		}, wantErr: logout.ErrHandleMismatch},
 		{name: "RP-initiated with another session's handle", run: func(t *testing.T, f *fixture) (int, error) {
-			return 0, f.svc.RPInitiated(context.Background(), f.session(t, "s3"), "sid-1")
+			return 0, f.svc.RPInitiated(context.Background(), f.session(t, "s3"), f.svc.Handle(f.session(t, "s1")))
 		}, wantErr: logout.ErrHandleMismatch},
 		{name: "RP-initiated of a session already gone", run: func(t *testing.T, f *fixture) (int, error) {
 			s := f.session(t, "s3")
 			s.ID = "gone"
-			return 0, f.svc.RPInitiated(context.Background(), s, "sid-2")
+			return 0, f.svc.RPInitiated(context.Background(), s, f.svc.Handle(s))
 		}},
 		{name: "admin by sub", run: func(t *testing.T, f *fixture) (int, error) {
 			return f.svc.Admin(context.Background(), logout.AdminRequest{App: app, Subject: "bob"}, []string{app})
@@ -314,7 +316,7 @@ func TestServiceStoreFailure(t *testing.T) {
 	_, hdErr := f.svc.Admin(ctx, logout.AdminRequest{Session: "x"}, []string{app})
 	for name, err := range map[string]error{
 		"Backchannel": bcErr, "Frontchannel": fcErr, "FrontchannelCookie": ckErr,
-		"RPInitiated": f.svc.RPInitiated(ctx, s, "sid-1"), "Admin sid": adErr, "Admin session": hdErr,
+		"RPInitiated": f.svc.RPInitiated(ctx, s, f.svc.Handle(s)), "Admin sid": adErr, "Admin session": hdErr,
 	} {
 		var se *logout.StoreError
 		if !errors.As(err, &se) || !errors.Is(err, errDown) {
