@@ -27,6 +27,7 @@ func TestFrontchannelLogout(t *testing.T) {
 		{"sid without iss", func(sid string) string { return "?sid=" + sid }, true, 400, false},
 		{"wrong iss", func(sid string) string { return "?iss=https%3A%2F%2Fevil.example&sid=" + sid }, false, 400, false},
 		{"unknown sid", func(string) string { return "?iss=" + url.QueryEscape(h.op.URL) + "&sid=nope" }, false, 200, false},
+		{"sid over 255 bytes", func(string) string { return "?iss=" + url.QueryEscape(h.op.URL) + "&sid=" + strings.Repeat("s", 256) }, false, 400, false},
 		{"neither, with the cookie", func(string) string { return "" }, true, 200, true},
 		{"neither, without the cookie", func(string) string { return "" }, false, 200, false},
 	}
