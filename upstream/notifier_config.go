@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"cmp"
 	"errors"
 	"time"
 )
@@ -83,26 +84,16 @@ func (c NotifierConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+// withDefaults returns c with every zero (or invalid, negative) field set
+// to its default.
 func (c NotifierConfig) withDefaults() NotifierConfig {
-	orDuration := func(v, def time.Duration) time.Duration {
-		if v <= 0 {
-			return def
-		}
-		return v
-	}
-	orInt := func(v, def int) int {
-		if v <= 0 {
-			return def
-		}
-		return v
-	}
-	c.Timeout = orDuration(c.Timeout, DefaultNotifyTimeout)
-	c.BaseDelay = orDuration(c.BaseDelay, DefaultNotifyBaseDelay)
-	c.MaxDelay = orDuration(c.MaxDelay, DefaultNotifyMaxDelay)
-	c.ClaimIdle = orDuration(c.ClaimIdle, DefaultNotifyClaimIdle)
-	c.EnqueueTimeout = orDuration(c.EnqueueTimeout, DefaultEnqueueTimeout)
-	c.Concurrency = orInt(c.Concurrency, DefaultNotifyConcurrency)
-	c.QueueSize = orInt(c.QueueSize, DefaultNotifyQueueSize)
-	c.MaxAttempts = orInt(c.MaxAttempts, DefaultNotifyMaxAttempts)
+	c.Timeout = cmp.Or(max(c.Timeout, 0), DefaultNotifyTimeout)
+	c.BaseDelay = cmp.Or(max(c.BaseDelay, 0), DefaultNotifyBaseDelay)
+	c.MaxDelay = cmp.Or(max(c.MaxDelay, 0), DefaultNotifyMaxDelay)
+	c.ClaimIdle = cmp.Or(max(c.ClaimIdle, 0), DefaultNotifyClaimIdle)
+	c.EnqueueTimeout = cmp.Or(max(c.EnqueueTimeout, 0), DefaultEnqueueTimeout)
+	c.Concurrency = cmp.Or(max(c.Concurrency, 0), DefaultNotifyConcurrency)
+	c.QueueSize = cmp.Or(max(c.QueueSize, 0), DefaultNotifyQueueSize)
+	c.MaxAttempts = cmp.Or(max(c.MaxAttempts, 0), DefaultNotifyMaxAttempts)
 	return c
 }

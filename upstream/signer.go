@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
-	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -37,7 +36,7 @@ type SignerConfig struct {
 	// PreviousKeyFiles are keys still published in the JWKS so tokens they
 	// signed keep verifying during a rotation. They never sign.
 	PreviousKeyFiles []string `toml:"previous_key_files"`
-	// Now is the clock for iat/exp and rotation grace. Default time.Now.
+	// Now is the clock for iat/exp. Default time.Now.
 	Now func() time.Time `toml:"-"`
 }
 
@@ -81,23 +80,17 @@ type Signer struct {
 	issuer string
 	now    func() time.Time
 
-	mu        sync.Mutex
-	current   signingKey
-	retired   []retiredKey // rotated out, published until their deadline
-	previous  []signingKey // from PreviousKeyFiles, always published
-	jwks      []byte       // precomputed; rebuilt on Rotate and expiry
-	nextPrune time.Time    // earliest retired deadline; zero if none
+	// The keys never change after NewSigner (rotation is a restart with
+	// the old key in previous_key_files), so no lock guards them.
+	current  signingKey
+	previous []signingKey // from PreviousKeyFiles, always published
+	jwks     []byte       // precomputed in NewSigner
 }
 
 type signingKey struct {
 	key crypto.Signer // *rsa.PrivateKey or *ecdsa.PrivateKey
 	alg jose.SignatureAlgorithm
 	kid string
-}
-
-type retiredKey struct {
-	signingKey
-	until time.Time
 }
 
 // NewSigner loads (or generates) the signing key and the previous keys.
@@ -142,8 +135,12 @@ func NewSigner(cfg SignerConfig, logger *slog.Logger) (*Signer, error) {
 		}
 		s.previous = append(s.previous, sk)
 	}
-	if err := s.rebuildLocked(s.now()); err != nil {
-		return nil, fmt.Errorf("signer: %w", err)
+	var set jose.JSONWebKeySet
+	for _, k := range s.published() {
+		set.Keys = append(set.Keys, k.publicJWK())
+	}
+	if s.jwks, err = json.Marshal(set); err != nil {
+		return nil, fmt.Errorf("signer: marshal jwks: %w", err)
 	}
 	if cfg.KeyFile == "" {
 		logger.Warn("no signing key_file configured: generated an RSA-2048 key; downstream apps will see a new key after every restart",
@@ -153,63 +150,20 @@ func NewSigner(cfg SignerConfig, logger *slog.Logger) (*Signer, error) {
 }
 
 // published returns the keys in the JWKS, current first, without
-// duplicates. The caller holds s.mu.
-func (s *Signer) publishedLocked() []signingKey {
+// duplicates.
+func (s *Signer) published() []signingKey {
 	keys := []signingKey{s.current}
-	add := func(k signingKey) {
+	for _, k := range s.previous {
 		if !slices.ContainsFunc(keys, func(p signingKey) bool { return p.kid == k.kid }) {
 			keys = append(keys, k)
 		}
 	}
-	for i := len(s.retired) - 1; i >= 0; i-- { // most recently retired first
-		add(s.retired[i].signingKey)
-	}
-	for _, k := range s.previous {
-		add(k)
-	}
 	return keys
-}
-
-// rebuildLocked drops retired keys whose grace has passed and recomputes
-// the JWKS. The caller holds s.mu (or owns s exclusively).
-func (s *Signer) rebuildLocked(now time.Time) error {
-	s.retired = slices.DeleteFunc(s.retired, func(r retiredKey) bool { return !now.Before(r.until) })
-	s.nextPrune = time.Time{}
-	for _, r := range s.retired {
-		if s.nextPrune.IsZero() || r.until.Before(s.nextPrune) {
-			s.nextPrune = r.until
-		}
-	}
-	var set jose.JSONWebKeySet
-	for _, k := range s.publishedLocked() {
-		set.Keys = append(set.Keys, k.publicJWK())
-	}
-	b, err := json.Marshal(set)
-	if err != nil {
-		return fmt.Errorf("marshal jwks: %w", err)
-	}
-	s.jwks = b
-	return nil
-}
-
-// pruneLocked rebuilds the JWKS if a retired key's grace has passed.
-func (s *Signer) pruneLocked() {
-	if s.nextPrune.IsZero() || s.now().Before(s.nextPrune) {
-		return
-	}
-	// Marshalling keys that marshalled before cannot fail; on error the
-	// old document stays.
-	_ = s.rebuildLocked(s.now())
 }
 
 // JWKS returns the JSON Web Key Set to serve at the jwks_uri: the public
 // keys, current first, each with "use": "sig", "alg" and "kid".
-func (s *Signer) JWKS() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pruneLocked()
-	return s.jwks
-}
+func (s *Signer) JWKS() []byte { return s.jwks }
 
 // Discovery returns the OpenID Provider metadata to serve at
 // Issuer + "/.well-known/openid-configuration", for downstream apps that
@@ -219,15 +173,12 @@ func (s *Signer) JWKS() []byte {
 // document has no authorization_endpoint or token_endpoint; go-oidc's
 // NewProvider does not require them.
 func (s *Signer) Discovery(jwksURI string) []byte {
-	s.mu.Lock()
-	s.pruneLocked()
 	var algs []string
-	for _, k := range s.publishedLocked() {
+	for _, k := range s.published() {
 		if !slices.Contains(algs, string(k.alg)) {
 			algs = append(algs, string(k.alg))
 		}
 	}
-	s.mu.Unlock()
 	doc := struct {
 		Issuer                            string   `json:"issuer"`
 		JWKSURI                           string   `json:"jwks_uri"`
@@ -256,31 +207,8 @@ func (s *Signer) Discovery(jwksURI string) []byte {
 	return b
 }
 
-// Rotate makes newKey the signing key from now on. The old signing key
-// stays in the JWKS for grace (by the signer's clock), so tokens it signed
-// keep verifying, and then disappears. newKey must be an RSA (at least
-// MinRSABits) or EC P-256 private key.
-func (s *Signer) Rotate(newKey crypto.Signer, grace time.Duration) error {
-	k, err := newSigningKey(newKey)
-	if err != nil {
-		return fmt.Errorf("signer: rotate: %w", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	if k.kid != s.current.kid {
-		s.retired = append(s.retired, retiredKey{signingKey: s.current, until: now.Add(grace)})
-		s.current = k
-	}
-	return s.rebuildLocked(now)
-}
-
 // KeyID returns the kid of the current signing key.
-func (s *Signer) KeyID() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.current.kid
-}
+func (s *Signer) KeyID() string { return s.current.kid }
 
 // LogoutToken signs a back-channel logout token for one downstream app:
 // iss, aud (a string), iat, exp = iat + 2m, jti, events, and sub and/or
@@ -299,9 +227,7 @@ func (s *Signer) LogoutToken(c LogoutClaims) (string, error) {
 	if typ == "" {
 		typ = "logout+jwt"
 	}
-	s.mu.Lock()
 	key := s.current
-	s.mu.Unlock()
 
 	sig, err := jose.NewSigner(
 		jose.SigningKey{Algorithm: key.alg, Key: jose.JSONWebKey{Key: key.key, KeyID: key.kid}},

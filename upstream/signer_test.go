@@ -45,19 +45,6 @@ func mustEC(c elliptic.Curve) *ecdsa.PrivateKey {
 	return k
 }
 
-// clock is a settable time source for the signer and the verifier.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // newIssuer starts an httptest server that serves the signer's discovery
 // document and JWKS, as the gateway does, and returns the signer built
 // with cfg (Issuer set to the server's URL).
@@ -305,75 +292,6 @@ func TestDiscovery(t *testing.T) {
 	wantJSON, _ := json.Marshal(want)
 	if !bytes.Equal(gotJSON, wantJSON) {
 		t.Errorf("Discovery = %s, want %s", gotJSON, wantJSON)
-	}
-}
-
-func TestRotate(t *testing.T) {
-	clk := &clock{t: time.Now()}
-	s, issuer := newIssuer(t, SignerConfig{KeyFile: writeKeyPEM(t, testRSAKey(), "PRIVATE KEY"), Now: clk.Now})
-	oldKid, newKid := thumbprint(t, testRSAKey()), thumbprint(t, testECKey())
-	oldTok, err := s.LogoutToken(LogoutClaims{Audience: "demo", SID: "sid-1"})
-	if err != nil {
-		t.Fatalf("LogoutToken: %v", err)
-	}
-
-	if err := s.Rotate(testECKey(), 10*time.Minute); err != nil {
-		t.Fatalf("Rotate: %v", err)
-	}
-	newTok, err := s.LogoutToken(LogoutClaims{Audience: "demo", SID: "sid-1"})
-	if err != nil {
-		t.Fatalf("LogoutToken: %v", err)
-	}
-	jws, err := jose.ParseSignedCompact(newTok, []jose.SignatureAlgorithm{jose.ES256})
-	if err != nil {
-		t.Fatalf("ParseSigned(new token): %v", err)
-	}
-	if got := jws.Signatures[0].Header.KeyID; got != newKid {
-		t.Errorf("new token kid = %q, want %q", got, newKid)
-	}
-	if got, want := kids(parseJWKS(t, s.JWKS())), []string{newKid, oldKid}; !slices.Equal(got, want) {
-		t.Errorf("JWKS kids during grace = %q, want %q", got, want)
-	}
-	var disc struct {
-		Algs []string `json:"id_token_signing_alg_values_supported"`
-	}
-	_ = json.Unmarshal(s.Discovery(""), &disc)
-	if got, want := disc.Algs, []string{"ES256", "RS256"}; !slices.Equal(got, want) {
-		t.Errorf("algs during grace = %q, want %q", got, want)
-	}
-	both := oidc.Config{Now: clk.Now}
-	if _, err := verifier(t, issuer, "RS256", both).VerifyLogout(t.Context(), oldTok); err != nil {
-		t.Errorf("old token during grace: VerifyLogout = %v, want nil", err)
-	}
-	if _, err := verifier(t, issuer, "ES256", both).VerifyLogout(t.Context(), newTok); err != nil {
-		t.Errorf("new token: VerifyLogout = %v, want nil", err)
-	}
-
-	clk.Add(10 * time.Minute)
-	if got, want := kids(parseJWKS(t, s.JWKS())), []string{newKid}; !slices.Equal(got, want) {
-		t.Errorf("JWKS kids after grace = %q, want %q", got, want)
-	}
-	_ = json.Unmarshal(s.Discovery(""), &disc)
-	if got, want := disc.Algs, []string{"ES256"}; !slices.Equal(got, want) {
-		t.Errorf("algs after grace = %q, want %q", got, want)
-	}
-	// The old token would have expired anyway; skip that check to see that
-	// its key is gone.
-	after := oidc.Config{Now: clk.Now, SkipExpiryCheck: true}
-	_, err = verifier(t, issuer, "RS256", after).VerifyLogout(t.Context(), oldTok)
-	if err == nil || !strings.Contains(err.Error(), "signature") {
-		t.Errorf("old token after grace: VerifyLogout = %v, want a signature error", err)
-	}
-}
-
-func TestRotateRejectsWeakKey(t *testing.T) {
-	s, _ := newIssuer(t, SignerConfig{KeyFile: writeKeyPEM(t, testECKey(), "PRIVATE KEY")})
-	before := s.KeyID()
-	if err := s.Rotate(mustEC(elliptic.P384()), time.Minute); err == nil {
-		t.Error("Rotate(P-384 key) = nil error, want an error")
-	}
-	if got := s.KeyID(); got != before {
-		t.Errorf("KeyID after rejected Rotate = %q, want unchanged %q", got, before)
 	}
 }
 

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"cmp"
 	"errors"
 	"net"
 	"net/http"
@@ -64,22 +65,14 @@ func (c TransportConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// withDefaults returns c with every zero (or invalid) field set to its
-// default.
+// withDefaults returns c with every zero (or invalid, negative) field set
+// to its default.
 func (c TransportConfig) withDefaults() TransportConfig {
-	orDuration := func(v, def time.Duration) time.Duration {
-		if v <= 0 {
-			return def
-		}
-		return v
-	}
-	c.DialTimeout = orDuration(c.DialTimeout, DefaultDialTimeout)
-	c.ResponseHeaderTimeout = orDuration(c.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
-	c.IdleConnTimeout = orDuration(c.IdleConnTimeout, DefaultIdleConnTimeout)
-	c.TLSHandshakeTimeout = orDuration(c.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout)
-	if c.MaxIdleConnsPerHost <= 0 {
-		c.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
-	}
+	c.DialTimeout = cmp.Or(max(c.DialTimeout, 0), DefaultDialTimeout)
+	c.ResponseHeaderTimeout = cmp.Or(max(c.ResponseHeaderTimeout, 0), DefaultResponseHeaderTimeout)
+	c.IdleConnTimeout = cmp.Or(max(c.IdleConnTimeout, 0), DefaultIdleConnTimeout)
+	c.TLSHandshakeTimeout = cmp.Or(max(c.TLSHandshakeTimeout, 0), DefaultTLSHandshakeTimeout)
+	c.MaxIdleConnsPerHost = cmp.Or(max(c.MaxIdleConnsPerHost, 0), DefaultMaxIdleConnsPerHost)
 	c.MaxConnsPerHost = max(c.MaxConnsPerHost, 0)
 	return c
 }
