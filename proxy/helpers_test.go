@@ -192,13 +192,10 @@ func validSession() *session.Session {
 	}
 }
 
-// serve sends req, with s in its context if not nil, to h.
-func serve(h http.Handler, req *http.Request, s *session.Session) *httptest.ResponseRecorder {
-	if s != nil {
-		req = req.WithContext(session.NewContext(req.Context(), s))
-	}
+// serve sends req with the session s (nil for none) to p, as the bff does.
+func serve(p *Proxy, req *http.Request, s *session.Session) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
+	p.ServeSession(rec, req, s)
 	return rec
 }
 

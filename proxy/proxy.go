@@ -115,8 +115,8 @@ type UsageRecorder interface {
 	MarkUpstream(ctx context.Context, id, name string) error
 }
 
-// Proxy is the http.Handler for one upstream. The request's session, if
-// any, comes from session.FromContext.
+// Proxy is the http.Handler for one upstream. A caller with the request's
+// session (the bff's API route) calls ServeSession.
 type Proxy struct {
 	cfg    Config
 	tokens TokenSource
@@ -173,15 +173,15 @@ type bufferPool struct{}
 func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
 
-// ServeHTTP proxies r to the upstream. With token "user" it answers 401
-// JSON without a session or when the session has ended, and 502 JSON when
-// no access token could be obtained.
+// ServeHTTP proxies r, which has no session, to the upstream (with token
+// "user": a 401 JSON answer).
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p.ServeSession(w, r, session.FromContext(r.Context()))
+	p.ServeSession(w, r, nil)
 }
 
-// ServeSession is ServeHTTP for a caller that already holds the request's
-// session (nil for none): it saves putting it into a request copy.
+// ServeSession proxies r of the session s (nil for none) to the upstream.
+// With token "user" it answers 401 JSON without a session or when the
+// session has ended, and 502 JSON when no access token could be obtained.
 func (p *Proxy) ServeSession(w http.ResponseWriter, r *http.Request, s *session.Session) {
 	ctx := r.Context()
 	if p.cfg.Token == TokenUser {

@@ -14,12 +14,12 @@ import (
 	"github.com/bffgate/bffgate/session"
 )
 
-// newFront serves p over real HTTP, with a copy of s in each request's
-// context, as the bff middleware will.
+// newFront serves p over real HTTP, with a copy of s for each request, as
+// the bff does.
 func newFront(t *testing.T, p *Proxy, s *session.Session) *httptest.Server {
 	t.Helper()
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.ServeHTTP(w, r.WithContext(session.NewContext(r.Context(), s.Clone())))
+		p.ServeSession(w, r, s.Clone())
 	}))
 	t.Cleanup(front.Close)
 	return front

@@ -6,7 +6,6 @@
 package session
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -100,17 +99,4 @@ func (s *Session) Expiry(idle, absolute time.Duration) time.Time {
 		}
 	}
 	return exp
-}
-
-type ctxKey struct{}
-
-// NewContext returns a context carrying s.
-func NewContext(ctx context.Context, s *Session) context.Context {
-	return context.WithValue(ctx, ctxKey{}, s)
-}
-
-// FromContext returns the session stored in ctx by NewContext, or nil.
-func FromContext(ctx context.Context) *Session {
-	s, _ := ctx.Value(ctxKey{}).(*Session)
-	return s
 }
