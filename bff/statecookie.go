@@ -128,7 +128,7 @@ func (sc *stateCookies) slotName(i int) string {
 // logoutName names the cookie of the RP-initiated logout with this state.
 func (sc *stateCookies) logoutName(state string) string {
 	sum := sha256.Sum256([]byte("logout:" + state))
-	return sc.prefixed("bffgate-logout-" + hex.EncodeToString(sum[:8]))
+	return sc.prefixed(session.CookiePrefix + "logout-" + hex.EncodeToString(sum[:8]))
 }
 
 // prefixed adds the __Secure- prefix over https. (__Host- needs Path=/.)

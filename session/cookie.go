@@ -20,8 +20,8 @@ import (
 // CookiePrefix, optionally behind HostPrefix or SecurePrefix; the proxy
 // strips them all (IsGatewayCookie) before a request goes upstream.
 const (
-	CookiePrefix      = "bffgate-"       // session cookies: bffgate-<app>
-	LoginCookiePrefix = "bffgate-login-" // login-state cookies
+	CookiePrefix      = "bffgate-"       // session cookies: bffgate-<app>; logout state: bffgate-logout-<hash>
+	LoginCookiePrefix = "bffgate-login-" // login-state slots: bffgate-login-<n>
 	HostPrefix        = "__Host-"        // used when the public URL is https
 	SecurePrefix      = "__Secure-"
 )
