@@ -32,12 +32,12 @@ type Config struct {
 // Validate reports every problem, each prefixed with its key path.
 func (c *Config) Validate() error {
 	var errs []error
-	errs = append(errs, prefixErrors("server.", c.Server.Validate()))
+	errs = append(errs, PrefixErrors("server.", c.Server.Validate()))
 	if len(c.Apps) == 0 {
 		errs = append(errs, errors.New("apps: at least one [[apps]] entry is required"))
 	}
 	for i := range c.Apps {
-		errs = append(errs, prefixErrors(fmt.Sprintf("apps[%d].", i), c.Apps[i].Validate()))
+		errs = append(errs, PrefixErrors(fmt.Sprintf("apps[%d].", i), c.Apps[i].Validate()))
 		for j := range i {
 			a, b := &c.Apps[i], &c.Apps[j]
 			if a.Name == b.Name {
@@ -63,17 +63,20 @@ func hostsOverlap(a, b []string) bool {
 	return false
 }
 
-// prefixErrors prefixes each error joined in err (one level) with prefix.
-func prefixErrors(prefix string, err error) error {
+// PrefixErrors prefixes each error joined in err (one level) with prefix,
+// the key path of a config section ("server.", "apps[0]."). cmd uses it
+// for its own sections, so that every config error reads the same.
+func PrefixErrors(prefix string, err error) error {
+	if err == nil {
+		return nil
+	}
 	list := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		list = j.Unwrap()
 	}
-	var out []error
-	for _, e := range list {
-		if e != nil {
-			out = append(out, fmt.Errorf("%s%w", prefix, e))
-		}
+	out := make([]error, len(list))
+	for i, e := range list {
+		out[i] = fmt.Errorf("%s%w", prefix, e)
 	}
 	return errors.Join(out...)
 }

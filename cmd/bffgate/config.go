@@ -71,10 +71,10 @@ func (c *fileConfig) validate() error {
 	gw := c.gateway()
 	return errors.Join(
 		gw.Validate(),
-		prefixed("session.", c.Session.Validate()),
-		prefixed("proxy.", c.Proxy.Validate()),
-		prefixed("notifier.", c.Notifier.Validate()),
-		prefixed("signing.", c.validateSigning()),
+		bff.PrefixErrors("session.", c.Session.Validate()),
+		bff.PrefixErrors("proxy.", c.Proxy.Validate()),
+		bff.PrefixErrors("notifier.", c.Notifier.Validate()),
+		bff.PrefixErrors("signing.", c.validateSigning()),
 		c.validateReplicas(),
 	)
 }
@@ -156,21 +156,6 @@ func (c *fileConfig) downstreams() []upstream.Downstream {
 
 func (c *fileConfig) gateway() bff.Config {
 	return bff.Config{Server: c.Server, Apps: c.Apps}
-}
-
-// prefixed prefixes each error joined in err with prefix.
-func prefixed(prefix string, err error) error {
-	if err == nil {
-		return nil
-	}
-	list := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		list = j.Unwrap()
-	}
-	for i, e := range list {
-		list[i] = fmt.Errorf("%s%w", prefix, e)
-	}
-	return errors.Join(list...)
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
