@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
 
@@ -154,80 +155,104 @@ func (r *Refresher) usable(s *session.Session) bool {
 // flight) has claimed checks the store for its outcome.
 const claimPoll = 20 * time.Millisecond
 
+// The two outcomes of a refresh round that call for another round:
+// another replica holds the claim (look again after claimPoll), or
+// another writer replaced the tokens since they were read (look again at
+// once).
+var (
+	errClaimHeld   = errors.New("another replica holds the refresh claim")
+	errTokensMoved = backoff.RetryAfter(0)
+)
+
 // refresh runs once per flight, for a caller whose copy of the session
 // had the access token seen. It returns the stored tokens if another
 // request or replica refreshed them already. Otherwise it claims the
 // refresh (session.Manager.ClaimRefresh), so that the replicas sharing
 // the session make one grant between them, refreshes the tokens and
 // saves them with a compare-and-set; or, if another replica holds the
-// claim, waits for the tokens it saves. It ends the session only if the
-// IdP rejects the refresh token that is still stored.
+// claim, waits for the tokens it saves, polling the store until ctx
+// ends. It ends the session only if the IdP rejects the refresh token
+// that is still stored.
 func (r *Refresher) refresh(ctx context.Context, id, seen string) (tokens, error) {
-	for {
-		cur, err := r.stored(ctx, id)
-		if err != nil {
-			return tokens{}, err
+	waiting := false
+	t, err := backoff.Retry(ctx, func() (tokens, error) {
+		t, err := r.round(ctx, id, seen)
+		waiting = err == errClaimHeld
+		if err != nil && !waiting && err != errTokensMoved {
+			err = backoff.Permanent(err)
 		}
-		if r.newer(cur, seen) {
-			return storedTokens(cur), nil
+		return t, err
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(claimPoll)), backoff.WithMaxElapsedTime(0))
+	if err != nil && waiting { // ctx ended while another replica refreshed
+		return tokens{}, fmt.Errorf("refresh access token: waiting for another replica's refresh: %w", err)
+	}
+	return t, err
+}
+
+// round is one attempt of refresh: errClaimHeld and errTokensMoved ask
+// for another; any other error is final.
+func (r *Refresher) round(ctx context.Context, id, seen string) (tokens, error) {
+	cur, err := r.stored(ctx, id)
+	if err != nil {
+		return tokens{}, err
+	}
+	if r.newer(cur, seen) {
+		return storedTokens(cur), nil
+	}
+	claimed, err := r.sessions.ClaimRefresh(ctx, id, r.cfg.Timeout)
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		return tokens{}, fmt.Errorf("refresh access token: %w", ErrSessionEnded)
+	case err != nil:
+		return tokens{}, fmt.Errorf("refresh access token: claim: %w", err)
+	case !claimed:
+		return tokens{}, errClaimHeld
+	}
+	// The claim is on the tokens stored now, which another replica
+	// may have replaced since they were read.
+	if cur, err = r.stored(ctx, id); err != nil {
+		r.release(ctx, id)
+		return tokens{}, err
+	}
+	if r.newer(cur, seen) {
+		r.release(ctx, id)
+		return storedTokens(cur), nil
+	}
+	from := cur.RefreshToken
+	if from == "" {
+		return tokens{}, r.end(ctx, cur, errors.New("access token expired and there is no refresh token"))
+	}
+	t, err := r.grant(ctx, from)
+	if rejected(err) {
+		// Rejected because another writer rotated the token after it
+		// was read? Then its tokens are the session's.
+		now, gerr := r.stored(ctx, id)
+		if gerr != nil {
+			return tokens{}, gerr
 		}
-		claimed, err := r.sessions.ClaimRefresh(ctx, id, r.cfg.Timeout)
-		switch {
-		case errors.Is(err, session.ErrNotFound):
-			return tokens{}, fmt.Errorf("refresh access token: %w", ErrSessionEnded)
-		case err != nil:
-			return tokens{}, fmt.Errorf("refresh access token: claim: %w", err)
-		case !claimed:
-			if err := r.wait(ctx); err != nil {
-				return tokens{}, fmt.Errorf("refresh access token: waiting for another replica's refresh: %w", err)
-			}
-			continue
+		if now.RefreshToken == from {
+			return tokens{}, r.end(ctx, now, err)
 		}
-		// The claim is on the tokens stored now, which another replica
-		// may have replaced since they were read.
-		if cur, err = r.stored(ctx, id); err != nil {
-			r.release(ctx, id)
-			return tokens{}, err
-		}
-		if r.newer(cur, seen) {
-			r.release(ctx, id)
-			return storedTokens(cur), nil
-		}
-		from := cur.RefreshToken
-		if from == "" {
-			return tokens{}, r.end(ctx, cur, errors.New("access token expired and there is no refresh token"))
-		}
-		t, err := r.grant(ctx, from)
-		if rejected(err) {
-			// Rejected because another writer rotated the token after it
-			// was read? Then its tokens are the session's.
-			now, gerr := r.stored(ctx, id)
-			if gerr != nil {
-				return tokens{}, gerr
-			}
-			if now.RefreshToken == from {
-				return tokens{}, r.end(ctx, now, err)
-			}
-			continue
-		}
-		if err != nil {
-			r.release(ctx, id)
-			return tokens{}, err
-		}
-		_, ok, err := r.sessions.ReplaceTokens(ctx, id, from,
-			session.Tokens{AccessToken: t.access, RefreshToken: t.refresh, Expiry: t.expiry})
-		switch {
-		case errors.Is(err, session.ErrNotFound):
-			return tokens{}, fmt.Errorf("save refreshed tokens: %w", ErrSessionEnded) // ended meanwhile, e.g. by a logout
-		case err != nil:
-			r.release(ctx, id)
-			return tokens{}, fmt.Errorf("save refreshed tokens: %w", err)
-		case ok:
-			return t, nil
-		}
+		return tokens{}, errTokensMoved
+	}
+	if err != nil {
+		r.release(ctx, id)
+		return tokens{}, err
+	}
+	_, ok, err := r.sessions.ReplaceTokens(ctx, id, from,
+		session.Tokens{AccessToken: t.access, RefreshToken: t.refresh, Expiry: t.expiry})
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		return tokens{}, fmt.Errorf("save refreshed tokens: %w", ErrSessionEnded) // ended meanwhile, e.g. by a logout
+	case err != nil:
+		r.release(ctx, id)
+		return tokens{}, fmt.Errorf("save refreshed tokens: %w", err)
+	case !ok:
 		// Another writer replaced the tokens first: the next round uses
 		// its tokens.
+		return tokens{}, errTokensMoved
 	}
+	return t, nil
 }
 
 // newer reports whether the stored session s has tokens the caller can
@@ -247,18 +272,6 @@ func (r *Refresher) newer(s *session.Session, seen string) bool {
 func (r *Refresher) release(ctx context.Context, id string) {
 	if err := r.sessions.ReleaseRefresh(ctx, id); err != nil {
 		r.logger.WarnContext(ctx, "release token refresh claim", "err", err)
-	}
-}
-
-// wait pauses for claimPoll, or until ctx ends.
-func (r *Refresher) wait(ctx context.Context) error {
-	t := time.NewTimer(claimPoll)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
