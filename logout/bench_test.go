@@ -17,6 +17,8 @@ func (s *swapCache) Seen(ctx context.Context, key string, ttl time.Duration) (bo
 	return s.c.Seen(ctx, key, ttl)
 }
 
+func (s *swapCache) Forget(ctx context.Context, key string) error { return s.c.Forget(ctx, key) }
+
 func BenchmarkVerifyRS256(b *testing.B) {
 	op := testop.New(b, testop.Config{})
 	rc := &swapCache{c: logout.NewMemoryReplayCache()}

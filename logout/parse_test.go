@@ -63,3 +63,5 @@ func TestVerifyAllocations(t *testing.T) {
 type nopReplay struct{}
 
 func (nopReplay) Seen(context.Context, string, time.Duration) (bool, error) { return false, nil }
+
+func (nopReplay) Forget(context.Context, string) error { return nil }

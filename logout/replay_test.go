@@ -23,6 +23,8 @@ func (c *recordingCache) Seen(_ context.Context, key string, ttl time.Duration) 
 	return false, c.err
 }
 
+func (c *recordingCache) Forget(context.Context, string) error { return nil }
+
 func TestReplay(t *testing.T) {
 	op := testop.New(t, testop.Config{})
 	v := newVerifier(t, op, nil)
@@ -90,5 +92,11 @@ func TestMemoryReplayCache(t *testing.T) {
 	}
 	if got, _ := c.Seen(ctx, "other", time.Minute); got {
 		t.Error("Seen(other) = true, want false")
+	}
+	if err := c.Forget(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.Seen(ctx, "k", time.Minute); got {
+		t.Error("Seen after Forget = true, want false")
 	}
 }

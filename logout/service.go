@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -149,7 +150,10 @@ func (s *Service) candidates(raw string) ([]*Client, *parsed) {
 }
 
 // Backchannel validates a logout token and ends the sessions it names, for
-// every app it is valid for. It returns a *ValidationError (400
+// every app it is valid for. The replay check is made once per token,
+// after every app's verifier accepted it and before any session ends; if
+// ending an app's sessions fails, the jti is forgotten so that the IdP's
+// retry is not taken for a replay. It returns a *ValidationError (400
 // invalid_request), a *StoreError or *ReplayCacheError (400
 // application_error), or the results.
 func (s *Service) Backchannel(ctx context.Context, raw string) ([]Result, error) {
@@ -158,10 +162,12 @@ func (s *Service) Backchannel(ctx context.Context, raw string) ([]Result, error)
 		s.reject(ctx, "", invalid(ReasonNoClient, "no configured app has this issuer and audience", nil))
 		return nil, invalid(ReasonNoClient, "no configured app has this issuer and audience", nil)
 	}
-	var results []Result
+	var accepted []Result
+	var caches []ReplayCache
+	var ttl time.Duration
 	var firstErr error
 	for _, c := range clients {
-		tok, err := c.Verifier.verify(ctx, p)
+		tok, err := c.Verifier.check(ctx, p)
 		if err != nil {
 			s.reject(ctx, c.App, err)
 			if firstErr == nil {
@@ -169,27 +175,43 @@ func (s *Service) Backchannel(ctx context.Context, raw string) ([]Result, error)
 			}
 			continue
 		}
-		ended, err := s.end(ctx, c, tok)
-		if err != nil {
-			s.tokens.WithLabelValues(c.App, "error", "store").Inc()
-			s.logger.ErrorContext(ctx, "back-channel logout failed", "app", c.App, "err", err)
-			return nil, &StoreError{Err: err}
-		}
-		s.tokens.WithLabelValues(c.App, "accepted", "").Inc()
-		s.logger.InfoContext(ctx, "back-channel logout", "app", c.App, "sid_hash", session.Hash(tok.SID), "sub_hash", session.Hash(tok.Subject), "sessions_ended", len(ended))
-		results = append(results, Result{App: c.App, Token: tok, Ended: ended})
+		accepted = append(accepted, Result{App: c.App, Token: tok})
+		caches = append(caches, c.Verifier.replay)
+		ttl = max(ttl, c.Verifier.replayTTL())
 	}
-	if len(results) == 0 {
+	if len(accepted) == 0 {
 		return nil, firstErr
 	}
-	return results, nil
+	// Every verifier read the same iss and jti from the same payload.
+	tok := accepted[0].Token
+	if err := checkReplay(ctx, caches, tok, ttl); err != nil {
+		for _, r := range accepted {
+			s.reject(ctx, r.App, err)
+		}
+		return nil, err
+	}
+	for i, r := range accepted {
+		ended, err := s.end(ctx, r.App, r.Token)
+		if err != nil {
+			s.tokens.WithLabelValues(r.App, "error", "store").Inc()
+			s.logger.ErrorContext(ctx, "back-channel logout failed", "app", r.App, "err", err)
+			if ferr := forget(ctx, caches, tok); ferr != nil {
+				s.logger.ErrorContext(ctx, "logout token replay record kept after a failed logout", "app", r.App, "err", ferr)
+			}
+			return nil, &StoreError{Err: err}
+		}
+		accepted[i].Ended = ended
+		s.tokens.WithLabelValues(r.App, "accepted", "").Inc()
+		s.logger.InfoContext(ctx, "back-channel logout", "app", r.App, "sid_hash", session.Hash(r.Token.SID), "sub_hash", session.Hash(r.Token.Subject), "sessions_ended", len(ended))
+	}
+	return accepted, nil
 }
 
-func (s *Service) end(ctx context.Context, c *Client, tok *Token) ([]*session.Session, error) {
+func (s *Service) end(ctx context.Context, app string, tok *Token) ([]*session.Session, error) {
 	if tok.SID != "" {
-		return s.sessions.EndBySID(ctx, c.App, tok.Issuer, tok.SID, tok.Subject, session.CauseBackchannel)
+		return s.sessions.EndBySID(ctx, app, tok.Issuer, tok.SID, tok.Subject, session.CauseBackchannel)
 	}
-	return s.sessions.EndBySub(ctx, c.App, tok.Issuer, tok.Subject, session.CauseBackchannel)
+	return s.sessions.EndBySub(ctx, app, tok.Issuer, tok.Subject, session.CauseBackchannel)
 }
 
 // reject counts and logs (as an audit event) a refused token.

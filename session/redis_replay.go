@@ -36,3 +36,12 @@ func (c *RedisReplayCache) Seen(ctx context.Context, key string, ttl time.Durati
 	}
 	return !set, nil
 }
+
+// Forget removes key, so that a token whose logout failed after the check
+// can be delivered again.
+func (c *RedisReplayCache) Forget(ctx context.Context, key string) error {
+	if err := c.rdb.Del(ctx, c.prefix+key).Err(); err != nil {
+		return fmt.Errorf("replay cache: %w", err)
+	}
+	return nil
+}

@@ -134,6 +134,12 @@ func TestRedisReplayCache(t *testing.T) {
 	if seen, err := b.Seen(ctx, key, time.Minute); err != nil || !seen {
 		t.Fatalf("Seen on another replica: %v, %v; want true, nil", seen, err)
 	}
+	if err := b.Forget(ctx, key); err != nil {
+		t.Fatalf("Forget: %v", err)
+	}
+	if seen, err := a.Seen(ctx, key, time.Minute); err != nil || seen {
+		t.Fatalf("Seen after Forget: %v, %v; want false, nil", seen, err)
+	}
 	short := "logout-jti:" + session.NewID()
 	a.Seen(ctx, short, 50*time.Millisecond)
 	time.Sleep(120 * time.Millisecond)
