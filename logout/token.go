@@ -32,7 +32,7 @@ const (
 	ReasonDecrypt            = "decrypt"             // no decryption key opens the JWE
 	ReasonAlg                = "alg"                 // alg is none or not in SigningAlgs
 	ReasonSignature          = "signature"           // the signature (or MAC) does not verify
-	ReasonUnknownKID         = "unknown_kid"         // kid not in the JWKS, and no refetch allowed now
+	ReasonUnknownKID         = "unknown_kid"         // kid not in the JWKS, even after a refetch (or none allowed in time)
 	ReasonTyp                = "typ"                 // typ header not accepted
 	ReasonIss                = "iss"                 // iss differs from Issuer
 	ReasonAud                = "aud"                 // aud lacks client_id or names an untrusted audience
