@@ -11,6 +11,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/oauth2"
 
 	"github.com/bffgate/bffgate/logout"
@@ -38,6 +39,8 @@ type app struct {
 	decryptionKeys []jose.JSONWebKey
 	// redirectURL is the absolute callback URL (from server.public_url).
 	redirectURL string
+	// jwksOverflow counts tokens refused because jwks_max_waiters waited.
+	jwksOverflow prometheus.Counter
 }
 
 // clientRegistry learns each app's logout client once discovery is done
@@ -56,6 +59,7 @@ type appParts struct {
 	replay         logout.ReplayCache
 	clients        clientRegistry
 	trustForwarded bool
+	jwksOverflow   *prometheus.CounterVec // by app
 }
 
 type apiRoute struct {
@@ -70,6 +74,9 @@ func newApp(cfg AppConfig, parts appParts) (*app, error) {
 		replay:      parts.replay,
 		clients:     parts.clients,
 		redirectURL: parts.public.String() + cfg.PathPrefix + "bff/callback",
+	}
+	if parts.jwksOverflow != nil {
+		a.jwksOverflow = parts.jwksOverflow.WithLabelValues(cfg.Name)
 	}
 	a.disc.done = make(chan struct{})
 	a.refresher = proxy.NewRefresher(proxy.RefresherConfig{HTTPClient: parts.idp}, parts.sessions, parts.logger)
@@ -130,7 +137,14 @@ func (a *app) build(op *oidc.Provider) (*provider, error) {
 	}
 	p := &provider{oidc: op, meta: meta}
 	// One rate-limited key set serves ID tokens and logout tokens.
-	keys, err := logout.NewRemoteKeySet(logout.RemoteKeySetConfig{JWKSURL: meta.JWKSURI, HTTPClient: a.idp})
+	keys, err := logout.NewRemoteKeySet(logout.RemoteKeySetConfig{
+		JWKSURL:         meta.JWKSURI,
+		RefetchInterval: a.cfg.JWKSRefetchInterval,
+		RefetchWait:     a.cfg.JWKSRefetchWait,
+		MaxWaiters:      a.cfg.JWKSMaxWaiters,
+		Overflow:        a.jwksOverflow,
+		HTTPClient:      a.idp,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("jwks_uri: %w", err)
 	}

@@ -69,6 +69,8 @@ type noReplay struct{}
 
 func (noReplay) Seen(context.Context, string, time.Duration) (bool, error) { return false, nil }
 
+func (noReplay) Forget(context.Context, string) error { return nil }
+
 // BenchmarkBackchannel measures valid RS256 back-channel logouts through
 // the handler: form parsing, full token validation, revocation by sid and
 // the tombstone. The first use of each pooled token ends a stored session.

@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"cmp"
 	"crypto"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/bffgate/bffgate/logout"
 )
 
 // AppConfig is one [[apps]] entry: an SPA with its own OIDC client.
@@ -61,6 +64,15 @@ type LogoutConfig struct {
 	ExpectedTyp string `toml:"logout_typ"`
 	// TrustedAudiences are audiences besides client_id that may appear.
 	TrustedAudiences []string `toml:"trusted_audiences"`
+	// JWKSRefetchInterval is the least time between two fetches of the
+	// IdP's JWKS (on a token no cached key verifies). Default 5s.
+	JWKSRefetchInterval time.Duration `toml:"jwks_refetch_interval"`
+	// JWKSRefetchWait is how long such a token (logout or ID token) waits
+	// for the next allowed fetch before it is refused. Default 5s.
+	JWKSRefetchWait time.Duration `toml:"jwks_refetch_wait"`
+	// JWKSMaxWaiters bounds the tokens waiting at once; beyond it a token
+	// is refused at once. Default 64.
+	JWKSMaxWaiters int `toml:"jwks_max_waiters"`
 	// FrontchannelSessionRequired makes /bff/frontchannel-logout require
 	// iss and sid.
 	FrontchannelSessionRequired bool `toml:"frontchannel_logout_session_required"`
@@ -147,6 +159,9 @@ func (c *AppConfig) Defaults() {
 	if c.LogoutConfig.MaxTokenAge == 0 {
 		c.LogoutConfig.MaxTokenAge = 10 * time.Minute
 	}
+	c.JWKSRefetchInterval = cmp.Or(c.JWKSRefetchInterval, logout.DefaultRefetchInterval)
+	c.JWKSRefetchWait = cmp.Or(c.JWKSRefetchWait, logout.DefaultRefetchWait)
+	c.JWKSMaxWaiters = cmp.Or(c.JWKSMaxWaiters, logout.DefaultMaxWaiters)
 	for i := range c.APIs {
 		if c.APIs[i].Token == "" {
 			c.APIs[i].Token = "user"
@@ -265,6 +280,15 @@ func (c *AppConfig) Validate() error {
 	}
 	if c.LogoutConfig.MaxTokenAge <= 0 {
 		add("max_token_age: must be positive")
+	}
+	if c.JWKSRefetchInterval < time.Second || c.JWKSRefetchInterval > time.Hour {
+		add("jwks_refetch_interval: must be between 1s and 1h")
+	}
+	if c.JWKSRefetchWait < 0 || c.JWKSRefetchWait > 10*time.Second {
+		add("jwks_refetch_wait: must be between 0 and 10s (the IdP waits for the back-channel answer)")
+	}
+	if c.JWKSMaxWaiters < 1 || c.JWKSMaxWaiters > 10000 {
+		add("jwks_max_waiters: must be between 1 and 10000")
 	}
 	return errors.Join(errs...)
 }

@@ -11,6 +11,9 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	logins   *prometheus.CounterVec
+	// jwksOverflow counts tokens refused at once because jwks_max_waiters
+	// tokens already waited for a JWKS fetch.
+	jwksOverflow *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -28,7 +31,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "bffgate_logins_total",
 			Help: "Completed login callbacks, by app, result (ok, failed) and reason.",
 		}, []string{"app", "result", "reason"}),
+		jwksOverflow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bffgate_jwks_wait_overflow_total",
+			Help: "Tokens (logout or ID tokens) refused without waiting for a JWKS fetch because jwks_max_waiters were already waiting, by app.",
+		}, []string{"app"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.logins)
+	reg.MustRegister(m.requests, m.latency, m.logins, m.jwksOverflow)
 	return m
 }
