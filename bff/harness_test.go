@@ -44,6 +44,8 @@ type harnessOpts struct {
 	wrapStore func(session.Store) session.Store
 	replay    logout.ReplayCache
 	server    func(*ServerConfig)
+	// more, if set, adds apps after "demo" (given demo's config).
+	more func(demo AppConfig) []AppConfig
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -82,6 +84,13 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		o.mutate(&app)
 	}
 	app.Defaults()
+	apps := []AppConfig{app}
+	if o.more != nil {
+		for _, a := range o.more(app) {
+			a.Defaults()
+			apps = append(apps, a)
+		}
+	}
 	srvCfg := ServerConfig{PublicURL: public}
 	if o.server != nil {
 		o.server(&srvCfg)
@@ -100,7 +109,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	h.cookies = cookies
-	h.gw, err = New(Config{Server: srvCfg, Apps: []AppConfig{app}}, Deps{
+	h.gw, err = New(Config{Server: srvCfg, Apps: apps}, Deps{
 		Sessions:  h.mgr,
 		Cookies:   cookies,
 		Transport: http.DefaultTransport,
