@@ -143,7 +143,9 @@ func TestBackchannelRequestShape(t *testing.T) {
 // TestBackchannelValidation names every check of BCL §2.6 (and the
 // gateway's extras); each token is rejected with 400 and ends nothing.
 func TestBackchannelValidation(t *testing.T) {
-	h := newHarness(t, harnessOpts{})
+	// Tokens no cached key verifies are refused without waiting for the
+	// next JWKS fetch (the wait is tested in the logout package).
+	h := newHarness(t, harnessOpts{mutate: func(a *AppConfig) { a.JWKSRefetchWait = time.Millisecond }})
 	c := h.login("/")
 	del := func(k string) func(map[string]any) { return func(m map[string]any) { delete(m, k) } }
 	set := func(k string, v any) func(map[string]any) { return func(m map[string]any) { m[k] = v } }

@@ -68,7 +68,7 @@ type LogoutConfig struct {
 	// IdP's JWKS (on a token no cached key verifies). Default 5s.
 	JWKSRefetchInterval time.Duration `toml:"jwks_refetch_interval"`
 	// JWKSRefetchWait is how long such a token (logout or ID token) waits
-	// for the next allowed fetch before it is refused. Default 5s.
+	// for the next allowed fetch to start before it is refused. Default 5s.
 	JWKSRefetchWait time.Duration `toml:"jwks_refetch_wait"`
 	// JWKSMaxWaiters bounds the tokens waiting at once; beyond it a token
 	// is refused at once. Default 64.

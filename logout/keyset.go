@@ -46,8 +46,10 @@ type RemoteKeySetConfig struct {
 	// fetches; zero means DefaultRefetchInterval (5s).
 	RefetchInterval time.Duration
 	// RefetchWait is how long a token that no cached key verifies (a
-	// rotated key, or a made-up kid) may wait for the next allowed fetch;
-	// the request's context bounds it too. Zero means DefaultRefetchWait
+	// rotated key, or a made-up kid) may wait for the next allowed fetch
+	// to start; the fetch itself is bounded by the request's context (and
+	// 10s). A token whose next allowed fetch starts later, or after its
+	// context's deadline, fails at once. Zero means DefaultRefetchWait
 	// (5s). A wait shorter than RefetchInterval can miss a rotation.
 	RefetchWait time.Duration
 	// MaxWaiters bounds the tokens waiting for a fetch at once; beyond it a
@@ -147,16 +149,15 @@ func (ks *RemoteKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte
 }
 
 // VerifyJWS implements KeySet: the cached keys first, then, if none
-// verifies, the keys of a fetch that started after the token arrived,
-// waiting for it within RefetchWait and ctx.
+// verifies, the keys of a fetch that started after the token arrived: one
+// that starts within RefetchWait (and ctx's deadline), waited for within
+// ctx.
 func (ks *RemoteKeySet) VerifyJWS(ctx context.Context, jws *jose.JSONWebSignature) error {
 	kid := jws.Signatures[0].Header.KeyID
 	if verifyWith(jws, kid, ks.cached()) {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, ks.wait)
-	defer cancel()
-	ferr := ks.refetch(ctx, func(keys []jose.JSONWebKey) bool { return verifyWith(jws, kid, keys) })
+	ferr := ks.refetch(ctx, time.Now().Add(ks.wait), func(keys []jose.JSONWebKey) bool { return verifyWith(jws, kid, keys) })
 	if ferr == nil {
 		return nil
 	}
@@ -182,11 +183,14 @@ var errNotVerified = errors.New("no fetched key verifies")
 // started after the call, or until ctx ends. It joins the fetch running,
 // if any (its keys may predate a rotation: then it waits for the next),
 // or the one scheduled, or schedules one at the next allowed time; it
-// fails at once when that time is past ctx's deadline or MaxWaiters
-// tokens are already waiting.
-func (ks *RemoteKeySet) refetch(ctx context.Context, ok func([]jose.JSONWebKey) bool) error {
+// fails at once when that time is past startBy or ctx's deadline, or
+// MaxWaiters tokens are already waiting.
+func (ks *RemoteKeySet) refetch(ctx context.Context, startBy time.Time, ok func([]jose.JSONWebKey) bool) error {
+	if d, has := ctx.Deadline(); has && d.Before(startBy) {
+		startBy = d
+	}
 	for {
-		call, fresh, err := ks.join(ctx)
+		call, fresh, err := ks.join(startBy)
 		if err != nil {
 			return err
 		}
@@ -210,7 +214,7 @@ func (ks *RemoteKeySet) refetch(ctx context.Context, ok func([]jose.JSONWebKey) 
 
 // join returns the fetch to wait for and whether it starts after now,
 // counting the caller as a waiter.
-func (ks *RemoteKeySet) join(ctx context.Context) (call *fetchCall, fresh bool, err error) {
+func (ks *RemoteKeySet) join(startBy time.Time) (call *fetchCall, fresh bool, err error) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	if ks.waiters >= ks.maxWaiters {
@@ -224,12 +228,12 @@ func (ks *RemoteKeySet) join(ctx context.Context) (call *fetchCall, fresh bool, 
 		if !ks.last.IsZero() {
 			at = later(at, ks.last.Add(ks.interval))
 		}
-		if d, ok := ctx.Deadline(); ok && at.After(d) {
+		if at.After(startBy) {
 			return nil, false, errRefetchLimited // do not wait for nothing
 		}
 		ks.next = &fetchCall{at: at, done: make(chan struct{})}
 		go ks.run(ks.next)
-	} else if d, ok := ctx.Deadline(); ok && !ks.next.running && ks.next.at.After(d) {
+	} else if !ks.next.running && ks.next.at.After(startBy) {
 		return nil, false, errRefetchLimited
 	}
 	ks.waiters++

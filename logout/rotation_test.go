@@ -27,12 +27,14 @@ import (
 // key set's fetches run inside a synctest bubble. It records the (bubble)
 // time of every fetch, and its keys can be rotated.
 type jwksServer struct {
+	delay   time.Duration // how long each answer takes
 	mu      sync.Mutex
 	keys    []jose.JSONWebKey
 	fetches []time.Time
 }
 
 func (s *jwksServer) RoundTrip(r *http.Request) (*http.Response, error) {
+	time.Sleep(s.delay)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fetches = append(s.fetches, time.Now())
@@ -210,6 +212,38 @@ func TestKeySetWaitIsBounded(t *testing.T) {
 		start = time.Now()
 		if _, err := v.Verify(rctx, junk("y")); reason(err) != logout.ReasonUnknownKID || time.Since(start) > time.Second {
 			t.Errorf("token whose request ends in 1s: %v after %v, want unknown_kid within 1s", err, time.Since(start))
+		}
+	})
+}
+
+// TestKeySetWaitsForARunningFetch: RefetchWait bounds the wait for a fetch
+// to start, not the fetch: with a 1ms wait, tokens on a cold cache wait
+// for the slow first fetch and verify.
+func TestKeySetWaitsForARunningFetch(t *testing.T) {
+	op := testop.New(t, testop.Config{})
+	key := rsaKey(t)
+	synctest.Test(t, func(t *testing.T) {
+		jwks := &jwksServer{delay: 2 * time.Second}
+		jwks.rotate("k1", key)
+		ks, err := logout.NewRemoteKeySet(logout.RemoteKeySetConfig{
+			JWKSURL: "https://op.test/jwks", RefetchWait: time.Millisecond, HTTPClient: &http.Client{Transport: jwks},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := op.Sign(map[string]any{"sub": "alice"}, testop.SignOpts{Key: key, KID: "k1"})
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				if _, err := ks.VerifySignature(t.Context(), tok); err != nil {
+					t.Errorf("VerifySignature on a cold cache: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		time.Sleep(jwks.delay) // let a fetch nobody waits for end in the bubble
+		if got := len(jwks.fetchTimes()); got != 1 {
+			t.Errorf("%d JWKS fetches, want 1", got)
 		}
 	})
 }
