@@ -1,5 +1,5 @@
 // Package bffgate_test holds repository-wide checks: the import rules of
-// DESIGN.md.
+// docs/architecture.md.
 package bffgate_test
 
 import (
@@ -93,5 +93,5 @@ func checkImport(dir, target string, isTest bool) string {
 	case slices.Contains(allowed[dir], strings.Split(target, "/")[0]):
 		return ""
 	}
-	return "DESIGN.md does not allow " + dir + " to import it"
+	return "docs/architecture.md does not allow " + dir + " to import it"
 }
