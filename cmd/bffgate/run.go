@@ -23,6 +23,10 @@ import (
 	"github.com/bffgate/bffgate/upstream"
 )
 
+// newRegistry makes the registry every part of the gateway registers its
+// metrics in (a variable so that a test can inspect a running gateway's).
+var newRegistry = prometheus.NewRegistry
+
 // run is the whole program: flags, config, wiring, serving, and shutdown
 // in reverse order (shutdown.go). Whatever way it returns (a signal, a
 // listener that cannot start, bad TLS files, a config error), it leaves
@@ -54,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	reg := prometheus.NewRegistry()
+	reg := newRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	shared, err := newShared(cfg.Session, reg, logger)
