@@ -48,6 +48,9 @@ type ServerConfig struct {
 	// RateLimits are per-client-IP limits on the sign-in and logout
 	// endpoints.
 	RateLimits RateLimits `toml:"rate_limits"`
+	// ConnLimits: connections, request bodies, event streams
+	// (connlimits.go); its keys are [server]'s own.
+	ConnLimits
 }
 
 // RateLimits are per-client-IP token buckets, in requests per second with
@@ -91,6 +94,7 @@ func (c *ServerConfig) Defaults() {
 	// address: allow it far more.
 	limitDefault(&c.RateLimits.Backchannel, Limit{Rate: 500, Burst: 1000})
 	limitDefault(&c.RateLimits.Frontchannel, Limit{Rate: 20, Burst: 50})
+	c.ConnLimits.defaults()
 }
 
 func limitDefault(l *Limit, def Limit) {
@@ -146,5 +150,6 @@ func (c *ServerConfig) Validate() error {
 			errs = append(errs, fmt.Errorf("rate_limits.%s: rate and burst must be positive (off = true turns the limit off)", key))
 		}
 	}
+	errs = append(errs, c.ConnLimits.validate()...)
 	return errors.Join(errs...)
 }
