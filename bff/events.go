@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bffgate/bffgate/session"
 )
@@ -24,6 +26,8 @@ const (
 	// twice it, so that the streams of a replica do not all come back to
 	// the others at once.
 	reconnectAfter = 2 * time.Second
+	// streamRetryAfter is the Retry-After of a stream refused at a cap.
+	streamRetryAfter = 30 * time.Second
 )
 
 // causeUnknown is sent when a stream finds its session gone without
@@ -31,18 +35,56 @@ const (
 const causeUnknown session.Cause = "unknown"
 
 // broker fans "session ended" out to the session's open event streams on
-// this replica.
+// this replica, and bounds them: per session, per user, in total.
 type broker struct {
 	mu   sync.Mutex
 	subs map[string]map[chan session.Cause]struct{}
+	// perUser counts the streams of each user (userKey), total all of them.
+	perUser           map[string]int
+	total             int
+	maxUser, maxTotal int
+	open              prometheus.Gauge
+	rejected          *prometheus.CounterVec
 	// closing is closed when the gateway starts shutting down: every
 	// stream says "reconnect" and ends.
 	closing   chan struct{}
 	closeOnce sync.Once
 }
 
-func newBroker() *broker {
-	return &broker{subs: map[string]map[chan session.Cause]struct{}{}, closing: make(chan struct{})}
+// Why a stream was refused (the reason label of
+// bffgate_event_streams_rejected_total).
+const (
+	capSession = "session"
+	capUser    = "user"
+	capGlobal  = "global"
+)
+
+func newBroker(l ConnLimits, reg prometheus.Registerer) *broker {
+	b := &broker{
+		subs:     map[string]map[chan session.Cause]struct{}{},
+		perUser:  map[string]int{},
+		maxUser:  l.MaxEventStreamsPerUser,
+		maxTotal: l.MaxEventStreams,
+		closing:  make(chan struct{}),
+		open: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bffgate_event_streams",
+			Help: "Open /bff/events streams on this replica.",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bffgate_event_streams_rejected_total",
+			Help: "Refused /bff/events streams, by the cap that was reached (session, user, global).",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{capSession, capUser, capGlobal} {
+		b.rejected.WithLabelValues(r)
+	}
+	reg.MustRegister(b.open, b.rejected)
+	return b
+}
+
+// userKey identifies a user across sessions: app, issuer and subject.
+func userKey(s *session.Session) string {
+	return s.App + "\x00" + s.Issuer + "\x00" + s.Subject
 }
 
 // shutdown tells every stream, open or opened from now on, to reconnect
@@ -56,14 +98,23 @@ func (b *broker) shutdown() { b.closeOnce.Do(func() { close(b.closing) }) }
 // stream again after the hinted delay.
 func (g *Gateway) CloseStreams() { g.events.shutdown() }
 
-// subscribe registers a stream for a session id; ok is false when the
-// session already has maxStreamsPerSession streams.
-func (b *broker) subscribe(id string) (ch chan session.Cause, ok bool) {
+// subscribe registers a stream for a session id of a user; refused names
+// the cap that is reached, if one is.
+func (b *broker) subscribe(id, user string) (ch chan session.Cause, refused string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	set := b.subs[id]
-	if len(set) >= maxStreamsPerSession {
-		return nil, false
+	switch {
+	case len(set) >= maxStreamsPerSession:
+		refused = capSession
+	case b.perUser[user] >= b.maxUser:
+		refused = capUser
+	case b.total >= b.maxTotal:
+		refused = capGlobal
+	}
+	if refused != "" {
+		b.rejected.WithLabelValues(refused).Inc()
+		return nil, refused
 	}
 	if set == nil {
 		set = map[chan session.Cause]struct{}{}
@@ -71,16 +122,27 @@ func (b *broker) subscribe(id string) (ch chan session.Cause, ok bool) {
 	}
 	ch = make(chan session.Cause, 1)
 	set[ch] = struct{}{}
-	return ch, true
+	b.perUser[user]++
+	b.total++
+	b.open.Inc()
+	return ch, ""
 }
 
-func (b *broker) unsubscribe(id string, ch chan session.Cause) {
+func (b *broker) unsubscribe(id, user string, ch chan session.Cause) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if _, ok := b.subs[id][ch]; !ok {
+		return
+	}
 	delete(b.subs[id], ch)
 	if len(b.subs[id]) == 0 {
 		delete(b.subs, id)
 	}
+	if b.perUser[user]--; b.perUser[user] <= 0 {
+		delete(b.perUser, user)
+	}
+	b.total--
+	b.open.Dec()
 }
 
 // publish tells every stream of the session that it ended. It never
@@ -121,11 +183,12 @@ func (e *eventStreams) serve(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ch, ok := e.broker.subscribe(s.ID)
-	if !ok {
-		return jsonError(http.StatusTooManyRequests, "too_many_streams", "too many event streams for this session", nil)
+	user := userKey(s)
+	ch, refused := e.broker.subscribe(s.ID, user)
+	if refused != "" {
+		return refuseStream(c, refused)
 	}
-	defer e.broker.unsubscribe(s.ID, ch)
+	defer e.broker.unsubscribe(s.ID, user, ch)
 
 	w := c.Response()
 	h := w.Header()
@@ -175,6 +238,25 @@ func (e *eventStreams) serve(c echo.Context) error {
 			return nil
 		}
 	}
+}
+
+// refuseStream answers a stream over a cap: 429 when the session or the
+// user holds too many (their own doing), 503 when the replica is full;
+// both with Retry-After (client.js falls back to polling /bff/user
+// meanwhile). Written here, not through the error boundary, which would
+// log every refusal of a flood at error level: the metric counts them.
+func refuseStream(c echo.Context, refused string) error {
+	w := c.Response()
+	w.Header().Set("Retry-After", strconv.Itoa(int(streamRetryAfter.Seconds())))
+	switch refused {
+	case capGlobal:
+		writeJSONError(w, c.Request(), http.StatusServiceUnavailable, "too_many_streams", "the gateway holds too many event streams")
+	case capUser:
+		writeJSONError(w, c.Request(), http.StatusTooManyRequests, "too_many_streams", "too many event streams for this user")
+	default:
+		writeJSONError(w, c.Request(), http.StatusTooManyRequests, "too_many_streams", "too many event streams for this session")
+	}
+	return nil
 }
 
 func (b *broker) isClosing() bool {

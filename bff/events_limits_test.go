@@ -54,7 +54,7 @@ func TestEventsGlobalCap(t *testing.T) {
 		t.Fatalf("3rd stream over a global cap of 2: %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	// The rest of the gateway still answers that user.
-	if resp := h.get(bob, "/bff/user"); resp.StatusCode != http.StatusOK {
+	if resp := h.get(bob, "/bff/user", "X-CSRF", "1"); resp.StatusCode != http.StatusOK {
 		t.Errorf("/bff/user at the stream cap: %d, want 200", resp.StatusCode)
 	}
 }
