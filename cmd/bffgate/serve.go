@@ -16,7 +16,7 @@ import (
 // set) and the admin listener. Errors of a running server arrive on the
 // channel.
 func serve(cfg bff.ServerConfig, gw *bff.Gateway, logger *slog.Logger) ([]*http.Server, <-chan error, error) {
-	main := newServer(cfg.Listen, gw.Handler(), cfg.MaxHeaderBytes, logger)
+	main := newServer(cfg.Listen, limitBodies(gw.Handler(), cfg.BodyReadTimeout, cfg.BodyMinRate), cfg.MaxHeaderBytes, logger)
 	// An open event stream would hold Shutdown for its whole timeout:
 	// streams are told to reconnect and ended as soon as it starts.
 	main.RegisterOnShutdown(gw.CloseStreams)
@@ -28,8 +28,12 @@ func serve(cfg bff.ServerConfig, gw *bff.Gateway, logger *slog.Logger) ([]*http.
 		main.TLSConfig = tlsConfig(certs)
 	}
 	servers := []*http.Server{main}
+	// Each listener has its own connection cap: the admin listener still
+	// answers health checks and metrics when the gateway's is full.
+	caps := []int{cfg.MaxConnections}
 	if cfg.AdminListen != "" {
-		servers = append(servers, newServer(cfg.AdminListen, gw.AdminHandler(), cfg.MaxHeaderBytes, logger))
+		servers = append(servers, newServer(cfg.AdminListen, limitBodies(gw.AdminHandler(), cfg.BodyReadTimeout, cfg.BodyMinRate), cfg.MaxHeaderBytes, logger))
+		caps = append(caps, cfg.AdminMaxConnections)
 	}
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
@@ -40,7 +44,8 @@ func serve(cfg bff.ServerConfig, gw *bff.Gateway, logger *slog.Logger) ([]*http.
 			}
 			return nil, nil, fmt.Errorf("listen %s: %w", srv.Addr, err)
 		}
-		logger.Info("listening", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil)
+		logger.Info("listening", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil, "max_connections", caps[i])
+		ln = limitListener(ln, caps[i])
 		go func() {
 			var err error
 			if srv.TLSConfig != nil {

@@ -227,3 +227,37 @@ func TestConnectionCap(t *testing.T) {
 		t.Fatal("the waiting connection was not served after one closed")
 	}
 }
+
+// TestTrickleBodyIsClosed: a body that keeps sending a byte now and then,
+// each within body_read_timeout, is still closed once it falls below
+// body_min_rate.
+func TestTrickleBodyIsClosed(t *testing.T) {
+	op := testop.New(t, testop.Config{})
+	listen, admin := freePort(t), freePort(t)
+	path := gatewayConfig(t, op, "http", listen, admin, "body_read_timeout = \"1s\"\nbody_min_rate = 100")
+	startRun(t, path, admin, io.Discard)
+	conn, err := net.Dial("tcp", listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "POST /bff/backchannel-logout HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 10000\r\n\r\n")
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		io.Copy(io.Discard, conn)
+	}()
+	tick := time.NewTicker(200 * time.Millisecond) // 5 bytes/s, under 100
+	defer tick.Stop()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case <-closed:
+			return
+		case <-tick.C:
+			conn.Write([]byte("a"))
+		case <-timeout:
+			t.Fatal("a 5 bytes/s body was still read after 10s with body_min_rate = 100")
+		}
+	}
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/net/netutil"
+)
+
+// limitListener caps the connections a listener holds at once; beyond it
+// new ones wait in the kernel's accept queue (no descriptor, no
+// goroutine) until one closes.
+func limitListener(ln net.Listener, max int) net.Listener {
+	return netutil.LimitListener(ln, max)
+}
+
+// limitBodies puts a progress-based read deadline on every request body:
+// each read must get bytes within idle, and the time spent waiting for the
+// client may exceed idle only as far as the bytes already in allow at
+// minRate bytes per second. A connection that sends headers and then
+// nothing, or a trickle, is closed by the server; a large upload that
+// keeps going is not, nor is one the handler reads slowly (time spent
+// outside Read, e.g. while the upstream applies backpressure, does not
+// count). Requests without a body (event streams, WebSocket upgrades) get
+// no deadline, and once a body is read to its end the deadline is lifted,
+// so a long response is never cut.
+func limitBodies(h http.Handler, idle time.Duration, minRate int) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rc := http.NewResponseController(w)
+		// Also bounds net/http's own read of an unread body when the
+		// handler answers without reading it (a 401, a 400).
+		if err := rc.SetReadDeadline(time.Now().Add(idle)); err == nil {
+			r.Body = &deadlineBody{body: r.Body, rc: rc, idle: idle, minRate: float64(minRate)}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody sets the connection's read deadline before each read of a
+// body. Handlers read a body from one goroutine at a time.
+type deadlineBody struct {
+	body    io.ReadCloser
+	rc      *http.ResponseController
+	idle    time.Duration
+	minRate float64
+	read    int64         // bytes so far
+	waited  time.Duration // time spent in Read so far
+	ended   bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	if b.ended {
+		return b.body.Read(p)
+	}
+	start := time.Now()
+	_ = b.rc.SetReadDeadline(start.Add(b.allowance()))
+	n, err := b.body.Read(p)
+	b.waited += time.Since(start)
+	b.read += int64(n)
+	if errors.Is(err, io.EOF) {
+		// The whole body is in: the rest of the exchange (a streamed
+		// response, net/http's wait for the next request) is not ours.
+		b.ended = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// allowance is how long the next read may wait: idle at most, less once
+// the waiting so far outruns what minRate allows for the bytes read.
+func (b *deadlineBody) allowance() time.Duration {
+	earned := b.idle + time.Duration(float64(b.read)/b.minRate*float64(time.Second))
+	return min(b.idle, earned-b.waited)
+}
+
+func (b *deadlineBody) Close() error { return b.body.Close() }
