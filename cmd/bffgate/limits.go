@@ -5,10 +5,47 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/netutil"
 )
+
+// connMetrics count the listeners' connections and the bodies cut by
+// their read deadline.
+type connMetrics struct {
+	open         *prometheus.GaugeVec
+	bodyTimeouts prometheus.Counter
+}
+
+func newConnMetrics(reg prometheus.Registerer) *connMetrics {
+	m := &connMetrics{
+		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bffgate_http_connections",
+			Help: "Open client connections, by listener (gateway, admin).",
+		}, []string{"listener"}),
+		bodyTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bffgate_http_body_timeouts_total",
+			Help: "Request bodies that did not arrive in time (body_read_timeout, body_min_rate); their connections were closed.",
+		}),
+	}
+	reg.MustRegister(m.open, m.bodyTimeouts)
+	return m
+}
+
+// track counts srv's connections under the listener's name.
+func (m *connMetrics) track(srv *http.Server, listener string) {
+	g := m.open.WithLabelValues(listener)
+	srv.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			g.Inc()
+		case http.StateClosed, http.StateHijacked:
+			g.Dec()
+		}
+	}
+}
 
 // limitListener caps the connections a listener holds at once; beyond it
 // new ones wait in the kernel's accept queue (no descriptor, no
@@ -27,7 +64,7 @@ func limitListener(ln net.Listener, max int) net.Listener {
 // count). Requests without a body (event streams, WebSocket upgrades) get
 // no deadline, and once a body is read to its end the deadline is lifted,
 // so a long response is never cut.
-func limitBodies(h http.Handler, idle time.Duration, minRate int) http.Handler {
+func limitBodies(h http.Handler, idle time.Duration, minRate int, timedOut prometheus.Counter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 			h.ServeHTTP(w, r)
@@ -37,7 +74,7 @@ func limitBodies(h http.Handler, idle time.Duration, minRate int) http.Handler {
 		// Also bounds net/http's own read of an unread body when the
 		// handler answers without reading it (a 401, a 400).
 		if err := rc.SetReadDeadline(time.Now().Add(idle)); err == nil {
-			r.Body = &deadlineBody{body: r.Body, rc: rc, idle: idle, minRate: float64(minRate)}
+			r.Body = &deadlineBody{body: r.Body, rc: rc, idle: idle, minRate: float64(minRate), timedOut: timedOut}
 		}
 		h.ServeHTTP(w, r)
 	})
@@ -46,13 +83,14 @@ func limitBodies(h http.Handler, idle time.Duration, minRate int) http.Handler {
 // deadlineBody sets the connection's read deadline before each read of a
 // body. Handlers read a body from one goroutine at a time.
 type deadlineBody struct {
-	body    io.ReadCloser
-	rc      *http.ResponseController
-	idle    time.Duration
-	minRate float64
-	read    int64         // bytes so far
-	waited  time.Duration // time spent in Read so far
-	ended   bool
+	body     io.ReadCloser
+	rc       *http.ResponseController
+	idle     time.Duration
+	minRate  float64
+	read     int64         // bytes so far
+	waited   time.Duration // time spent in Read so far
+	ended    bool
+	timedOut prometheus.Counter
 }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
@@ -64,6 +102,10 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.body.Read(p)
 	b.waited += time.Since(start)
 	b.read += int64(n)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		b.timedOut.Inc()
+		b.ended = true // the connection is done for; count it once
+	}
 	if errors.Is(err, io.EOF) {
 		// The whole body is in: the rest of the exchange (a streamed
 		// response, net/http's wait for the next request) is not ours.

@@ -135,7 +135,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// below is left running.
 	notifier.Start()
 	gw.Start(ctx)
-	servers, errc, err := serve(cfg.Server, gw, logger)
+	servers, errc, err := serve(cfg.Server, gw, reg, logger)
 	if err == nil {
 		select {
 		case <-ctx.Done():

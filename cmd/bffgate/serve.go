@@ -9,14 +9,18 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/bffgate/bffgate/bff"
 )
 
 // serve starts the gateway listener (HTTPS when tls_cert and tls_key are
 // set) and the admin listener. Errors of a running server arrive on the
 // channel.
-func serve(cfg bff.ServerConfig, gw *bff.Gateway, logger *slog.Logger) ([]*http.Server, <-chan error, error) {
-	main := newServer(cfg.Listen, limitBodies(gw.Handler(), cfg.BodyReadTimeout, cfg.BodyMinRate), cfg.MaxHeaderBytes, logger)
+func serve(cfg bff.ServerConfig, gw *bff.Gateway, reg prometheus.Registerer, logger *slog.Logger) ([]*http.Server, <-chan error, error) {
+	m := newConnMetrics(reg)
+	main := newServer(cfg.Listen, limitBodies(gw.Handler(), cfg.BodyReadTimeout, cfg.BodyMinRate, m.bodyTimeouts), cfg.MaxHeaderBytes, logger)
+	m.track(main, "gateway")
 	// An open event stream would hold Shutdown for its whole timeout:
 	// streams are told to reconnect and ended as soon as it starts.
 	main.RegisterOnShutdown(gw.CloseStreams)
@@ -32,7 +36,9 @@ func serve(cfg bff.ServerConfig, gw *bff.Gateway, logger *slog.Logger) ([]*http.
 	// answers health checks and metrics when the gateway's is full.
 	caps := []int{cfg.MaxConnections}
 	if cfg.AdminListen != "" {
-		servers = append(servers, newServer(cfg.AdminListen, limitBodies(gw.AdminHandler(), cfg.BodyReadTimeout, cfg.BodyMinRate), cfg.MaxHeaderBytes, logger))
+		admin := newServer(cfg.AdminListen, limitBodies(gw.AdminHandler(), cfg.BodyReadTimeout, cfg.BodyMinRate, m.bodyTimeouts), cfg.MaxHeaderBytes, logger)
+		m.track(admin, "admin")
+		servers = append(servers, admin)
 		caps = append(caps, cfg.AdminMaxConnections)
 	}
 	errc := make(chan error, len(servers))

@@ -141,6 +141,39 @@ func TestSlowBodiesAreClosed(t *testing.T) {
 		runtime.Gosched()
 		time.Sleep(10 * time.Millisecond)
 	}
+	metrics := scrape(t, "http://"+admin+"/metrics")
+	if !strings.Contains(metrics, fmt.Sprintf("bffgate_http_body_timeouts_total %d\n", 2*n)) {
+		t.Errorf("/metrics lacks bffgate_http_body_timeouts_total %d:\n%s", 2*n, grepLines(metrics, "bffgate_http_"))
+	}
+	// The event stream's connection is the one left.
+	for !strings.Contains(metrics, `bffgate_http_connections{listener="gateway"} 1`+"\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics: want 1 open gateway connection (the stream):\n%s", grepLines(metrics, "bffgate_http_connections"))
+		}
+		time.Sleep(10 * time.Millisecond)
+		metrics = scrape(t, "http://"+admin+"/metrics")
+	}
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func grepLines(s, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // TestSteadyUploadOutlivesBodyTimeout: an upload that keeps making
