@@ -64,20 +64,7 @@ func newTwoApps(t *testing.T, op *testop.OP, clientA, clientB string, trustedA, 
 	return ta
 }
 
-func (ta *twoApps) live(t *testing.T) []string {
-	t.Helper()
-	var out []string
-	for _, id := range []string{"s-a", "s-b"} {
-		_, err := ta.mgr.Get(context.Background(), id)
-		switch {
-		case err == nil:
-			out = append(out, id)
-		case !errors.Is(err, session.ErrNotFound):
-			t.Fatal(err)
-		}
-	}
-	return out
-}
+func (ta *twoApps) live(t *testing.T) []string { return liveOf(t, ta.mgr, "s-a", "s-b") }
 
 func apps(rs []logout.Result) []string {
 	var out []string

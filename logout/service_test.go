@@ -88,10 +88,15 @@ func refreshToken(t *testing.T, id string) string { return "rt-" + id + "-" + t.
 
 // live returns the ids of the sessions still in the store.
 func (f *fixture) live(t *testing.T) []string {
+	return liveOf(t, f.mgr, "s1", "s2", "s3", "s4")
+}
+
+// liveOf returns those of ids whose session mgr still has.
+func liveOf(t *testing.T, mgr *session.Manager, ids ...string) []string {
 	t.Helper()
 	var out []string
-	for _, id := range []string{"s1", "s2", "s3", "s4"} {
-		_, err := f.mgr.Get(context.Background(), id)
+	for _, id := range ids {
+		_, err := mgr.Get(context.Background(), id)
 		switch {
 		case err == nil:
 			out = append(out, id)

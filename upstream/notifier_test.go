@@ -140,6 +140,24 @@ type testNotifier struct {
 	logs *bytes.Buffer
 }
 
+// sendOne delivers one notification through a notifier with cfg to rc,
+// shuts the notifier down, and returns it and the want requests rc
+// received.
+func sendOne(t *testing.T, cfg NotifierConfig, rc *receiver, want int) (testNotifier, []received) {
+	t.Helper()
+	nt := newTestNotifier(cfg, &http.Client{Transport: handlerTransport{rc}})
+	nt.Start()
+	nt.Enqueue(context.Background(), notification("http://app.test/logout", "token"))
+	if err := nt.Shutdown(t.Context()); err != nil {
+		t.Fatalf("Shutdown = %v, want nil", err)
+	}
+	reqs := rc.received()
+	if len(reqs) != want {
+		t.Fatalf("receiver got %d requests, want %d", len(reqs), want)
+	}
+	return nt, reqs
+}
+
 func newTestNotifier(cfg NotifierConfig, client *http.Client) testNotifier {
 	reg := prometheus.NewRegistry()
 	logs := &bytes.Buffer{} // slog handlers serialise writes
@@ -254,17 +272,7 @@ func TestNotifierRetryAfter(t *testing.T) {
 					}
 					w.WriteHeader(200)
 				}}
-				cfg := NotifierConfig{BaseDelay: time.Millisecond, MaxDelay: 10 * time.Second}
-				nt := newTestNotifier(cfg, &http.Client{Transport: handlerTransport{rc}})
-				nt.Start()
-				nt.Enqueue(context.Background(), notification("http://app.test/logout", "token"))
-				if err := nt.Shutdown(t.Context()); err != nil {
-					t.Fatalf("Shutdown = %v, want nil", err)
-				}
-				reqs := rc.received()
-				if len(reqs) != 2 {
-					t.Fatalf("receiver got %d requests, want 2", len(reqs))
-				}
+				_, reqs := sendOne(t, NotifierConfig{BaseDelay: time.Millisecond, MaxDelay: 10 * time.Second}, rc, 2)
 				if got := reqs[1].at.Sub(reqs[0].at); got != tt.wantGap {
 					t.Errorf("second attempt after %v, want %v", got, tt.wantGap)
 				}
@@ -282,17 +290,7 @@ func TestNotifierAttemptTimeoutRetried(t *testing.T) {
 			}
 			w.WriteHeader(200)
 		}}
-		cfg := NotifierConfig{Timeout: 2 * time.Second, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}
-		nt := newTestNotifier(cfg, &http.Client{Transport: handlerTransport{rc}})
-		nt.Start()
-		nt.Enqueue(context.Background(), notification("http://app.test/logout", "token"))
-		if err := nt.Shutdown(t.Context()); err != nil {
-			t.Fatalf("Shutdown = %v, want nil", err)
-		}
-		reqs := rc.received()
-		if len(reqs) != 2 {
-			t.Fatalf("receiver got %d requests, want 2", len(reqs))
-		}
+		nt, reqs := sendOne(t, NotifierConfig{Timeout: 2 * time.Second, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}, rc, 2)
 		if gap := reqs[1].at.Sub(reqs[0].at); gap < 2*time.Second || gap > 2*time.Second+2*time.Millisecond {
 			t.Errorf("second attempt after %v, want 2s timeout plus at most 2ms backoff", gap)
 		}

@@ -88,27 +88,31 @@ func (p *proc) stop() {
 // waitReady polls url until it answers 200, the process exits, or 15 s
 // pass; the error carries the process's last output.
 func (p *proc) waitReady(url string) error {
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited (%v): %s", p.name, p.err, p.tail(5))
-		default:
-		}
+	return p.waitFor("ready at "+url, 50*time.Millisecond, func() bool {
 		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("%s not ready at %s after 15s: %s", p.name, url, p.tail(5))
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }
 
 // waitListening polls addr until a TCP connection succeeds.
 func (p *proc) waitListening(addr string) error {
+	return p.waitFor("listening on "+addr, 20*time.Millisecond, func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+}
+
+// waitFor polls ok every interval until it holds, the process exits, or
+// 15 s pass; the error carries the process's last output.
+func (p *proc) waitFor(what string, interval time.Duration, ok func() bool) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -116,13 +120,12 @@ func (p *proc) waitListening(addr string) error {
 			return fmt.Errorf("%s exited (%v): %s", p.name, p.err, p.tail(5))
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
+		if ok() {
 			return nil
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(interval)
 	}
-	return fmt.Errorf("%s not listening on %s after 15s", p.name, addr)
+	return fmt.Errorf("%s not %s after 15s: %s", p.name, what, p.tail(5))
 }
 
 // tail returns the last n lines of the process's output.
