@@ -44,23 +44,32 @@ func benchUpstream(b *testing.B) (*url.URL, http.RoundTripper) {
 // benchAPI sends GET /api/hello to hdl from parallelism×GOMAXPROCS
 // goroutines, with the session cookie and X-CSRF when cookie is set.
 func benchAPI(b *testing.B, hdl http.Handler, cookie string, parallelism int) {
-	b.ReportAllocs()
 	b.SetParallelism(parallelism)
+	benchParallel(b, hdl, "req/s", func() *http.Request {
+		req := httptest.NewRequest(http.MethodGet, "/api/hello", nil)
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+			req.Header.Set("X-CSRF", "1")
+		}
+		return req
+	})
+}
+
+// benchParallel sends the requests newReq makes to hdl in parallel, each
+// expecting 200, and reports their rate as unit.
+func benchParallel(b *testing.B, hdl http.Handler, unit string, newReq func() *http.Request) {
+	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			req := httptest.NewRequest(http.MethodGet, "/api/hello", nil)
-			if cookie != "" {
-				req.Header.Set("Cookie", cookie)
-				req.Header.Set("X-CSRF", "1")
-			}
 			w := httptest.NewRecorder()
-			hdl.ServeHTTP(w, req)
+			hdl.ServeHTTP(w, newReq())
 			if w.Code != http.StatusOK {
 				b.Fatalf("status %d: %s", w.Code, w.Body.String())
 			}
 		}
 	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit)
 }
 
 // noReplay accepts every jti, so that the benchmark can reuse a pool of
@@ -87,23 +96,13 @@ func BenchmarkBackchannel(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	handler := h.gw.Handler()
 	var next atomic.Int64
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			tok := tokens[(next.Add(1)-1)%pool]
-			req := httptest.NewRequest(http.MethodPost, "/bff/backchannel-logout", strings.NewReader("logout_token="+tok))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			w := httptest.NewRecorder()
-			handler.ServeHTTP(w, req)
-			if w.Code != http.StatusOK {
-				b.Fatalf("status %d: %s", w.Code, w.Body.String())
-			}
-		}
+	benchParallel(b, h.gw.Handler(), "logouts/s", func() *http.Request {
+		tok := tokens[(next.Add(1)-1)%pool]
+		req := httptest.NewRequest(http.MethodPost, "/bff/backchannel-logout", strings.NewReader("logout_token="+tok))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return req
 	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logouts/s")
 }
 
 // bareProxy is the floor for any Go proxy: httputil.ReverseProxy that
