@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -42,37 +41,9 @@ func TestRedisClusterOutageFailsClosed(t *testing.T) {
 	op := testop.New(t, testop.Config{})
 	api := newAPI(t)
 	a := newReplica(t, replicaOpts{redis: clusterKeys(c), op: op, api: api.URL})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"bffgate", "-config", a.config}, env(nil), io.Discard, io.Discard) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("the gateway did not stop")
-		}
-	}
-	defer stop()
-	waitStatus(t, "http://"+a.admin+"/readyz", http.StatusOK)
-	op.SetRedirectURL(a.public + "/bff/callback")
-
-	revoked, live := login(t, op, a), login(t, op, a)
-	if code, _, err := backchannel(a, logoutToken(op, revoked.sid)); err != nil || code != http.StatusOK {
-		t.Fatalf("back-channel logout: %d %v", code, err)
-	}
-	if code, _, _ := live.api(a); code != http.StatusOK {
-		t.Fatalf("live session before the outage: %d", code)
-	}
-	node, err := c.NodeOf(ctx, "{bffgate}:")
+	stop := startStoppable(t, a)
+	revoked, live := revokedAndLive(t, op, a)
+	node, err := c.NodeOf(t.Context(), "{bffgate}:")
 	if err != nil {
 		t.Fatal(err)
 	}

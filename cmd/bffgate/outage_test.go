@@ -16,6 +16,45 @@ import (
 	"github.com/bffgate/bffgate/session/storetest"
 )
 
+// startStoppable runs the replica in-process until the test ends or stop
+// is called (once), and waits until it is ready. stop ends run and waits
+// for it to return.
+func startStoppable(t *testing.T, a *replica) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"bffgate", "-config", a.config}, env(nil), io.Discard, io.Discard) }()
+	stop = sync.OnceFunc(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("the gateway did not stop")
+		}
+	})
+	t.Cleanup(stop)
+	waitStatus(t, "http://"+a.admin+"/readyz", http.StatusOK)
+	return stop
+}
+
+// revokedAndLive signs two users in to the replica a, the first then
+// signed out by a back-channel logout; the second's API call works.
+func revokedAndLive(t *testing.T, op *testop.OP, a *replica) (revoked, live *user) {
+	t.Helper()
+	op.SetRedirectURL(a.public + "/bff/callback")
+	revoked, live = login(t, op, a), login(t, op, a)
+	if code, _, err := backchannel(a, logoutToken(op, revoked.sid)); err != nil || code != http.StatusOK {
+		t.Fatalf("back-channel logout: %d %v", code, err)
+	}
+	if code, _, _ := live.api(a); code != http.StatusOK {
+		t.Fatalf("live session before the outage: %d", code)
+	}
+	return revoked, live
+}
+
 // TestRedisOutageFailsClosed stops Redis (SIGKILL) during a load of API
 // calls, then starts it again on its data. A session revoked before the
 // stop is never served; a live one gets 200 or the documented 503 JSON,
@@ -33,36 +72,8 @@ func TestRedisOutageFailsClosed(t *testing.T) {
 	api := newAPI(t)
 
 	a := newReplica(t, replicaOpts{redisURL: srv.URL(0), op: op, api: api.URL})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"bffgate", "-config", a.config}, env(nil), io.Discard, io.Discard) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("the gateway did not stop")
-		}
-	}
-	defer stop()
-	waitStatus(t, "http://"+a.admin+"/readyz", http.StatusOK)
-	op.SetRedirectURL(a.public + "/bff/callback")
-
-	revoked, live := login(t, op, a), login(t, op, a)
-	if code, _, err := backchannel(a, logoutToken(op, revoked.sid)); err != nil || code != http.StatusOK {
-		t.Fatalf("back-channel logout: %d %v", code, err)
-	}
-	if code, _, _ := live.api(a); code != http.StatusOK {
-		t.Fatalf("live session before the outage: %d", code)
-	}
+	stop := startStoppable(t, a)
+	revoked, live := revokedAndLive(t, op, a)
 
 	type tally struct {
 		mu    sync.Mutex
