@@ -125,7 +125,7 @@ type logoutPages struct {
 // frontchannel is GET /bff/frontchannel-logout (Front-Channel Logout
 // 1.0): the IdP loads it in an iframe, where third-party cookies are
 // often blocked, so iss+sid end the session without the cookie.
-func (a *logoutPages) frontchannel(c echo.Context) error {
+func (lp *logoutPages) frontchannel(c echo.Context) error {
 	r := c.Request()
 	q := r.URL.Query()
 	hasIss, hasSID := q.Has("iss"), q.Has("sid")
@@ -133,26 +133,26 @@ func (a *logoutPages) frontchannel(c echo.Context) error {
 	var ended []*session.Session
 	switch {
 	case hasIss != hasSID:
-		return a.frontchannelError("iss and sid must be sent together")
+		return lp.frontchannelError("iss and sid must be sent together")
 	case hasIss:
 		var err error
-		if ended, err = a.logout.Frontchannel(ctx, a.cfg.Name, q.Get("iss"), q.Get("sid")); err != nil {
+		if ended, err = lp.logout.Frontchannel(ctx, lp.cfg.Name, q.Get("iss"), q.Get("sid")); err != nil {
 			var ve *logout.ValidationError
 			if errors.As(err, &ve) {
-				return a.frontchannelError(ve.Description)
+				return lp.frontchannelError(ve.Description)
 			}
 			return pageError(http.StatusServiceUnavailable, "The sign-out could not be completed right now.", err)
 		}
-	case a.cfg.FrontchannelSessionRequired:
-		return a.frontchannelError("iss and sid are required")
+	case lp.cfg.FrontchannelSessionRequired:
+		return lp.frontchannelError("iss and sid are required")
 	case !frameLoad(r):
 		// The cookie-only form is what an IdP's iframe sends; a top-level
 		// cross-site navigation must not end the session by its cookie
 		// (that would bypass the handle check of /bff/logout).
-		return a.frontchannelError("without iss and sid, only a frame load (Sec-Fetch-Dest: iframe) may sign out")
+		return lp.frontchannelError("without iss and sid, only a frame load (Sec-Fetch-Dest: iframe) may sign out")
 	default:
-		if id, err := a.sess.cookies.Decode(r, a.cfg.Name); err == nil {
-			s, err := a.logout.FrontchannelCookie(ctx, id)
+		if id, err := lp.sess.cookies.Decode(r, lp.cfg.Name); err == nil {
+			s, err := lp.logout.FrontchannelCookie(ctx, id)
 			if err != nil {
 				return pageError(http.StatusServiceUnavailable, "The sign-out could not be completed right now.", err)
 			}
@@ -161,12 +161,12 @@ func (a *logoutPages) frontchannel(c echo.Context) error {
 			}
 		}
 	}
-	a.sess.clearCookie(c)
+	lp.sess.clearCookie(c)
 	// Nested iframes tell the downstream apps (Front-Channel Logout §4).
-	a.pages.render(c, http.StatusOK, "signedout.html", pageData{
+	lp.pages.render(c, http.StatusOK, "signedout.html", pageData{
 		Title: "Signed out", Message: "You have been signed out.",
-		Iframes: frontchannelURLs(a.down, ended...),
-	}, a.idpOrigin())
+		Iframes: frontchannelURLs(lp.down, ended...),
+	}, lp.idpOrigin())
 	return nil
 }
 
@@ -181,53 +181,53 @@ func frameLoad(r *http.Request) bool {
 	return false
 }
 
-func (a *logoutPages) frontchannelError(msg string) error {
+func (lp *logoutPages) frontchannelError(msg string) error {
 	return pageError(http.StatusBadRequest, "Front-channel logout refused: "+msg+".", nil)
 }
 
 // idpOrigin is the CSP source that may frame the front-channel page.
-func (a *logoutPages) idpOrigin() string {
-	if o := origin(a.cfg.Issuer); o != "" {
+func (lp *logoutPages) idpOrigin() string {
+	if o := origin(lp.cfg.Issuer); o != "" {
 		return o
 	}
 	return "'none'"
 }
 
 // rpInitiated is RP-initiated logout, GET or POST /bff/logout?sid=….
-func (a *logoutPages) rpInitiated(c echo.Context) error {
+func (lp *logoutPages) rpInitiated(c echo.Context) error {
 	r := c.Request()
 	c.Response().Header().Set("Cache-Control", "no-store")
 	form, err := logoutForm(c)
 	if err != nil {
 		return err
 	}
-	s, err := a.sess.load(r, false)
+	s, err := lp.sess.load(r, false)
 	if err != nil {
 		var he *httpError
 		if errors.As(err, &he) && he.Code == http.StatusUnauthorized {
-			return c.Redirect(http.StatusFound, a.cfg.PathPrefix+"bff/signed-out")
+			return c.Redirect(http.StatusFound, lp.cfg.PathPrefix+"bff/signed-out")
 		}
 		return pageError(http.StatusServiceUnavailable, "Sessions are unavailable right now. Please try again shortly.", err)
 	}
-	switch err := a.logout.RPInitiated(r.Context(), s, form.Get("sid")); {
+	switch err := lp.logout.RPInitiated(r.Context(), s, form.Get("sid")); {
 	case errors.Is(err, logout.ErrHandleMismatch):
 		return pageError(http.StatusBadRequest, "This sign-out link is not valid for your session.", err)
 	case err != nil:
 		return pageError(http.StatusServiceUnavailable, "The sign-out could not be completed right now.", err)
 	}
-	a.sess.clearCookie(c)
+	lp.sess.clearCookie(c)
 
 	state := session.NewID()
 	ls := logoutState{
-		App: a.cfg.Name, State: state, Return: localPathOr(form.Get("returnUrl"), a.cfg.PostLogoutRedirect),
-		Iframes: frontchannelURLs(a.down, s), At: time.Now().Unix(),
+		App: lp.cfg.Name, State: state, Return: localPathOr(form.Get("returnUrl"), lp.cfg.PostLogoutRedirect),
+		Iframes: frontchannelURLs(lp.down, s), At: time.Now().Unix(),
 	}
-	if err := a.states.save(c, a.states.logoutName(state), ls); err != nil {
+	if err := lp.states.save(c, lp.states.logoutName(state), ls); err != nil {
 		return fmt.Errorf("save logout state: %w", err)
 	}
-	p := a.disc.get()
+	p := lp.disc.get()
 	if p == nil || p.meta.EndSessionEndpoint == "" {
-		return c.Redirect(http.StatusFound, a.cfg.PathPrefix+"bff/signed-out?state="+url.QueryEscape(state))
+		return c.Redirect(http.StatusFound, lp.cfg.PathPrefix+"bff/signed-out?state="+url.QueryEscape(state))
 	}
 	end, err := url.Parse(p.meta.EndSessionEndpoint)
 	if err != nil {
@@ -235,9 +235,9 @@ func (a *logoutPages) rpInitiated(c echo.Context) error {
 	}
 	q := end.Query()
 	q.Set("id_token_hint", s.IDToken)
-	q.Set("post_logout_redirect_uri", a.signedOutURL)
+	q.Set("post_logout_redirect_uri", lp.signedOutURL)
 	q.Set("state", state)
-	q.Set("client_id", a.cfg.ClientID)
+	q.Set("client_id", lp.cfg.ClientID)
 	end.RawQuery = q.Encode()
 	return c.Redirect(http.StatusFound, end.String())
 }
@@ -245,24 +245,24 @@ func (a *logoutPages) rpInitiated(c echo.Context) error {
 // signedOut is the post_logout_redirect_uri. With the state this
 // browser was given it goes on to the app; otherwise it shows a neutral
 // page and follows nothing the request carries.
-func (a *logoutPages) signedOut(c echo.Context) error {
+func (lp *logoutPages) signedOut(c echo.Context) error {
 	r := c.Request()
 	dest := ""
 	var iframes []string
 	if state := c.QueryParam("state"); state != "" {
-		name := a.states.logoutName(state)
+		name := lp.states.logoutName(state)
 		var ls logoutState
-		if err := a.states.load(r, name, &ls); err == nil {
-			if ls.App == a.cfg.Name && ls.State == state && time.Since(time.Unix(ls.At, 0)) < loginTTL {
-				dest = localPathOr(ls.Return, a.cfg.PostLogoutRedirect)
+		if err := lp.states.load(r, name, &ls); err == nil {
+			if ls.App == lp.cfg.Name && ls.State == state && time.Since(time.Unix(ls.At, 0)) < loginTTL {
+				dest = localPathOr(ls.Return, lp.cfg.PostLogoutRedirect)
 				iframes = ls.Iframes
 			}
-			a.states.clear(c, name) // single use
+			lp.states.clear(c, name) // single use
 		}
 	}
 	if dest != "" && len(iframes) > 0 {
 		// Tell the downstream apps through the browser, then go on.
-		a.pages.render(c, http.StatusOK, "signedout.html", pageData{
+		lp.pages.render(c, http.StatusOK, "signedout.html", pageData{
 			Title: "Signing out", Message: "Signing you out of every app…",
 			Iframes: iframes, Continue: dest, WaitMS: 3000,
 		}, "'none'")
@@ -272,9 +272,9 @@ func (a *logoutPages) signedOut(c echo.Context) error {
 		c.Response().Header().Set("Cache-Control", "no-store")
 		return c.Redirect(http.StatusFound, dest)
 	}
-	a.pages.render(c, http.StatusOK, "error.html", pageData{
+	lp.pages.render(c, http.StatusOK, "error.html", pageData{
 		Title: "Signed out", Message: "You are signed out.",
-		Link: a.cfg.PostLogoutRedirect, LinkText: "Back to the app",
+		Link: lp.cfg.PostLogoutRedirect, LinkText: "Back to the app",
 	}, "'none'")
 	return nil
 }
