@@ -129,4 +129,3 @@ func raw(addr, head string, body io.Reader) (int, error) {
 func errStatus(what string, got int, want ...int) error {
 	return fmt.Errorf("%s: status %d, want %v", what, got, want)
 }
-
