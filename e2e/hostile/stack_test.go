@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,8 +31,8 @@ type seen struct {
 	header http.Header
 }
 
-// recorder is an upstream that answers 200 to everything and records what
-// reached it.
+// recorder is an upstream that reads each request's body, answers 200 and
+// records what reached it.
 type recorder struct {
 	srv  *httptest.Server
 	mu   sync.Mutex
@@ -44,6 +45,7 @@ func newRecorder(t *testing.T) *recorder {
 		rec.mu.Lock()
 		rec.reqs = append(rec.reqs, seen{uri: r.RequestURI, header: r.Header.Clone()})
 		rec.mu.Unlock()
+		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	}))
