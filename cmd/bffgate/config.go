@@ -38,23 +38,17 @@ func loadConfig(path string, getenv func(string) string) (*fileConfig, error) {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
 	var cfg fileConfig
-	md, err := toml.Decode(string(data), &cfg)
+	order, valueErrs, err := decodeConfig(string(data), &cfg)
 	if err != nil {
-		var perr toml.ParseError
-		if errors.As(err, &perr) {
+		if perr, ok := errors.AsType[toml.ParseError](err); ok {
 			return nil, fmt.Errorf("config %s: %s", path, perr.ErrorWithPosition())
 		}
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	var errs []error
-	for _, k := range md.Undecoded() {
-		errs = append(errs, fmt.Errorf("%s: unknown key", k))
-	}
-	errs = append(errs, expandEnv(reflect.ValueOf(&cfg).Elem(), "", getenv)...)
+	valueErrs = append(valueErrs, expandEnv(reflect.ValueOf(&cfg).Elem(), "", getenv)...)
 	cfg.defaults()
-	errs = append(errs, cfg.validate(), cfg.loadDecryptionKeys())
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("config %s is invalid:\n%w", path, err)
+	if lines := order.sortProblems(valueErrs, []error{cfg.validate(), cfg.loadDecryptionKeys()}); len(lines) > 0 {
+		return nil, fmt.Errorf("config %s is invalid:\n%s", path, strings.Join(lines, "\n"))
 	}
 	return &cfg, nil
 }
@@ -83,7 +77,15 @@ func (c *fileConfig) validate() error {
 func (c *fileConfig) validateSigning() error {
 	sc := c.Signing
 	sc.Issuer = strings.TrimSuffix(c.Server.PublicURL, "/")
-	errs := []error{sc.Validate()}
+	var errs []error
+	if err := sc.Validate(); err != nil {
+		// The issuer is server.public_url, which reports its own problems.
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if !strings.HasPrefix(line, "issuer: ") {
+				errs = append(errs, errors.New(line))
+			}
+		}
+	}
 	if sc.KeyFile != "" {
 		if _, err := upstream.LoadSigningKey(sc.KeyFile); err != nil {
 			errs = append(errs, fmt.Errorf("key_file: %w", err))

@@ -188,7 +188,7 @@ colour = "blue"
 		"server.public_url: must be an absolute http(s) origin",
 		"session.secret: environment variable MISSING is not set",
 		"apps[0].issuer: must be an absolute http(s) URL",
-		"apps.colour: unknown key",
+		"apps[0].colour: unknown key",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)

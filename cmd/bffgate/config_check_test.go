@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// checkConfig runs -check-config on body and returns the error text.
+func checkConfig(t *testing.T, body string, vars map[string]string) string {
+	t.Helper()
+	path := writeConfig(t, body)
+	var stdout bytes.Buffer
+	err := run(context.Background(), []string{"bffgate", "-config", path, "-check-config"}, env(vars), &stdout, &bytes.Buffer{})
+	if err == nil {
+		t.Fatalf("-check-config accepted a broken config: %s", stdout.String())
+	}
+	return err.Error()
+}
+
+// wantInOrder checks that each of want is in msg, in this order.
+func wantInOrder(t *testing.T, msg string, want ...string) {
+	t.Helper()
+	at := 0
+	for _, w := range want {
+		i := strings.Index(msg[at:], w)
+		if i < 0 {
+			if strings.Contains(msg, w) {
+				t.Errorf("%q is out of file order in:\n%s", w, msg)
+			} else {
+				t.Errorf("error lacks %q:\n%s", w, msg)
+			}
+			continue
+		}
+		at += i + len(w)
+	}
+}
+
+// TestCheckConfigTypeErrorsWithEveryOtherProblem: a wrong type or an
+// unparsable duration no longer hides every other problem; each is
+// reported with its key path, all in file order.
+func TestCheckConfigTypeErrorsWithEveryOtherProblem(t *testing.T) {
+	msg := checkConfig(t, `
+[server]
+public_url = "http://127.0.0.1:8080"
+listen = "127.0.0.1:8080"
+[session]
+secret = "0123456789abcdef0123456789abcdef"
+idle_timeout = "forever"
+[notifier]
+max_attempts = "six"
+concurrency = -2
+[[apps]]
+name = "demo"
+issuer = "not a url"
+frontend = "http://127.0.0.1:3000"
+clinet_id = "demo"
+clock_skew = "-5s"
+jwks_max_waiters = -3
+`, nil)
+	wantInOrder(t, msg,
+		`session.idle_timeout: `, `"forever"`,
+		`notifier.max_attempts: `, `integer`,
+		`notifier.concurrency: must be positive`,
+		`apps[0].client_id: is required`,
+		`apps[0].issuer: must be an absolute http(s) URL`,
+		`apps[0].clinet_id: unknown key`,
+		`apps[0].clock_skew: must be between 0 and 10m`,
+		`apps[0].jwks_max_waiters: must be between 1 and 10000`,
+	)
+	if n := strings.Count(msg, "\n"); n != 8 {
+		t.Errorf("%d lines, want a heading and 8 problems:\n%s", n+1, msg)
+	}
+}
+
+// TestCheckConfigTypeErrorInArrayOfTables: a wrong type inside the second
+// [[apps]] names that entry, and the first entry is still validated.
+func TestCheckConfigTypeErrorInArrayOfTables(t *testing.T) {
+	msg := checkConfig(t, `
+[server]
+public_url = "http://127.0.0.1:8080"
+[session]
+secret = "0123456789abcdef0123456789abcdef"
+[[apps]]
+name = "one"
+issuer = "ftp://idp"
+client_id = "one"
+frontend = "http://127.0.0.1:3000"
+[[apps]]
+name = "two"
+path_prefix = "/two/"
+issuer = "http://idp"
+client_id = "two"
+frontend = "http://127.0.0.1:3000"
+scopes = "openid"
+  [[apps.downstream]]
+  backchannel_logout_uri = "http://127.0.0.1:4000/logout"
+  notify = "always"
+  session_required = "yes"
+`, nil)
+	wantInOrder(t, msg,
+		`apps[0].issuer: must be an absolute http(s) URL`,
+		`apps[1].scopes: `,
+		`apps[1].downstream[0].session_required: `,
+	)
+}
