@@ -99,6 +99,7 @@ func newApp(cfg AppConfig, parts appParts) (*app, error) {
 			Target:          target,
 			Token:           api.Token,
 			IsGatewayCookie: session.IsGatewayCookie,
+			Cookies:         proxy.CookiePolicy{Names: api.Cookies},
 			WriteError:      writeJSONError,
 			TrustForwarded:  parts.trustForwarded,
 			ForwardedHost:   forwardedHost,
@@ -114,7 +115,7 @@ func newApp(cfg AppConfig, parts appParts) (*app, error) {
 	}
 	target, _ := url.Parse(cfg.Frontend)
 	fp, err := proxy.New(proxy.Config{Name: cfg.Name + ":frontend", Target: target, Token: "none",
-		IsGatewayCookie: session.IsGatewayCookie, WriteError: writeJSONError, TrustForwarded: parts.trustForwarded,
+		IsGatewayCookie: session.IsGatewayCookie, Cookies: proxy.CookiePolicy{All: true}, WriteError: writeJSONError, TrustForwarded: parts.trustForwarded,
 		ForwardedHost: forwardedHost}, parts.transport, nil, parts.sessions, parts.logger)
 	if err != nil {
 		return nil, fmt.Errorf("frontend: %w", err)

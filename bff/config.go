@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bffgate/bffgate/logout"
+	"github.com/bffgate/bffgate/session"
 )
 
 // AppConfig is one [[apps]] entry: an SPA with its own OIDC client.
@@ -93,6 +94,11 @@ type APIConfig struct {
 	Token string `toml:"token"`
 	// StripPrefix removes Path before forwarding. Default false.
 	StripPrefix bool `toml:"strip_prefix"`
+	// Cookies are the names of the browser's cookies the API gets. Default
+	// none: an API authenticates with the bearer, and other cookies of the
+	// host (the IdP's, say) are not its business. The gateway's own
+	// cookies never pass.
+	Cookies []string `toml:"cookies"`
 }
 
 // DownstreamConfig is one [[apps.downstream]] entry: an app behind the
@@ -136,6 +142,9 @@ func (c *AppConfig) DownstreamUpstream(d DownstreamConfig) string {
 	}
 	return ""
 }
+
+// cookieNameRE is RFC 6265's cookie-name (an RFC 9110 token).
+var cookieNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 var appNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 
@@ -248,6 +257,14 @@ func (c *AppConfig) Validate() error {
 		}
 		if api.Token != "user" && api.Token != "none" {
 			add("apis[%d].token: must be \"user\" or \"none\", not %q", i, api.Token)
+		}
+		for j, name := range api.Cookies {
+			switch {
+			case !cookieNameRE.MatchString(name):
+				add("apis[%d].cookies[%d]: %q is not a cookie name", i, j, name)
+			case session.IsGatewayCookie(name):
+				add("apis[%d].cookies[%d]: %q is the gateway's own cookie, which never reaches an upstream", i, j, name)
+			}
 		}
 	}
 	for i, d := range c.Downstream {

@@ -63,7 +63,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	t.Cleanup(h.api.Close)
 	h.frontend = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
-		io.WriteString(w, "<!doctype html><p>spa "+r.URL.Path+" auth="+r.Header.Get("Authorization")+"</p>")
+		io.WriteString(w, "<!doctype html><p>spa "+r.URL.Path+" auth="+r.Header.Get("Authorization")+" cookie="+r.Header.Get("Cookie")+"</p>")
 	}))
 	t.Cleanup(h.frontend.Close)
 

@@ -2,6 +2,7 @@ package bff
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -44,9 +45,42 @@ func TestAPICallCarriesAccessToken(t *testing.T) {
 	if got.URL.Path != "/api/hello" || got.URL.RawQuery != "x=1" {
 		t.Errorf("upstream got %s?%s, want /api/hello?x=1", got.URL.Path, got.URL.RawQuery)
 	}
-	ck := got.Header.Get("Cookie")
-	if strings.Contains(ck, "bffgate") || !strings.Contains(ck, "theme=dark") {
-		t.Errorf("upstream Cookie = %q, want only theme=dark", ck)
+	if ck := got.Header.Values("Cookie"); len(ck) != 0 {
+		t.Errorf("upstream Cookie = %q, want none (an API authenticates with the bearer)", ck)
+	}
+}
+
+// TestCookiePolicy: an API gets no cookies unless it names them in
+// cookies; the frontend gets every cookie but the gateway's own. The
+// IdP's cookies on the same host were reaching the API.
+func TestCookiePolicy(t *testing.T) {
+	h := newHarness(t, harnessOpts{mutate: func(a *AppConfig) {
+		a.APIs = append(a.APIs, APIConfig{Path: "/api2/", Upstream: a.APIs[0].Upstream, Cookies: []string{"theme"}})
+	}})
+	c := h.login("/")
+	send := func(path string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, h.srv.URL+path, nil)
+		req.Header.Set("X-CSRF", "1")
+		req.AddCookie(&http.Cookie{Name: "theme", Value: "dark"})
+		req.AddCookie(&http.Cookie{Name: "_interaction", Value: "idp"})
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for path, want := range map[string]string{"/api/x": "", "/api2/x": "theme=dark"} {
+		resp := send(path)
+		resp.Body.Close()
+		if got := h.lastAPIRequest().Header.Values("Cookie"); strings.Join(got, "|") != want {
+			t.Errorf("%s: upstream Cookie = %q, want %q", path, got, want)
+		}
+	}
+	resp := send("/index.html")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "cookie=theme=dark; _interaction=idp<") {
+		t.Errorf("frontend saw %q, want every cookie but the gateway's", body)
 	}
 }
 
@@ -84,7 +118,7 @@ func TestFrontendGetsNoToken(t *testing.T) {
 	c := h.login("/")
 	resp := h.get(c, "/index.html", "Authorization", "Bearer forged")
 	b := body(t, resp)
-	if resp.StatusCode != http.StatusOK || !strings.Contains(b, "spa /index.html auth=</p>") {
+	if resp.StatusCode != http.StatusOK || !strings.Contains(b, "spa /index.html auth= cookie=") {
 		t.Errorf("frontend answer = %d %q, want the page without Authorization", resp.StatusCode, b)
 	}
 }

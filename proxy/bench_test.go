@@ -34,7 +34,7 @@ func BenchmarkProxy(b *testing.B) {
 	s := validSession()
 	s.Upstreams = []string{"api"} // usage already recorded
 	r := NewRefresher(RefresherConfig{}, newSessions(b, s), nil)
-	gw, err := New(Config{Name: "api", Target: target, IsGatewayCookie: isGatewayCookie, WriteError: writeTestError}, tr, r, &recorder{}, nil)
+	gw, err := New(Config{Name: "api", Target: target, IsGatewayCookie: isGatewayCookie, Cookies: CookiePolicy{All: true}, WriteError: writeTestError}, tr, r, &recorder{}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

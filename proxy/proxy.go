@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,9 @@ type Config struct {
 	// to the upstream, and Set-Cookie headers from the upstream that
 	// would overwrite them are dropped. Required.
 	IsGatewayCookie func(name string) bool
+	// Cookies is which of the client's other cookies the upstream gets.
+	// The zero value passes none.
+	Cookies CookiePolicy
 	// WriteError answers the requests the proxy cannot serve (401, 502,
 	// 504) with the gateway's error body. Required.
 	WriteError ErrorWriter
@@ -63,6 +67,24 @@ type Config struct {
 	// gateway's public host) unless a trusted proxy (TrustForwarded) sent
 	// one. Empty: the request's Host.
 	ForwardedHost string
+}
+
+// CookiePolicy says which cookies of a request reach the upstream; the
+// gateway's own never do. The zero value passes none (an API that
+// authenticates with the bearer).
+type CookiePolicy struct {
+	// All passes every cookie but the gateway's (a frontend).
+	All bool
+	// Names, when All is false, are the only cookies passed.
+	Names []string
+}
+
+// keeps reports whether the policy passes the cookie name.
+func (c CookiePolicy) keeps(name string, isGateway func(string) bool) bool {
+	if isGateway(name) {
+		return false
+	}
+	return c.All || slices.Contains(c.Names, name)
 }
 
 // Validate reports every problem with c at once.

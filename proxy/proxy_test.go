@@ -109,9 +109,40 @@ func TestGatewayCookiesStripped(t *testing.T) {
 		{name: "none", cookies: nil, want: nil},
 	}
 	up := newEchoUpstream(t)
-	p := newTestProxy(t, up.URL, staticTokens{token: "at-1"}, nil, nil)
+	p := newTestProxy(t, up.URL, staticTokens{token: "at-1"}, nil, func(c *Config) { c.Cookies.All = true })
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "http://app.example/api/", nil)
+			for _, c := range tt.cookies {
+				req.Header.Add("Cookie", c)
+			}
+			got := decodeSeen(t, serve(p, req, validSession())).Header.Values("Cookie")
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("upstream Cookie = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestCookieAllowList: by default the upstream gets no cookies; with
+// Names only those (never a gateway cookie, even if named).
+func TestCookieAllowList(t *testing.T) {
+	tests := []struct {
+		name    string
+		names   []string
+		cookies []string
+		want    []string
+	}{
+		{name: "default none", cookies: []string{"theme=dark; _csrf=idp"}, want: nil},
+		{name: "allowed", names: []string{"theme"}, cookies: []string{"theme=dark; _csrf=idp", "theme2=x"}, want: []string{"theme=dark"}},
+		{name: "all allowed untouched", names: []string{"a", "b"}, cookies: []string{"a=1;b=2"}, want: []string{"a=1;b=2"}},
+		{name: "gateway never", names: []string{"bffgate", "a"}, cookies: []string{"bffgate=x; a=1"}, want: []string{"a=1"}},
+		{name: "none left", names: []string{"a"}, cookies: []string{"b=1"}, want: nil},
+	}
+	up := newEchoUpstream(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newTestProxy(t, up.URL, staticTokens{token: "at-1"}, nil, func(c *Config) { c.Cookies.Names = tt.names })
 			req := httptest.NewRequest(http.MethodGet, "http://app.example/api/", nil)
 			for _, c := range tt.cookies {
 				req.Header.Add("Cookie", c)

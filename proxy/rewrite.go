@@ -44,7 +44,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		h.Del("Authorization") // with "user", ServeHTTP has put the bearer there
 	}
 	h.Del("Forwarded")
-	stripCookies(h, p.cfg.IsGatewayCookie)
+	p.filterCookies(h)
 }
 
 // forwardedFor joins the elements of the X-Forwarded-For lines, trimmed
@@ -106,19 +106,27 @@ func ensureSlash(p string) string {
 	return "/" + p
 }
 
-// stripCookies removes the cookies isGateway names from the Cookie
-// headers in h, merging what is left into one header, or dropping it if
-// nothing is.
-func stripCookies(h http.Header, isGateway func(string) bool) {
+// filterCookies keeps in h's Cookie headers only the cookies the
+// upstream's cookie policy passes, merging them into one header, or
+// dropping it if none is left.
+func (p *Proxy) filterCookies(h http.Header) {
 	lines := h["Cookie"]
-	if len(lines) == 0 || !hasCookie(lines, isGateway) {
+	if len(lines) == 0 {
+		return
+	}
+	pol, isGateway := p.cfg.Cookies, p.cfg.IsGatewayCookie
+	if !pol.All && len(pol.Names) == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	if !dropsAny(lines, func(name string) bool { return !pol.keeps(name, isGateway) }) {
 		return
 	}
 	var b strings.Builder
 	for _, line := range lines {
 		for part := range strings.SplitSeq(line, ";") {
 			part = textproto.TrimString(part)
-			if part == "" || isGateway(cookieName(part)) {
+			if part == "" || !pol.keeps(cookieName(part), isGateway) {
 				continue
 			}
 			if b.Len() > 0 {
@@ -134,12 +142,12 @@ func stripCookies(h http.Header, isGateway func(string) bool) {
 	h["Cookie"] = []string{b.String()}
 }
 
-// hasCookie reports whether any cookie in the Cookie header lines is one
-// isGateway names; it lets the common case skip rebuilding the header.
-func hasCookie(lines []string, isGateway func(string) bool) bool {
+// dropsAny reports whether drop names any cookie in the Cookie header
+// lines; it lets the common case skip rebuilding the header.
+func dropsAny(lines []string, drop func(string) bool) bool {
 	for _, line := range lines {
 		for part := range strings.SplitSeq(line, ";") {
-			if isGateway(cookieName(part)) {
+			if drop(cookieName(part)) {
 				return true
 			}
 		}
