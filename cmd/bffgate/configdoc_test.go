@@ -158,3 +158,44 @@ func TestConfigTOMLKeysAreAccepted(t *testing.T) {
 		t.Errorf("config.toml documents %s, which is not a key", k)
 	}
 }
+
+// TestSecurityDocKeysExist: every config key that docs/security.md's
+// Limits table names is a key of the Config structs (a renamed key fails
+// here rather than leaving the table wrong).
+func TestSecurityDocKeysExist(t *testing.T) {
+	data, err := os.ReadFile("../../docs/security.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	start := strings.Index(text, "\n## Limits\n")
+	if start < 0 {
+		t.Fatal(`docs/security.md has no "## Limits" section`)
+	}
+	text = text[start+1:]
+	if end := strings.Index(text, "\n#"); end >= 0 {
+		text = text[:end]
+	}
+	keys := configKeys(reflect.TypeFor[fileConfig](), "")
+	code := regexp.MustCompile("`([a-z][a-z0-9_.]*)`")
+	checked := 0
+	for line := range strings.Lines(text) {
+		cols := strings.Split(line, "|")
+		if len(cols) < 5 || strings.HasPrefix(strings.TrimSpace(cols[1]), "---") {
+			continue
+		}
+		for _, m := range code.FindAllStringSubmatch(cols[3], -1) {
+			k := m[1]
+			if !strings.ContainsAny(k, "._") {
+				continue
+			}
+			checked++
+			if !slices.Contains(keys, k) && !slices.Contains(keys, "server."+k) && !slices.Contains(keys, "apps."+k) {
+				t.Errorf("docs/security.md's Limits table names %s, which is not a config key", k)
+			}
+		}
+	}
+	if checked < 15 {
+		t.Fatalf("checked only %d keys in the Limits table: the parse is broken", checked)
+	}
+}
