@@ -93,12 +93,12 @@ func TestAdminListAndRevoke(t *testing.T) {
 	}
 
 	_, lines := h.openEvents(a1)
-	waitLine(t, lines, ": connected", time.Second)
+	waitLine(t, lines, ": connected", 5*time.Second)
 	resp, out = adminDo(t, http.MethodPost, admin.URL+"/admin/sessions/revoke", adminToken, `{"app":"demo","sub":"alice"}`)
 	if resp.StatusCode != http.StatusOK || out["ended"] != float64(2) {
 		t.Fatalf("revoke: %d %v, want 2 ended", resp.StatusCode, out)
 	}
-	data, _ := waitLine(t, lines, "data:", time.Second)
+	data, _ := waitLine(t, lines, "data:", 5*time.Second)
 	if !strings.Contains(data, `"admin"`) {
 		t.Errorf("the open tab got %q, want the admin cause", data)
 	}
@@ -123,24 +123,6 @@ func TestAdminBadInput(t *testing.T) {
 	}
 	if resp, _ := adminDo(t, http.MethodGet, admin.URL+"/admin/sessions", adminToken, ""); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("list without a filter: %d, want 400", resp.StatusCode)
-	}
-}
-
-func TestRateLimitThenRecovery(t *testing.T) {
-	h := newHarness(t, harnessOpts{server: func(c *ServerConfig) {
-		c.RateLimits.Frontchannel = Limit{Rate: 20, Burst: 2}
-	}})
-	c := h.browser()
-	var last *http.Response
-	for range 3 {
-		last = h.get(c, "/bff/frontchannel-logout", "Sec-Fetch-Dest", "iframe")
-	}
-	if last.StatusCode != http.StatusTooManyRequests || last.Header.Get("Retry-After") == "" {
-		t.Fatalf("third request: %d Retry-After %q, want 429 with Retry-After", last.StatusCode, last.Header.Get("Retry-After"))
-	}
-	time.Sleep(100 * time.Millisecond) // two tokens at 20/s
-	if resp := h.get(c, "/bff/frontchannel-logout", "Sec-Fetch-Dest", "iframe"); resp.StatusCode != http.StatusOK {
-		t.Errorf("after waiting: %d, want 200", resp.StatusCode)
 	}
 }
 

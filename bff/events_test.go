@@ -50,30 +50,46 @@ func waitLine(t *testing.T, lines <-chan string, prefix string, within time.Dura
 	}
 }
 
-func TestEventsLogoutWithin100ms(t *testing.T) {
+// TestEventsLogoutPushed: a back-channel logout pushes "logout" with its
+// cause to the session's open stream, which then ends. The cause shows
+// the push: the stream's own backstop (a store check at the 25 s
+// heartbeat) only knows the cause "unknown".
+func TestEventsLogoutPushed(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	c := h.login("/")
 	resp, lines := h.openEvents(c)
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		t.Fatalf("events: %d %q, want 200 text/event-stream", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	waitLine(t, lines, ": connected", time.Second)
+	waitLine(t, lines, ": connected", 5*time.Second)
 
 	lresp := h.backchannel(h.logoutToken(nil, testop.SignOpts{}))
-	answered := time.Now()
 	if lresp.StatusCode != http.StatusOK {
 		t.Fatalf("back-channel = %d", lresp.StatusCode)
 	}
-	_, got := waitLine(t, lines, "event: logout", time.Second)
-	if d := got.Sub(answered); d > 100*time.Millisecond {
-		t.Errorf("logout event arrived %v after the back-channel answer, want ≤ 100ms", d)
-	}
-	data, _ := waitLine(t, lines, "data:", time.Second)
+	waitLine(t, lines, "event: logout", 5*time.Second)
+	data, _ := waitLine(t, lines, "data:", 5*time.Second)
 	if !strings.Contains(data, `"cause":"backchannel"`) {
 		t.Errorf("data = %q, want the cause backchannel", data)
 	}
-	// The stream ends after the event.
-	for range lines {
+	waitClosed(t, lines, 5*time.Second)
+}
+
+// waitClosed fails t unless the stream behind lines ends within d.
+func waitClosed(t *testing.T, lines <-chan string, d time.Duration) {
+	t.Helper()
+	deadline := time.After(d)
+	var extra []string
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				return
+			}
+			extra = append(extra, l)
+		case <-deadline:
+			t.Fatalf("the event stream was still open %v after the logout event; lines since: %q", d, extra)
+		}
 	}
 }
 
@@ -90,7 +106,7 @@ func TestEventsPerSessionCap(t *testing.T) {
 	c := h.login("/")
 	for range maxStreamsPerSession {
 		_, lines := h.openEvents(c)
-		waitLine(t, lines, ": connected", time.Second)
+		waitLine(t, lines, ": connected", 5*time.Second)
 	}
 	resp, _ := h.openEvents(c)
 	if resp.StatusCode != http.StatusTooManyRequests {
@@ -102,10 +118,10 @@ func TestEventsOnRPLogoutToo(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	c := h.login("/")
 	_, lines := h.openEvents(c)
-	waitLine(t, lines, ": connected", time.Second)
+	waitLine(t, lines, ": connected", 5*time.Second)
 	h.get(c, h.logoutURL(c))
-	waitLine(t, lines, "event: logout", time.Second)
-	data, _ := waitLine(t, lines, "data:", time.Second)
+	waitLine(t, lines, "event: logout", 5*time.Second)
+	data, _ := waitLine(t, lines, "data:", 5*time.Second)
 	if !strings.Contains(data, "rp_initiated") {
 		t.Errorf("data = %q, want cause rp_initiated", data)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -203,11 +204,42 @@ func TestConcurrentLogins(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			c := h.login("/")
-			if resp := h.get(c, "/bff/user", "X-CSRF", "1"); resp.StatusCode != http.StatusOK {
+			w := h.worker()
+			c := w.login("/")
+			if resp := w.get(c, "/bff/user", "X-CSRF", "1"); resp.StatusCode != http.StatusOK {
 				t.Errorf("user after login = %d", resp.StatusCode)
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// worker returns a copy of h for a goroutine the test started: a failure
+// the harness would report with Fatal is reported with Error (safe from
+// any goroutine), and ends only that goroutine (t.FailNow must not be
+// called outside the test's goroutine).
+func (h *harness) worker() *harness {
+	w := *h
+	w.t = workerTB{h.t}
+	return &w
+}
+
+// workerTB is a testing.TB for a worker goroutine (see harness.worker).
+type workerTB struct{ testing.TB }
+
+func (w workerTB) Fatal(args ...any) {
+	w.TB.Helper()
+	w.TB.Error(args...)
+	runtime.Goexit()
+}
+
+func (w workerTB) Fatalf(format string, args ...any) {
+	w.TB.Helper()
+	w.TB.Errorf(format, args...)
+	runtime.Goexit()
+}
+
+func (w workerTB) FailNow() {
+	w.TB.Fail()
+	runtime.Goexit()
 }

@@ -64,7 +64,7 @@ func TestSessionManagementIdP6(t *testing.T) {
 	}
 	// The probe was real: its frame and its window did fetch the page
 	// (besides the test page's own iframe).
-	if n := s.gatewayRequests("/bff/check-session", 200); n < 3 {
+	if n := s.waitGatewayRequests("/bff/check-session", 200, 3); n < 3 {
 		t.Errorf("the gateway served /bff/check-session %d times, want 3 (test page, other origin's frame and window)", n)
 	}
 	if st := jsString(tb, `document.querySelector('#monitor').dataset.state`); st != "polling" {
@@ -89,8 +89,9 @@ func TestSessionManagementIdP6(t *testing.T) {
 	}
 
 	// No polling loop left: neither the page nor the gateway sees another
-	// poll. (The last /bff/user may still be logging: give it a moment.)
-	time.Sleep(100 * time.Millisecond)
+	// poll in the next 2 s (eight poll intervals: an absence takes a
+	// window of time to observe). gatewayRequests waits for the log to
+	// catch up with the requests made so far.
 	polls := jsString(tb, `document.querySelector('#polls').textContent`)
 	before := s.gatewayRequests("/bff/user", 0)
 	time.Sleep(2 * time.Second)

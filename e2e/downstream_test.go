@@ -70,6 +70,17 @@ func TestDownstreamLogoutToken(t *testing.T) {
 			wantLine, tail(s.api.log.String(), 20))
 	}
 	t.Logf("the demo API validated the gateway's logout token %v after the IdP logout", time.Since(loggedOut).Round(time.Millisecond))
+	// The API logs the request line when its handler has returned, and the
+	// gateway counts the delivery when the API's answer has reached it:
+	// wait for both before counting.
+	if err := eventually(5*time.Second, func() error {
+		if len(s.apiRequests("/logout")) == 0 {
+			return fmt.Errorf("the demo API logged no POST /logout request")
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
 	if n := countLines(s.api, `msg="valid logout token"`); n != 1 {
 		t.Errorf("the demo API logged %d valid logout tokens, want 1", n)
 	}
@@ -81,11 +92,11 @@ func TestDownstreamLogoutToken(t *testing.T) {
 	}
 	// It found the keys through the gateway's own discovery document.
 	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/jwks.json"} {
-		if n := s.gatewayRequests(path, 200); n == 0 {
+		if n := s.waitGatewayRequests(path, 200, 1); n == 0 {
 			t.Errorf("the gateway served no %s: the API did not discover it", path)
 		}
 	}
-	if n := s.metric("bffgate_downstream_logout_total", `result="delivered"`); n != 1 {
+	if n := s.waitMetric(1, "bffgate_downstream_logout_total", `result="delivered"`); n != 1 {
 		t.Errorf("bffgate_downstream_logout_total{result=\"delivered\"} = %v, want 1", n)
 	}
 
@@ -142,8 +153,11 @@ func countLines(p *proc, substr string) int {
 }
 
 // gatewayRequests counts the gateway's access-log lines ("request") for
-// path answered with status (0: any status).
+// path answered with status (0: any status), once the gateway's log has
+// caught up with every request answered before this call (syncGatewayLog).
 func (s *stack) gatewayRequests(path string, status int) int {
+	s.t.Helper()
+	s.syncGatewayLog()
 	n := 0
 	for _, e := range jsonLines(s.gw) {
 		if e.str("msg") != "request" || e.str("path") != path {
@@ -154,4 +168,48 @@ func (s *stack) gatewayRequests(path string, status int) int {
 		}
 	}
 	return n
+}
+
+// waitGatewayRequests is gatewayRequests once it has reached atLeast, or
+// after 5 s: for a request that another process (the browser, the API)
+// makes and the test does not see answered.
+func (s *stack) waitGatewayRequests(path string, status, atLeast int) int {
+	s.t.Helper()
+	n := 0
+	_ = eventually(5*time.Second, func() error {
+		if n = s.gatewayRequests(path, status); n < atLeast {
+			return fmt.Errorf("%d requests", n)
+		}
+		return nil
+	})
+	return n
+}
+
+// syncGatewayLog returns once the gateway's log holds every line written
+// before it: the gateway writes its log through a buffer flushed every
+// 100 ms (cmd/bffgate/logwriter.go), in order. It makes a request of its
+// own and waits for that request's access-log line, found by the request
+// id the gateway answered with.
+func (s *stack) syncGatewayLog() {
+	s.t.Helper()
+	res, err := http.Get(s.gwURL + "/bff/e2e-log-sync")
+	if err != nil {
+		s.t.Fatalf("gateway log sync: %v", err)
+	}
+	res.Body.Close()
+	rid := res.Header.Get("X-Request-Id")
+	if rid == "" {
+		s.t.Fatalf("gateway log sync: the answer (%s) has no X-Request-Id", res.Status)
+	}
+	err = eventually(5*time.Second, func() error {
+		for _, e := range jsonLines(s.gw) {
+			if e.str("msg") == "request" && e.str("request_id") == rid {
+				return nil
+			}
+		}
+		return fmt.Errorf("no access-log line for request %s", rid)
+	})
+	if err != nil {
+		s.t.Fatalf("gateway log sync: %v within 5 s; the log's tail:\n%s", err, tail(s.gw.log.String(), 10))
+	}
 }

@@ -95,10 +95,10 @@ func testFrontchannelLogout(t *testing.T, idpHost string, crossSite bool) {
 	if got := s.idpEvents("frontchannel.pending", map[string]string{"frames": "1"}); len(got) != 1 {
 		t.Errorf("the IdP logged %d frontchannel.pending with 1 frame, want 1", len(got))
 	}
-	if n := s.gatewayRequests("/bff/frontchannel-logout", 200); n != 1 {
+	if n := s.waitGatewayRequests("/bff/frontchannel-logout", 200, 1); n != 1 {
 		t.Errorf("the gateway answered %d /bff/frontchannel-logout with 200, want 1", n)
 	}
-	if n := s.metric("bffgate_sessions_ended_total", `cause="frontchannel"`); n != 1 {
+	if n := s.waitMetric(1, "bffgate_sessions_ended_total", `cause="frontchannel"`); n != 1 {
 		t.Errorf(`bffgate_sessions_ended_total{cause="frontchannel"} = %v, want 1`, n)
 	}
 	if n := s.metric("bffgate_sessions_ended_total", `cause="backchannel"`); n != 0 {

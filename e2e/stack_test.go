@@ -299,3 +299,18 @@ func (s *stack) metric(name string, labels ...string) float64 {
 	}
 	return sum
 }
+
+// waitMetric is metric once the sum has reached atLeast, or after 5 s:
+// for a count the gateway updates after an answer the test does not see
+// (a delivery to the demo API, a request from the browser).
+func (s *stack) waitMetric(atLeast float64, name string, labels ...string) float64 {
+	s.t.Helper()
+	var v float64
+	_ = eventually(5*time.Second, func() error {
+		if v = s.metric(name, labels...); v < atLeast {
+			return fmt.Errorf("%s = %v", name, v)
+		}
+		return nil
+	})
+	return v
+}

@@ -140,11 +140,50 @@ func TestRedisReplayCache(t *testing.T) {
 	if seen, err := a.Seen(ctx, key, time.Minute); err != nil || seen {
 		t.Fatalf("Seen after Forget: %v, %v; want false, nil", seen, err)
 	}
+	// A key is kept for its ttl (Redis expires it; no need to watch).
 	short := "logout-jti:" + session.NewID()
 	a.Seen(ctx, short, 50*time.Millisecond)
-	time.Sleep(120 * time.Millisecond)
-	if seen, _ := b.Seen(ctx, short, time.Minute); seen {
-		t.Error("Seen after the ttl: got true, want false")
+	if ttl, err := rdb.PTTL(ctx, "bffgate:jti:"+short).Result(); err != nil || ttl <= 0 || ttl > 50*time.Millisecond {
+		t.Errorf("PTTL of a key seen for 50ms: %v, %v; want in (0, 50ms]", ttl, err)
+	}
+	if ttl, err := rdb.PTTL(ctx, "bffgate:jti:"+key).Result(); err != nil || ttl <= 50*time.Millisecond || ttl > time.Minute {
+		t.Errorf("PTTL of a key seen for a minute: %v, %v; want in (50ms, 1m]", ttl, err)
+	}
+}
+
+// newOwnRedisClient starts a redis-server for t alone and returns a
+// client on it; both end with the test.
+func newOwnRedisClient(t *testing.T) redis.UniversalClient {
+	t.Helper()
+	storetest.SkipWithoutRedis(t, redisSrv, redisSkip)
+	srv, err := storetest.StartRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	rdb, err := session.NewRedisClient(session.Config{RedisURL: srv.URL(0)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// waitSubscribers polls PUBSUB NUMSUB until channel has n subscribers:
+// go-redis subscribes in the background, and a message published before
+// a listener has subscribed never reaches it.
+func waitSubscribers(t *testing.T, rdb redis.UniversalClient, channel string, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := rdb.PubSubNumSub(context.Background(), channel).Result()
+		if err == nil && got[channel] == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("channel %s: %d subscribers (err %v) after 5 s, want %d", channel, got[channel], err, n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -174,7 +213,9 @@ func (r *remoteRecorder) SessionEndedElsewhere(_ context.Context, cause session.
 // and A's RemoteObservers are not told twice.
 func TestRedisBroadcast(t *testing.T) {
 	ctx := context.Background()
-	rdb := newRedisClient(t, nil)
+	// A server of its own, so that the only subscribers to the channel
+	// are A's and B's listeners (pub/sub ignores the database number).
+	rdb := newOwnRedisClient(t)
 	a := session.NewManager(newRedisStore(t, rdb, session.RedisConfig{}), nil)
 	b := session.NewManager(newRedisStore(t, rdb, session.RedisConfig{}), nil)
 	ra, rb := &remoteRecorder{ch: make(chan string, 10)}, &remoteRecorder{ch: make(chan string, 10)}
@@ -182,7 +223,7 @@ func TestRedisBroadcast(t *testing.T) {
 	a.Observe(ra)
 	b.Observe(rb)
 	b.Observe(session.ObserverFunc(func(_ context.Context, _ session.Cause, s *session.Session) { plainB = append(plainB, s.ID) }))
-	time.Sleep(100 * time.Millisecond) // let the listeners subscribe
+	waitSubscribers(t, rdb, "bffgate:ended", 2)
 
 	app, iss := "app-"+session.NewID()[:6], "https://idp.example"
 	s1 := &session.Session{ID: session.NewID(), App: app, Issuer: iss, Subject: "alice", SID: "sid-1"}
@@ -208,14 +249,31 @@ func TestRedisBroadcast(t *testing.T) {
 			t.Fatalf("B's remote observer never got %q", want)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
+	// A's listener gets the messages in the order they were published:
+	// once it has passed on a session B ended after A's two, it has seen
+	// A's own broadcasts too, and must have skipped them.
+	s3 := &session.Session{ID: session.NewID(), App: app, Issuer: iss, Subject: "bob", SID: "sid-3"}
+	if err := b.Create(ctx, s3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.End(ctx, s3.ID, session.CauseRPInitiated); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-ra.ch:
+		if want := "rp_initiated " + s3.ID; got != want {
+			t.Errorf("A's remote observer: got %q first, want %q (B's end only, not A's own broadcasts)", got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("A's remote observer never got B's end of %s", s3.ID)
+	}
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
-	if len(ra.remote) != 0 || len(ra.local) != 2 {
-		t.Errorf("A's observer: local %q, remote %q; want 2 local, no remote (its own broadcast)", ra.local, ra.remote)
+	if len(ra.remote) != 1 || len(ra.local) != 2 {
+		t.Errorf("A's observer: local %q, remote %q; want 2 local, 1 remote (B's, not its own broadcast)", ra.local, ra.remote)
 	}
-	if len(plainB) != 0 {
-		t.Errorf("B's plain observer was told of A's ends: %q", plainB)
+	if len(plainB) != 1 || plainB[0] != s3.ID {
+		t.Errorf("B's plain observer: %q, want only B's own end of %s (not A's ends)", plainB, s3.ID)
 	}
 	if _, err := b.Get(ctx, s1.ID); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("Get on B of a session A ended: %v, want ErrNotFound", err)
