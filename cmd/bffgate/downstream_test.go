@@ -9,7 +9,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -47,22 +46,9 @@ func TestDownstreamReceivesValidLogoutToken(t *testing.T) {
 	}))
 	defer other.Close()
 
-	path := writeConfig(t, fmt.Sprintf(`
-[server]
-listen = %q
-public_url = %q
-admin_listen = %q
-[session]
-secret = "%s"
-[notifier]
-base_delay = "10ms"
-[[apps]]
-name = "demo"
-issuer = %q
-client_id = %q
-client_secret = %q
-frontend = "http://127.0.0.1:1"
-  [[apps.apis]]
+	path := testConfig{
+		op: op, listen: listen, admin: admin,
+		app: fmt.Sprintf(`  [[apps.apis]]
   path = "/api/"
   upstream = %q
   [[apps.downstream]]
@@ -74,8 +60,9 @@ frontend = "http://127.0.0.1:1"
   api = "/other/"
   [[apps.apis]]
   path = "/other/"
-  upstream = %q
-`, listen, public, admin, strings.Repeat("k", 40), op.URL, op.ClientID(), op.ClientSecret(), api.URL, api.URL, other.URL, other.URL))
+  upstream = %q`, api.URL, api.URL, other.URL, other.URL),
+		tables: "[notifier]\nbase_delay = \"10ms\"",
+	}.write(t)
 
 	startRun(t, path, admin, io.Discard)
 	ctx := context.Background()

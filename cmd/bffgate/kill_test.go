@@ -46,6 +46,18 @@ func (d *downstreamApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// retried reports whether some jti came more than once.
+func (d *downstreamApp) retried() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, n := range d.seen {
+		if n > 1 {
+			return true
+		}
+	}
+	return false
+}
+
 func (d *downstreamApp) counts() (seen, ok int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -143,7 +155,10 @@ claim_idle = "1s"`
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(300 * time.Millisecond) // some retries against the 503s
+	// Some retries against the 503s: a jti seen twice.
+	if !poll(10*time.Second, down.retried) {
+		t.Fatal("no notification was retried against the 503s")
+	}
 	inFlight := bPending()
 	if err := proc.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)

@@ -130,10 +130,21 @@ func TestRedisOutageFailsClosed(t *testing.T) {
 		}
 	})
 
-	time.Sleep(300 * time.Millisecond)
+	// Each phase lasts until the load has shown what it is for, not for a
+	// set time: before the outage, both sessions are answered; during it,
+	// the live session gets a 503 and /readyz turns false.
+	count := func(tl *tally, code int) int {
+		tl.mu.Lock()
+		defer tl.mu.Unlock()
+		return tl.codes[code]
+	}
+	if !poll(10*time.Second, func() bool { return count(&liveT, http.StatusOK) > 0 && count(&revokedT, http.StatusUnauthorized) > 0 }) {
+		t.Errorf("before the outage: %d 200s for the live session, %d 401s for the revoked one; want some of each",
+			count(&liveT, http.StatusOK), count(&revokedT, http.StatusUnauthorized))
+	}
 	outage.Store(true)
 	srv.Stop()
-	time.Sleep(1500 * time.Millisecond)
+	poll(15*time.Second, func() bool { return count(&liveT, http.StatusServiceUnavailable) > 0 && readyDown.Load() }) // checked below
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +160,11 @@ func TestRedisOutageFailsClosed(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Some load after the recovery: more 200s for the live session.
+	served := count(&liveT, http.StatusOK)
+	if !poll(10*time.Second, func() bool { return count(&liveT, http.StatusOK) >= served+5 }) {
+		t.Errorf("after the recovery: %d more 200s for the live session, want 5", count(&liveT, http.StatusOK)-served)
+	}
 	stopLoad()
 	wg.Wait()
 	waitStatus(t, "http://"+a.admin+"/readyz", http.StatusOK)
@@ -210,4 +225,17 @@ func gatewayGoroutines() []string {
 		}
 	}
 	return out
+}
+
+// poll calls cond every 10 ms until it holds (true) or d has passed
+// (false).
+func poll(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }

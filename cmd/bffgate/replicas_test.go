@@ -73,32 +73,18 @@ func newReplica(t *testing.T, o replicaOpts) *replica {
 	if o.redis != "" {
 		redisKeys = o.redis
 	}
-	r.config = writeConfig(t, fmt.Sprintf(`
-[server]
-listen = %q
-public_url = %q
-admin_listen = %q
-log_level = "error"
-rate_limits = { login = { off = true }, backchannel = { off = true } }
-[session]
-store = "redis"
-%s
-secret = %q
-[signing]
-key_file = %q
-[notifier]
-%s
-[[apps]]
-name = "demo"
-issuer = %q
-client_id = %q
-client_secret = %q
-frontend = "http://127.0.0.1:1"
-  [[apps.apis]]
+	r.config = testConfig{
+		op: o.op, listen: r.listen, admin: r.admin,
+		server: `log_level = "error"
+rate_limits = { login = { off = true }, backchannel = { off = true } }`,
+		session: "store = \"redis\"\n" + redisKeys,
+		secret:  replicaSecret,
+		app: fmt.Sprintf(`  [[apps.apis]]
   path = "/api/"
   upstream = %q
-%s
-`, r.listen, r.public, r.admin, redisKeys, replicaSecret, signingKeyFile(t), o.notifier, o.op.URL, o.op.ClientID(), o.op.ClientSecret(), o.api, down))
+%s`, o.api, down),
+		tables: fmt.Sprintf("[signing]\nkey_file = %q\n[notifier]\n%s", signingKeyFile(t), o.notifier),
+	}.write(t)
 	return r
 }
 

@@ -3,12 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,38 +23,8 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func writeConfig(t *testing.T, body string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "config.toml")
-	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
-}
-
-// gatewayConfig writes a one-app config against op, the gateway on listen
-// (scheme "http" or "https") and admin, with serverExtra lines added to
-// [server].
-func gatewayConfig(t *testing.T, op *testop.OP, scheme, listen, admin, serverExtra string) string {
-	t.Helper()
-	return writeConfig(t, fmt.Sprintf(`
-[server]
-listen = %q
-public_url = "%s://%s"
-admin_listen = %q
-%s
-[session]
-secret = %q
-[[apps]]
-name = "demo"
-issuer = %q
-client_id = %q
-frontend = "http://127.0.0.1:1"
-`, listen, scheme, listen, admin, serverExtra, strings.Repeat("s", 40), op.URL, op.ClientID()))
 }
 
 // startRun runs the gateway in-process with the config at path until the
@@ -84,20 +51,8 @@ func startRun(t *testing.T, path, admin string, stderr io.Writer) {
 func TestRunServesAndShutsDown(t *testing.T) {
 	op := testop.New(t, testop.Config{})
 	listen, admin := freePort(t), freePort(t)
-	path := writeConfig(t, fmt.Sprintf(`
-[server]
-listen = %q
-public_url = "http://%s"
-admin_listen = %q
-[session]
-secret = "${SECRET}"
-[[apps]]
-name = "demo"
-issuer = %q
-client_id = %q
-client_secret = "${CLIENT_SECRET}"
-frontend = "http://127.0.0.1:1"
-`, listen, listen, admin, op.URL, op.ClientID()))
+	// The secrets come from the environment.
+	path := testConfig{op: op, listen: listen, admin: admin, secret: "${SECRET}", clientSecret: "${CLIENT_SECRET}"}.write(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -220,22 +175,13 @@ func TestConfigSyntaxError(t *testing.T) {
 }
 
 func TestReplicasNeedASharedSigningKey(t *testing.T) {
-	path := writeConfig(t, `
-[server]
-public_url = "http://127.0.0.1:8080"
-[session]
-store = "redis"
-redis_url = "redis://127.0.0.1:6379/0"
-secret = "0123456789abcdef0123456789abcdef"
-[[apps]]
-name = "demo"
-issuer = "http://127.0.0.1:9000"
-client_id = "demo"
-frontend = "http://127.0.0.1:3000"
-  [[apps.downstream]]
+	path := testConfig{
+		session: `store = "redis"
+redis_url = "redis://127.0.0.1:6379/0"`,
+		app: `  [[apps.downstream]]
   backchannel_logout_uri = "http://127.0.0.1:4000/logout"
-  notify = "always"
-`)
+  notify = "always"`,
+	}.write(t)
 	err := run(context.Background(), []string{"bffgate", "-config", path, "-check-config"}, env(nil), &bytes.Buffer{}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "signing.key_file: is required") {
 		t.Errorf("err = %v, want signing.key_file required", err)
