@@ -314,3 +314,65 @@ func (s *stack) waitMetric(atLeast float64, name string, labels ...string) float
 	})
 	return v
 }
+
+// gatewayRequests counts the gateway's access-log lines ("request") for
+// path answered with status (0: any status), once the gateway's log has
+// caught up with every request answered before this call (syncGatewayLog).
+func (s *stack) gatewayRequests(path string, status int) int {
+	s.t.Helper()
+	s.syncGatewayLog()
+	n := 0
+	for _, e := range jsonLines(s.gw) {
+		if e.str("msg") != "request" || e.str("path") != path {
+			continue
+		}
+		if st, _ := e["status"].(float64); status == 0 || int(st) == status {
+			n++
+		}
+	}
+	return n
+}
+
+// waitGatewayRequests is gatewayRequests once it has reached atLeast, or
+// after 5 s: for a request that another process (the browser, the API)
+// makes and the test does not see answered.
+func (s *stack) waitGatewayRequests(path string, status, atLeast int) int {
+	s.t.Helper()
+	n := 0
+	_ = eventually(5*time.Second, func() error {
+		if n = s.gatewayRequests(path, status); n < atLeast {
+			return fmt.Errorf("%d requests", n)
+		}
+		return nil
+	})
+	return n
+}
+
+// syncGatewayLog returns once the gateway's log holds every line written
+// before it: the gateway writes its log through a buffer flushed every
+// 100 ms (cmd/bffgate/logwriter.go), in order. It makes a request of its
+// own and waits for that request's access-log line, found by the request
+// id the gateway answered with.
+func (s *stack) syncGatewayLog() {
+	s.t.Helper()
+	res, err := http.Get(s.gwURL + "/bff/e2e-log-sync")
+	if err != nil {
+		s.t.Fatalf("gateway log sync: %v", err)
+	}
+	res.Body.Close()
+	rid := res.Header.Get("X-Request-Id")
+	if rid == "" {
+		s.t.Fatalf("gateway log sync: the answer (%s) has no X-Request-Id", res.Status)
+	}
+	err = eventually(5*time.Second, func() error {
+		for _, e := range jsonLines(s.gw) {
+			if e.str("msg") == "request" && e.str("request_id") == rid {
+				return nil
+			}
+		}
+		return fmt.Errorf("no access-log line for request %s", rid)
+	})
+	if err != nil {
+		s.t.Fatalf("gateway log sync: %v within 5 s; the log's tail:\n%s", err, tail(s.gw.log.String(), 10))
+	}
+}
