@@ -37,7 +37,8 @@ func TestRedisScriptsDeclareKeys(t *testing.T) {
 	st := newRedisStore(t, rdb, session.RedisConfig{})
 	mon := startMonitor(t)
 
-	const app, iss = "keys-app", "https://idp.example/keys"
+	// An app of this run: tombstones of an earlier run (-count) stay.
+	app, iss := "keys-app-"+session.NewID()[:8], "https://idp.example/keys"
 	step := 0
 	mark := func() {
 		step++

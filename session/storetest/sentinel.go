@@ -216,6 +216,24 @@ func (s *RedisSentinel) Stop() {
 	os.RemoveAll(s.root)
 }
 
+// NewRedisSentinel starts a Sentinel set for t alone (for a test that
+// fails it over: the next run of the test needs a replica again) and
+// stops it when t ends. Without redis-server or redis-sentinel it skips
+// t, unless CI=true: then t fails.
+func NewRedisSentinel(t testing.TB) *RedisSentinel {
+	t.Helper()
+	s, err := StartRedisSentinel()
+	if err != nil {
+		skip, err := requireOrSkip(err)
+		if err != nil {
+			t.Fatalf("redis sentinel: %v", err)
+		}
+		t.Skip(skip)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
 var (
 	sharedSentinel     *RedisSentinel
 	sharedSentinelErr  error
@@ -223,8 +241,8 @@ var (
 )
 
 // SharedSentinel returns the test binary's Sentinel set, starting it on
-// first use; MainWithRedis stops it. A test that fails it over leaves
-// one server (the promoted replica), which the others still use. Without
+// first use; MainWithRedis stops it. A test that fails a set over uses
+// its own (NewRedisSentinel). Without
 // redis-server or redis-sentinel it skips t, unless CI=true: then t
 // fails.
 func SharedSentinel(t testing.TB) *RedisSentinel {
