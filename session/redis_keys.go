@@ -107,14 +107,16 @@ func (r *RedisStore) revokeKeys(ctx context.Context, index, tomb string) ([]stri
 // the read and the script.
 var errRetryKeys = errors.New("the session keys changed while they were read")
 
-// declaredTries bounds runDeclared: each retry means a session was
-// created or ended under the same index in the few milliseconds between
-// the read and the script.
-const declaredTries = 8
+// declaredRetryFor bounds runDeclared in time, not in tries: each retry
+// means a session was created or ended under the same index between the
+// read and the script, and under a burst of sign-ins for one user (or a
+// starved CPU) that can happen many times in a row; it stops once the
+// burst has passed. The caller's context may end it sooner.
+const declaredRetryFor = 5 * time.Second
 
 // runDeclared runs script with the keys that keys returns (read from
 // Redis), and again if the script answers "retry", with a short backoff
-// and at most declaredTries times. A nil reply is a nil value.
+// for at most declaredRetryFor. A nil reply is a nil value.
 func (r *RedisStore) runDeclared(ctx context.Context, script *redis.Script, keys func(context.Context) ([]string, error), args ...any) (any, error) {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval = time.Millisecond, 50*time.Millisecond
@@ -134,5 +136,5 @@ func (r *RedisStore) runDeclared(ctx context.Context, script *redis.Script, keys
 			return nil, errRetryKeys
 		}
 		return v, nil
-	}, backoff.WithBackOff(b), backoff.WithMaxTries(declaredTries), backoff.WithMaxElapsedTime(0))
+	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(declaredRetryFor))
 }
