@@ -23,11 +23,11 @@ type usage struct {
 	goroutines int   // go_goroutines on the admin listener
 	liveHeap   int64 // go_memstats_alloc_bytes right after a GC (0 when not measured)
 	redisKeys  int64 // DBSIZE
-	redisMem   int64 // used_memory of INFO memory
+	redisMem   int64 // used_memory_dataset of INFO memory: the keys, not client buffers
 }
 
 func (u usage) String() string {
-	return fmt.Sprintf("rss %.1f MiB, fds %d (%d to Redis), goroutines %d, live heap %.2f MiB, redis keys %d, redis used_memory %.2f MiB",
+	return fmt.Sprintf("rss %.1f MiB, fds %d (%d to Redis), goroutines %d, live heap %.2f MiB, redis keys %d, redis dataset %.2f MiB",
 		mib(u.rss), u.fds, u.redisConns, u.goroutines, mib(u.liveHeap), u.redisKeys, mib(u.redisMem))
 }
 
@@ -185,7 +185,7 @@ func (s *stack) measure(t *testing.T, heap bool) usage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.redisMem, _ = strconv.ParseInt(info["Memory"]["used_memory"], 10, 64)
+	u.redisMem, _ = strconv.ParseInt(info["Memory"]["used_memory_dataset"], 10, 64)
 	return u
 }
 
