@@ -5,7 +5,7 @@ export BFFGATE_SESSION_SECRET ?= demo-only-session-secret-change-me-0123456789
 export DEMO_CLIENT_SECRET     ?= demo-secret-change-me
 export BFFGATE_ADMIN_TOKEN    ?= demo-admin-token-change-me
 
-.PHONY: all build test test-unit e2e demo bench fuzz check-config node-deps clean
+.PHONY: all build test test-unit e2e demo demo-replicas bench fuzz check-config node-deps clean
 
 all: build
 
@@ -29,8 +29,14 @@ test: node-deps
 	$(GO) test -race -count=1 ./...
 
 # The README's first command: IdP, sample SPA and API, and the gateway.
-demo: node-deps build
+# Needs only the demo IdP's packages (oidc-provider 9).
+demo: examples/idp/node_modules/.package-lock.json build
 	./examples/demo.sh
+
+# The same with Redis, three gateway replicas and a round-robin balancer
+# on :8080 (README, "Many replicas with Redis").
+demo-replicas: examples/idp/node_modules/.package-lock.json build
+	./examples/demo-replicas.sh
 
 check-config: build
 	./$(BIN) -config config.toml -check-config

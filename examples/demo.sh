@@ -1,44 +1,32 @@
 #!/usr/bin/env bash
 # Runs the whole demo on 127.0.0.1: the IdP (oidc-provider 9.x, :9000),
 # the sample SPA (:3000) and API (:4000), and bffgate (:8080, admin :9090)
-# with the repository's config.toml. Ctrl-C stops everything.
+# with the repository's config.toml. Ctrl-C (or SIGTERM) stops everything.
+#
+# The ports can be moved with DEMO_GATEWAY_PORT, DEMO_ADMIN_PORT,
+# DEMO_IDP_PORT, DEMO_SPA_PORT and DEMO_API_PORT; the logs' folder with
+# DEMO_LOGS. The gateway's JSON log lines go to gateway.log there and are
+# shown in slog's text format here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-export BFFGATE_SESSION_SECRET="${BFFGATE_SESSION_SECRET:-demo-only-session-secret-change-me-0123456789}"
-export DEMO_CLIENT_SECRET="${DEMO_CLIENT_SECRET:-demo-secret-change-me}"
-export BFFGATE_ADMIN_TOKEN="${BFFGATE_ADMIN_TOKEN:-demo-admin-token-change-me}"
 LOGS="${DEMO_LOGS:-${TMPDIR:-/tmp}/bffgate-demo}"
-GW=${DEMO_GATEWAY_PORT:-8080} ADMIN=${DEMO_ADMIN_PORT:-9090} IDP=${DEMO_IDP_PORT:-9000} SPA=${DEMO_SPA_PORT:-3000} API=${DEMO_API_PORT:-4000}
-mkdir -p "$LOGS" bin
+. examples/demo-lib.sh
+ADMIN=${DEMO_ADMIN_PORT:-9090}
 
-[ -d examples/idp/node_modules ] || (cd examples/idp && npm ci --no-audit --no-fund)
-go build -o bin/bffgate ./cmd/bffgate
-go build -o bin/demo-spa ./examples/spa
-go build -o bin/demo-api ./examples/api
+build_demo
+: >"$LOGS/gateway.log"
+# config.toml with the ports above.
+sed -e "s/127\.0\.0\.1:8080/127.0.0.1:$GW/g; s/127\.0\.0\.1:9090/127.0.0.1:$ADMIN/g" \
+    -e "s/127\.0\.0\.1:9000/127.0.0.1:$IDP/g; s/127\.0\.0\.1:3000/127.0.0.1:$SPA/g" \
+    -e "s/127\.0\.0\.1:4000/127.0.0.1:$API/g" config.toml >"$LOGS/gateway.toml"
 
-pids=()
-cleanup() {
-  trap - INT TERM EXIT
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup INT TERM EXIT
+start_apps
+bin/bffgate -config "$LOGS/gateway.toml" 2>&1 | bin/demo-logview -file "$LOGS/gateway.log" &
+wait_ready "http://127.0.0.1:$ADMIN/readyz"
 
-sed -e "s/127.0.0.1:8080/127.0.0.1:$GW/g; s/127.0.0.1:9090/127.0.0.1:$ADMIN/g; s/127.0.0.1:9000/127.0.0.1:$IDP/g" \
-    -e "s/127.0.0.1:3000/127.0.0.1:$SPA/g; s/127.0.0.1:4000/127.0.0.1:$API/g" config.toml >"$LOGS/gateway.toml"
-PORT=$IDP GATEWAY_URL=http://127.0.0.1:$GW node examples/idp/server.js >"$LOGS/idp.log" 2>&1 & pids+=($!)
-bin/demo-spa -listen 127.0.0.1:$SPA >"$LOGS/spa.log" 2>&1 & pids+=($!)
-bin/demo-api -listen 127.0.0.1:$API -issuer http://127.0.0.1:$IDP -client-id demo -gateway http://127.0.0.1:$GW >"$LOGS/api.log" 2>&1 & pids+=($!)
-bin/bffgate -config "$LOGS/gateway.toml" 2>&1 | tee "$LOGS/gateway.log" & pids+=($!)
-
-for _ in $(seq 1 100); do
-  curl -fsS -o /dev/null http://127.0.0.1:$ADMIN/readyz 2>/dev/null && break
-  sleep 0.2
-done
 cat <<MSG
 
-  bffgate demo is up.   Open  http://127.0.0.1:8080/
+  bffgate demo is up.   Open  http://127.0.0.1:$GW/
   Sign in as  alice / wonderland  (or bob / builder).
   Logs: $LOGS (idp.log, spa.log, api.log, gateway.log)
   Ctrl-C stops everything.
