@@ -5,9 +5,16 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"html"
+	"io"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -142,4 +149,166 @@ func TestDemoScriptStops(t *testing.T) {
 		t.Fatalf("demo.sh printed no banner: %v", err)
 	}
 	d.stopAndCheck(t, p)
+}
+
+// TestDemoReplicas runs make demo-replicas on free ports: a login through
+// the balancer (whose round robin spreads the login over the replicas),
+// the session seen by all three replicas, the IdP's "No" that leaves it
+// alive, its "Yes, sign me out everywhere" whose back-channel logout
+// reaches one replica and is then refused by all three; then SIGTERM to
+// make stops everything.
+func TestDemoReplicas(t *testing.T) {
+	requirePrereqs(t)
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server is not installed (CI=true: no skipping)")
+		}
+		t.Skip("redis-server is not installed")
+	}
+	names := []string{"DEMO_GATEWAY_PORT", "DEMO_IDP_PORT", "DEMO_SPA_PORT", "DEMO_API_PORT", "DEMO_REDIS_PORT",
+		"r1", "r2", "r3", "admin1", "admin2", "admin3"}
+	d := newDemoRun(t, names...)
+	d.env = append(d.env,
+		fmt.Sprintf("DEMO_REPLICA_PORTS=%d %d %d", d.ports["r1"], d.ports["r2"], d.ports["r3"]),
+		fmt.Sprintf("DEMO_REPLICA_ADMIN_PORTS=%d %d %d", d.ports["admin1"], d.ports["admin2"], d.ports["admin3"]))
+	p := startProc(t, artifactDir(t), "demo-replicas", d.env, "make", "-s", "demo-replicas")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	for _, u := range []string{
+		d.url("admin1", "/readyz"), d.url("admin2", "/readyz"), d.url("admin3", "/readyz"),
+		d.url("DEMO_GATEWAY_PORT", "/bff/client.js"), d.url("DEMO_IDP_PORT", "/healthz"),
+	} {
+		if err := p.waitHTTP(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	c := newHTTPUser(t)
+	page := c.get(d.url("DEMO_GATEWAY_PORT", "/bff/login?returnUrl=/"))
+	action := mustMatch(t, page, `id="login-form" method="post" action="([^"]+)"`)
+	c.postForm(d.url("DEMO_IDP_PORT", html.UnescapeString(action)), url.Values{"login": {"alice"}, "password": {"wonderland"}})
+
+	replicas := []string{"r1", "r2", "r3"}
+	userOn := func(r string) int { return c.status(d.url(r, "/bff/user")) }
+	for _, r := range replicas {
+		if got := userOn(r); got != http.StatusOK {
+			t.Fatalf("after the login through the balancer, /bff/user on %s = %d, want 200", r, got)
+		}
+	}
+	if got := c.status(d.url("DEMO_GATEWAY_PORT", "/api/hello")); got != http.StatusOK {
+		t.Fatalf("/api/hello through the balancer = %d, want 200", got)
+	}
+	balancerLines := func() []string {
+		var lines []string
+		for _, l := range p.log.Lines() {
+			if strings.Contains(l, " → ") {
+				lines = append(lines, l)
+			}
+		}
+		return lines
+	}
+	served := map[string]bool{}
+	for _, l := range balancerLines() {
+		served[strings.Fields(l)[0]] = true
+	}
+	if len(served) != 3 {
+		t.Errorf("the balancer's lines name replicas %v, want r1, r2 and r3:\n%s", served, strings.Join(balancerLines(), "\n"))
+	}
+
+	// The IdP's sign-out page, as the README has it: "No" leaves the app
+	// signed in, "Yes, sign me out everywhere" signs it out.
+	endSession := d.url("DEMO_IDP_PORT", "/session/end?client_id=other")
+	confirm := func(yes bool) {
+		page := c.get(endSession)
+		form := url.Values{"xsrf": {mustMatch(t, page, `name="xsrf" value="([^"]+)"`)}}
+		if yes {
+			form.Set("logout", "yes")
+		}
+		c.postForm(d.url("DEMO_IDP_PORT", "/session/end/confirm"), form)
+	}
+	confirm(false)
+	for _, r := range replicas {
+		if got := userOn(r); got != http.StatusOK {
+			t.Fatalf("after No at the IdP, /bff/user on %s = %d, want 200", r, got)
+		}
+	}
+	confirm(true)
+	if err := eventually(10*time.Second, func() error {
+		for _, l := range balancerLines() {
+			if strings.Contains(l, "POST /bff/backchannel-logout → 200") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no back-channel logout answered 200 in the balancer's lines:\n%s", strings.Join(balancerLines(), "\n"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range replicas {
+		if got := userOn(r); got != http.StatusUnauthorized {
+			t.Errorf("after the back-channel logout, /bff/user on %s = %d, want 401", r, got)
+		}
+	}
+	d.stopAndCheck(t, p)
+}
+
+// httpUser is a browser without JavaScript: a cookie jar that follows
+// redirects, for the demo's pages.
+type httpUser struct {
+	t *testing.T
+	c *http.Client
+}
+
+func newHTTPUser(t *testing.T) *httpUser {
+	jar, _ := cookiejar.New(nil)
+	return &httpUser{t: t, c: &http.Client{Jar: jar, Timeout: 15 * time.Second}}
+}
+
+func (u *httpUser) do(req *http.Request) (int, string) {
+	u.t.Helper()
+	req.Header.Set("X-CSRF", "1")
+	res, err := u.c.Do(req)
+	if err != nil {
+		u.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	return res.StatusCode, string(body)
+}
+
+func (u *httpUser) get(target string) string {
+	u.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, target, nil)
+	code, body := u.do(req)
+	if code != http.StatusOK {
+		u.t.Fatalf("GET %s: %d\n%s", target, code, tail(body, 20))
+	}
+	return body
+}
+
+func (u *httpUser) status(target string) int {
+	u.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, target, nil)
+	code, _ := u.do(req)
+	return code
+}
+
+func (u *httpUser) postForm(target string, form url.Values) string {
+	u.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, target, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	code, body := u.do(req)
+	if code != http.StatusOK {
+		u.t.Fatalf("POST %s: %d\n%s", target, code, tail(body, 20))
+	}
+	return body
+}
+
+func mustMatch(t *testing.T, s, re string) string {
+	t.Helper()
+	m := regexp.MustCompile(re).FindStringSubmatch(s)
+	if m == nil {
+		t.Fatalf("no %s in:\n%s", re, tail(s, 30))
+	}
+	return m[1]
 }

@@ -4,7 +4,8 @@
 # Every part runs as a background job in its own process group (set -m), and
 # stop_all signals whole groups: a pipeline such as "bffgate | logview" is
 # stopped as one, whatever $! named. SIGINT (Ctrl-C), SIGTERM and the
-# script's exit all stop every part, SIGKILL after 20 s.
+# script's exit all stop every part, the last started first, each with
+# SIGKILL after 20 s.
 
 set -m
 
@@ -20,18 +21,19 @@ API=${DEMO_API_PORT:-4000}
 
 stop_all() {
   trap - INT TERM EXIT
-  local groups pg alive
+  local groups pg
   groups=$(jobs -p)
   [ -n "$groups" ] || return 0
   echo "demo: stopping…" >&2
-  for pg in $groups; do kill -TERM -- "-$pg" 2>/dev/null || true; done
-  for _ in $(seq 1 100); do
-    alive=
-    for pg in $groups; do kill -0 -- "-$pg" 2>/dev/null && alive=1; done
-    [ -n "$alive" ] || break
-    sleep 0.2
+  # Last started first: the balancer and the gateways before what they use.
+  for pg in $(echo "$groups" | tac); do
+    kill -TERM -- "-$pg" 2>/dev/null || continue
+    for _ in $(seq 1 100); do
+      kill -0 -- "-$pg" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill -KILL -- "-$pg" 2>/dev/null || true
   done
-  for pg in $groups; do kill -KILL -- "-$pg" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap 'stop_all; exit 130' INT
