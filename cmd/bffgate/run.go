@@ -23,6 +23,16 @@ import (
 	"github.com/bffgate/bffgate/upstream"
 )
 
+// configDefault is -config's default: $BFFGATE_CONFIG, so that the image's
+// exec-form ENTRYPOINT and HEALTHCHECK (no shell) read the same file, else
+// config.toml in the working directory.
+func configDefault(getenv func(string) string) string {
+	if p := getenv("BFFGATE_CONFIG"); p != "" {
+		return p
+	}
+	return "config.toml"
+}
+
 // newRegistry makes the registry every part of the gateway registers its
 // metrics in (a variable so that a test can inspect a running gateway's).
 var newRegistry = prometheus.NewRegistry
@@ -34,7 +44,7 @@ var newRegistry = prometheus.NewRegistry
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "config.toml", "path to the configuration file")
+	configPath := fs.String("config", configDefault(getenv), "path to the configuration file (default: $BFFGATE_CONFIG if set)")
 	checkOnly := fs.Bool("check-config", false, "validate the configuration and exit")
 	healthcheck := fs.Bool("healthcheck", false, "call the admin listener's /healthz and exit 0 if it answers 200 (for container HEALTHCHECK)")
 	if err := fs.Parse(args[1:]); err != nil {
