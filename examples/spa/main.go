@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path"
 	"strings"
 	"syscall"
 	"time"
@@ -76,8 +77,10 @@ func run(ctx context.Context, args []string, _ func(string) string, stdout, stde
 
 // newHandler serves the files of root with a strict CSP. A path that names
 // no file is retried without its leading segments (so /app2/app.js finds
-// app.js when the gateway forwards an app's path prefix unchanged); anything
-// else gets index.html. /bff/ and /api/ belong to the gateway and answer 404
+// app.js when the gateway forwards an app's path prefix unchanged). A path
+// whose last segment looks like a file name (it has a dot: favicon.ico,
+// missing.js) and names no file is 404; anything else is an app route and
+// gets index.html. /bff/ and /api/ belong to the gateway and answer 404
 // here if they ever reach the SPA.
 func newHandler(root fs.FS) http.Handler {
 	files := http.FileServerFS(root)
@@ -91,6 +94,10 @@ func newHandler(root fs.FS) http.Handler {
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
 		setSecurityHeaders(w.Header())
 		name := resolve(root, r.URL.Path)
+		if name == "index.html" && path.Ext(r.URL.Path) != "" && path.Base(r.URL.Path) != "index.html" {
+			http.NotFound(w, r)
+			return
+		}
 		if name == "index.html" {
 			w.Header().Set("Cache-Control", "no-cache")
 			// Serve index.html itself: FileServer would redirect /index.html to ./

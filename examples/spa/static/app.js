@@ -13,6 +13,7 @@ const el = {
   status: $('status'),
   user: $('user'),
   signedOutText: $('signed-out-text'),
+  reason: $('signed-out-reason'),
   name: $('user-name'),
   sub: $('user-sub'),
   email: $('user-email'),
@@ -33,9 +34,22 @@ function setStatus(state, text) {
   el.status.textContent = text;
 }
 
+// Why the session ended, by the cause of the gateway's logout event.
+const reasons = {
+  backchannel: 'You were signed out at the identity provider.',
+  frontchannel: 'You were signed out at the identity provider.',
+  rp_initiated: 'You signed out (in another tab).',
+  admin: 'An administrator ended your session.',
+  expired: 'Your session expired.',
+  refresh_failed: 'The identity provider no longer accepts your sign-in (it could not be renewed).',
+  replaced: 'A new sign-in in this browser replaced this session.',
+};
+
 function showSignedOut(cause) {
   setStatus('signed-out', 'Signed out');
   if (cause) el.status.dataset.cause = cause;
+  el.reason.textContent = cause ? (reasons[cause] || 'Your session ended.') : '';
+  el.reason.hidden = !cause;
   el.user.hidden = true;
   el.signedOutText.hidden = false;
   el.login.hidden = false;
@@ -51,6 +65,7 @@ function formatSeconds(s) {
 function showUser(user) {
   setStatus('signed-in', `Signed in as ${user.name || user.preferred_username || user.sub}`);
   delete el.status.dataset.cause;
+  el.reason.hidden = true;
   el.name.textContent = user.name || '—';
   el.sub.textContent = user.sub || '—';
   el.email.textContent = user.email || '—';
@@ -64,10 +79,20 @@ function showUser(user) {
 // watchLogout switches the page to "Signed out" by itself the moment the
 // session ends anywhere (IdP logout, another tab, admin, expiry): the
 // gateway's event stream, shared with every tab through a BroadcastChannel.
+// It clears the API result on the screen and says why.
 function watchLogout() {
   if (watching) return;
   watching = true;
-  onLogout((detail) => showSignedOut((detail && detail.cause) || 'unknown'));
+  onLogout((detail) => {
+    clearApiResult(); // it belonged to the session that ended
+    showSignedOut((detail && detail.cause) || 'unknown');
+  });
+}
+
+function clearApiResult() {
+  el.apiResult.dataset.state = 'idle';
+  delete el.apiResult.dataset.status;
+  el.apiResult.textContent = 'Not called yet.';
 }
 
 async function loadUser({ slide = true } = {}) {
