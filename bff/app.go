@@ -79,7 +79,7 @@ func newApp(cfg AppConfig, parts appParts) (*app, error) {
 		a.jwksOverflow = parts.jwksOverflow.WithLabelValues(cfg.Name)
 	}
 	a.disc.done = make(chan struct{})
-	a.refresher = proxy.NewRefresher(proxy.RefresherConfig{HTTPClient: parts.idp}, parts.sessions, parts.logger)
+	a.refresher = proxy.NewRefresher(proxy.RefresherConfig{HTTPClient: parts.idp, Leeway: cfg.RefreshMargin}, parts.sessions, parts.logger)
 	switch {
 	case cfg.DecryptionKey != nil:
 		a.decryptionKeys = []jose.JSONWebKey{{Key: cfg.DecryptionKey}}

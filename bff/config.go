@@ -34,6 +34,10 @@ type AppConfig struct {
 
 	// Frontend is the upstream serving the SPA's static assets.
 	Frontend string `toml:"frontend"`
+	// RefreshMargin: an access token is refreshed this long before it
+	// expires, or a quarter of its lifetime before if that is shorter.
+	// Default 30s.
+	RefreshMargin time.Duration `toml:"refresh_margin"`
 	// PostLogoutRedirect is the local path the browser lands on after
 	// logout. Default: the path prefix.
 	PostLogoutRedirect string `toml:"post_logout_redirect"`
@@ -162,6 +166,7 @@ func (c *AppConfig) Defaults() {
 	if c.PostLogoutRedirect == "" {
 		c.PostLogoutRedirect = c.PathPrefix
 	}
+	c.RefreshMargin = cmp.Or(c.RefreshMargin, 30*time.Second)
 	if c.LogoutConfig.ClockSkew == 0 {
 		c.LogoutConfig.ClockSkew = 60 * time.Second
 	}
@@ -236,6 +241,9 @@ func (c *AppConfig) Validate() error {
 	}
 	if err := checkURL(c.Frontend); err != nil {
 		add("frontend: %v", err)
+	}
+	if c.RefreshMargin < time.Second || c.RefreshMargin > time.Hour {
+		add("refresh_margin: must be between 1s and 1h")
 	}
 	if !isLocalPath(c.PostLogoutRedirect) {
 		add("post_logout_redirect: must be a local path starting with \"/\"")

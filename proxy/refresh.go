@@ -36,7 +36,10 @@ type RefresherConfig struct {
 	OAuth2 *oauth2.Config
 	// HTTPClient calls the token endpoint. Nil means http.DefaultClient.
 	HTTPClient *http.Client
-	// Leeway: a token expiring within it is refreshed first. Default 30s.
+	// Leeway: a token expiring within it is refreshed first, or within a
+	// quarter of its lifetime if that is shorter (when the session knows
+	// when the token was issued), so that a short-lived token is not
+	// refreshed on every call. Default 30s.
 	Leeway time.Duration
 	// Timeout bounds one refresh (token endpoint and store). Default 10s.
 	Timeout time.Duration
@@ -74,11 +77,11 @@ var errNoTokenEndpoint = errors.New("token endpoint not known yet: oidc discover
 // tokens is what a refresh yields.
 type tokens struct {
 	access, refresh string
-	expiry          time.Time
+	expiry, issued  time.Time
 }
 
 func storedTokens(s *session.Session) tokens {
-	return tokens{access: s.AccessToken, refresh: s.RefreshToken, expiry: s.TokenExpiry}
+	return tokens{access: s.AccessToken, refresh: s.RefreshToken, expiry: s.TokenExpiry, issued: s.TokenIssued}
 }
 
 // NewRefresher returns a Refresher that reads, saves and ends sessions
@@ -119,7 +122,7 @@ func (r *Refresher) SetOAuth2(c *oauth2.Config) { r.oauth2.Store(c) }
 // unreachable or answering 5xx, the store failing) return another error
 // and leave the session alone: the next request tries again.
 func (r *Refresher) AccessToken(ctx context.Context, s *session.Session) (string, error) {
-	if s.AccessToken != "" && r.fresh(s.TokenExpiry) {
+	if r.usable(s) {
 		return s.AccessToken, nil // the hot path
 	}
 	id, seen := s.ID, s.AccessToken
@@ -138,17 +141,29 @@ func (r *Refresher) AccessToken(ctx context.Context, s *session.Session) (string
 			return "", res.Err
 		}
 		t := res.Val.(tokens)
-		s.AccessToken, s.RefreshToken, s.TokenExpiry = t.access, t.refresh, t.expiry
+		s.AccessToken, s.RefreshToken, s.TokenExpiry, s.TokenIssued = t.access, t.refresh, t.expiry, t.issued
 		return t.access, nil
 	}
 }
 
-func (r *Refresher) fresh(expiry time.Time) bool {
-	return expiry.IsZero() || r.cfg.Now().Add(r.cfg.Leeway).Before(expiry)
+// fresh reports whether a token issued then (zero: unknown) and expiring
+// at expiry (zero: never) is valid for longer than its refresh margin.
+func (r *Refresher) fresh(issued, expiry time.Time) bool {
+	return expiry.IsZero() || r.cfg.Now().Add(r.margin(issued, expiry)).Before(expiry)
+}
+
+// margin is how long before its expiry a token is refreshed: the
+// leeway, or a quarter of the token's lifetime if that is shorter.
+func (r *Refresher) margin(issued, expiry time.Time) time.Duration {
+	m := r.cfg.Leeway
+	if !issued.IsZero() && expiry.After(issued) {
+		m = min(m, expiry.Sub(issued)/4)
+	}
+	return m
 }
 
 func (r *Refresher) usable(s *session.Session) bool {
-	return s.AccessToken != "" && r.fresh(s.TokenExpiry)
+	return s.AccessToken != "" && r.fresh(s.TokenIssued, s.TokenExpiry)
 }
 
 // claimPoll is how often a refresh that another replica (or an earlier
@@ -240,7 +255,7 @@ func (r *Refresher) round(ctx context.Context, id, seen string) (tokens, error) 
 		return tokens{}, err
 	}
 	_, ok, err := r.sessions.ReplaceTokens(ctx, id, from,
-		session.Tokens{AccessToken: t.access, RefreshToken: t.refresh, Expiry: t.expiry})
+		session.Tokens{AccessToken: t.access, RefreshToken: t.refresh, Expiry: t.expiry, Issued: t.issued})
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 		return tokens{}, fmt.Errorf("save refreshed tokens: %w", ErrSessionEnded) // ended meanwhile, e.g. by a logout
@@ -297,11 +312,12 @@ func (r *Refresher) grant(ctx context.Context, refreshToken string) (tokens, err
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, r.cfg.HTTPClient)
 	}
 	expired := &oauth2.Token{RefreshToken: refreshToken, Expiry: time.Unix(1, 0)}
+	issued := r.cfg.Now()
 	tok, err := oc.TokenSource(ctx, expired).Token()
 	if err != nil {
 		return tokens{}, fmt.Errorf("refresh access token: %w", err)
 	}
-	t := tokens{access: tok.AccessToken, refresh: tok.RefreshToken, expiry: tok.Expiry}
+	t := tokens{access: tok.AccessToken, refresh: tok.RefreshToken, expiry: tok.Expiry, issued: issued}
 	if t.refresh == "" {
 		t.refresh = refreshToken // the IdP did not rotate it
 	}

@@ -201,6 +201,7 @@ func (m *MemoryStore) Update(_ context.Context, s *Session) error {
 	n.AccessToken = s.AccessToken
 	n.RefreshToken = s.RefreshToken
 	n.TokenExpiry = s.TokenExpiry
+	n.TokenIssued = s.TokenIssued
 	n.SessionState = s.SessionState
 	if s.LastSeen.After(n.LastSeen) {
 		n.LastSeen = s.LastSeen

@@ -38,7 +38,7 @@ func (m *MemoryStore) ReplaceTokens(_ context.Context, id, from string, t Tokens
 		return old.Clone(), false, nil
 	}
 	n := *old
-	n.AccessToken, n.RefreshToken, n.TokenExpiry = t.AccessToken, t.RefreshToken, t.Expiry
+	n.AccessToken, n.RefreshToken, n.TokenExpiry, n.TokenIssued = t.AccessToken, t.RefreshToken, t.Expiry, t.Issued
 	e.s.Store(&n)
 	return n.Clone(), true, nil
 }

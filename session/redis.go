@@ -131,6 +131,7 @@ func (r *RedisStore) sessionKey(id string) string { return r.prefix + "s:" + id 
 // field.
 type meta struct {
 	TokenExpiry  time.Time `json:"te,omitzero"`
+	TokenIssued  time.Time `json:"ti,omitzero"`
 	SessionState string    `json:"ss,omitempty"`
 	Upstreams    []string  `json:"up,omitempty"`
 }
@@ -191,7 +192,7 @@ func unmarshalSecrets(p []byte) (secrets, error) {
 
 // encode returns the m and t fields of s.
 func (r *RedisStore) encode(s *Session) (m string, t []byte, err error) {
-	mb, err := json.Marshal(meta{TokenExpiry: s.TokenExpiry, SessionState: s.SessionState, Upstreams: s.Upstreams})
+	mb, err := json.Marshal(meta{TokenExpiry: s.TokenExpiry, TokenIssued: s.TokenIssued, SessionState: s.SessionState, Upstreams: s.Upstreams})
 	if err != nil {
 		return "", nil, err
 	}
@@ -217,7 +218,7 @@ func (r *RedisStore) decode(f map[string]string) (*Session, error) {
 	if err := json.Unmarshal([]byte(f["m"]), &m); err != nil {
 		return nil, fmt.Errorf("decode session: %w", err)
 	}
-	s.TokenExpiry, s.SessionState, s.Upstreams = m.TokenExpiry, m.SessionState, m.Upstreams
+	s.TokenExpiry, s.TokenIssued, s.SessionState, s.Upstreams = m.TokenExpiry, m.TokenIssued, m.SessionState, m.Upstreams
 	plain, err := r.crypt.open(s.ID, []byte(f["t"]))
 	if err != nil {
 		return nil, fmt.Errorf("decode session: %w", err)

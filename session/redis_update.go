@@ -164,7 +164,7 @@ func (r *RedisStore) ReplaceTokens(ctx context.Context, id, from string, t Token
 		if s.RefreshToken != from {
 			return s, false, nil
 		}
-		s.AccessToken, s.RefreshToken, s.TokenExpiry = t.AccessToken, t.RefreshToken, t.Expiry
+		s.AccessToken, s.RefreshToken, s.TokenExpiry, s.TokenIssued = t.AccessToken, t.RefreshToken, t.Expiry, t.Issued
 		m, sealed, err := r.encode(s)
 		if err != nil {
 			return nil, false, fmt.Errorf("replace tokens: %w", err)

@@ -51,7 +51,10 @@ type Session struct {
 	AccessToken  string          `json:"access_token,omitempty"`
 	RefreshToken string          `json:"refresh_token,omitempty"`
 	TokenExpiry  time.Time       `json:"token_expiry,omitzero"`
-	SessionState string          `json:"session_state,omitempty"` // Session Management 1.0
+	// TokenIssued is when the access token was obtained: with TokenExpiry
+	// it gives the token's lifetime, which bounds the refresh margin.
+	TokenIssued  time.Time `json:"token_issued,omitzero"`
+	SessionState string    `json:"session_state,omitempty"` // Session Management 1.0
 
 	CreatedAt time.Time `json:"created_at"`
 	LastSeen  time.Time `json:"last_seen"`

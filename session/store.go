@@ -83,6 +83,7 @@ type Tokens struct {
 	AccessToken  string
 	RefreshToken string
 	Expiry       time.Time // Session.TokenExpiry
+	Issued       time.Time // Session.TokenIssued
 }
 
 // Filter selects sessions for Store.List. Empty fields match anything,

@@ -18,7 +18,7 @@ func testMarkUpstream(t *testing.T, e *env) {
 	ctx := context.Background()
 	s := e.mustCreate(t, e.app("a"), e.iss("idp"), e.sub("alice"), e.sid("1"))
 	// A refresh replaced the tokens after the caller's copy was read.
-	newer := session.Tokens{AccessToken: "access-2", RefreshToken: "refresh-2", Expiry: e.clock.Now().Add(time.Hour)}
+	newer := session.Tokens{AccessToken: "access-2", RefreshToken: "refresh-2", Expiry: e.clock.Now().Add(time.Hour), Issued: e.clock.Now()}
 	if _, ok, err := e.store.ReplaceTokens(ctx, s.ID, s.RefreshToken, newer); err != nil || !ok {
 		t.Fatalf("ReplaceTokens: got %v, %v; want true, nil", ok, err)
 	}
@@ -28,7 +28,7 @@ func testMarkUpstream(t *testing.T, e *env) {
 		}
 	}
 	want := s.Clone()
-	want.AccessToken, want.RefreshToken, want.TokenExpiry = newer.AccessToken, newer.RefreshToken, newer.Expiry
+	want.AccessToken, want.RefreshToken, want.TokenExpiry, want.TokenIssued = newer.AccessToken, newer.RefreshToken, newer.Expiry, newer.Issued
 	want.Upstreams = []string{"api", "billing", "orders", "zeta"}
 	got, err := e.store.Get(ctx, s.ID)
 	if err != nil {
@@ -55,13 +55,13 @@ func testReplaceTokens(t *testing.T, e *env) {
 	ctx := context.Background()
 	s := e.mustCreate(t, e.app("a"), e.iss("idp"), e.sub("alice"), e.sid("1"))
 	exp := e.clock.Now().Add(time.Hour)
-	first := session.Tokens{AccessToken: "access-2", RefreshToken: "refresh-2", Expiry: exp}
+	first := session.Tokens{AccessToken: "access-2", RefreshToken: "refresh-2", Expiry: exp, Issued: e.clock.Now()}
 	got, ok, err := e.store.ReplaceTokens(ctx, s.ID, s.RefreshToken, first)
 	if err != nil || !ok {
 		t.Fatalf("ReplaceTokens from the stored refresh token: got %v, %v; want true, nil", ok, err)
 	}
 	want := s.Clone()
-	want.AccessToken, want.RefreshToken, want.TokenExpiry = first.AccessToken, first.RefreshToken, first.Expiry
+	want.AccessToken, want.RefreshToken, want.TokenExpiry, want.TokenIssued = first.AccessToken, first.RefreshToken, first.Expiry, first.Issued
 	if d := diff(got, want); d != "" {
 		t.Errorf("returned session: %s", d)
 	}

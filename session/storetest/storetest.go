@@ -132,6 +132,7 @@ func (e *env) newSession(app, iss, sub, sid string) *session.Session {
 		AccessToken:  "access-" + id,
 		RefreshToken: "refresh-" + id,
 		TokenExpiry:  now.Add(5 * time.Minute),
+		TokenIssued:  now,
 		SessionState: "state-" + id,
 		CreatedAt:    now,
 		LastSeen:     now,
@@ -182,6 +183,7 @@ func diff(got, want *session.Session) string {
 	str("AccessToken", got.AccessToken, want.AccessToken)
 	str("RefreshToken", got.RefreshToken, want.RefreshToken)
 	tm("TokenExpiry", got.TokenExpiry, want.TokenExpiry)
+	tm("TokenIssued", got.TokenIssued, want.TokenIssued)
 	str("SessionState", got.SessionState, want.SessionState)
 	tm("CreatedAt", got.CreatedAt, want.CreatedAt)
 	tm("LastSeen", got.LastSeen, want.LastSeen)
