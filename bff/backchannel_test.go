@@ -78,7 +78,7 @@ func TestBackchannelEndsSession(t *testing.T) {
 	if resp := h.get(c, "/api/x", "X-CSRF", "1"); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("API after logout = %d, want 401", resp.StatusCode)
 	}
-	if got := testutil.ToFloat64(h.gw.logout.Metric().WithLabelValues("demo", "accepted", "")); got != 1 {
+	if got := testutil.ToFloat64(h.gw.logout.Metric().WithLabelValues("demo", "accepted", "", "")); got != 1 {
 		t.Errorf("accepted logout tokens = %v, want 1", got)
 	}
 }

@@ -27,8 +27,8 @@ func (v *Verifier) checkClaims(c map[string]json.RawMessage) (*Token, error) {
 		return nil, invalid(ReasonAud, "the aud claim does not contain the client_id", nil)
 	}
 	for _, a := range tok.Audience {
-		if a != v.cfg.ClientID && !slices.Contains(v.cfg.TrustedAudiences, a) {
-			return nil, invalid(ReasonAud, "the aud claim contains an untrusted audience", nil)
+		if a != v.cfg.ClientID && !slices.Contains(v.cfg.TrustedAudiences, a) && v.relaxed&relaxAud == 0 {
+			return nil, invalid(ReasonAud, "the aud claim contains an untrusted audience", nil).relaxable(relaxAud)
 		}
 	}
 	if _, present := c["azp"]; present {
@@ -48,10 +48,14 @@ func (v *Verifier) checkClaims(c map[string]json.RawMessage) (*Token, error) {
 	if now.Sub(tok.IssuedAt) > v.cfg.MaxTokenAge {
 		return nil, invalid(ReasonIatTooOld, "the iat claim is older than the accepted token age", nil)
 	}
-	if _, present := c["exp"]; present || !v.cfg.AllowMissingExp {
+	if _, present := c["exp"]; present || !(v.cfg.AllowMissingExp || v.relaxed&relaxExp != 0) {
 		if tok.Expiry, ok = numericDate(c["exp"]); !ok {
-			return nil, invalid(ReasonExpMissing,
+			err := invalid(ReasonExpMissing,
 				"the exp claim is missing or not a number (allow_missing_exp accepts tokens without exp)", nil)
+			if !present {
+				err.relaxable(relaxExp)
+			}
+			return nil, err
 		}
 		if now.After(tok.Expiry.Add(skew)) {
 			return nil, invalid(ReasonExpired, "the logout token has expired", nil)

@@ -46,17 +46,49 @@ func (s *Service) Frontchannel(ctx context.Context, app, iss, sid string) ([]*se
 		return nil, fmt.Errorf("app %s: %w", app, errNotReady)
 	}
 	ended, err := s.frontchannel(ctx, c, iss, sid)
+	return ended, s.countFront(ctx, app, ended, err)
+}
+
+// FrontchannelSID is Frontchannel for a request with sid and no iss, as
+// Microsoft Entra ID sends: with the app's FrontchannelSIDOnly switch its
+// issuer is taken as iss, with the same checks and the same no-state rule
+// for an unknown sid; without it the request is refused (ReasonIssMissing)
+// and the log names the switch, once.
+func (s *Service) FrontchannelSID(ctx context.Context, app, sid string) ([]*session.Session, error) {
+	c := s.client(app)
+	if c == nil {
+		return nil, fmt.Errorf("app %s: %w", app, errNotReady)
+	}
+	if !c.FrontchannelSIDOnly {
+		err := invalid(ReasonIssMissing, "iss and sid must be sent together", nil)
+		if sid != "" && len(sid) <= MaxIdentifierLen {
+			err.Switch, err.Fix = SwitchFrontchannelSIDOnly, SwitchFrontchannelSIDOnly+" = true"
+		}
+		return nil, s.countFront(ctx, app, nil, err)
+	}
+	ended, err := s.frontchannel(ctx, c, c.Issuer, sid)
+	return ended, s.countFront(ctx, app, ended, err)
+}
+
+// ReasonIssMissing is the rejection of a front-channel request with sid
+// and no iss, from an app without frontchannel_sid_only.
+const ReasonIssMissing = "iss_missing"
+
+// countFront counts a front-channel request by its result, logs a
+// rejection's settings hint once, and returns err.
+func (s *Service) countFront(ctx context.Context, app string, ended []*session.Session, err error) error {
 	var ve *ValidationError
 	switch {
 	case errors.As(err, &ve):
-		s.front.WithLabelValues(app, "rejected").Inc()
+		s.front.WithLabelValues(app, "rejected", ve.Switch).Inc()
+		s.logHint(ctx, "a front-channel logout request was", app, ve)
 	case err != nil:
 	case len(ended) == 0:
-		s.front.WithLabelValues(app, "no_session").Inc()
+		s.front.WithLabelValues(app, "no_session", "").Inc()
 	default:
-		s.front.WithLabelValues(app, "ended").Inc()
+		s.front.WithLabelValues(app, "ended", "").Inc()
 	}
-	return ended, err
+	return err
 }
 
 func (s *Service) frontchannel(ctx context.Context, c *Client, iss, sid string) ([]*session.Session, error) {

@@ -106,7 +106,7 @@ func TestFrontchannelUnknownSIDLeavesNoState(t *testing.T) {
 			if grew := after - before; grew > bound {
 				t.Errorf("%d unknown-sid front-channel requests grew the store by %d bytes, want at most %d", frontchannelFlood, grew, bound)
 			}
-			if got := testutil.ToFloat64(svc.FrontchannelMetric().WithLabelValues(app, "no_session")); got != frontchannelFlood {
+			if got := testutil.ToFloat64(svc.FrontchannelMetric().WithLabelValues(app, "no_session", "")); got != frontchannelFlood {
 				t.Errorf("no_session count = %v, want %d", got, frontchannelFlood)
 			}
 			// No tombstone: a session of such a sid can still be created.

@@ -105,7 +105,7 @@ func TestBackchannelEndsEveryAddressedApp(t *testing.T) {
 				t.Errorf("sessions left: %q, want none", got)
 			}
 			for _, a := range []string{"a", "b"} {
-				if got := testutil.ToFloat64(ta.svc.Metric().WithLabelValues(a, "rejected", logout.ReasonReplay)); got != 0 {
+				if got := testutil.ToFloat64(ta.svc.Metric().WithLabelValues(a, "rejected", logout.ReasonReplay, "")); got != 0 {
 					t.Errorf("app %s counted %v replays of the first delivery, want 0", a, got)
 				}
 			}

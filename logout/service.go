@@ -35,6 +35,9 @@ type Client struct {
 	// Revocation is the IdP's revocation_endpoint and the client's
 	// credentials; an empty Endpoint means no revocation.
 	Revocation RevocationTarget
+	// FrontchannelSIDOnly accepts front-channel requests with sid and no
+	// iss, taking Issuer as iss (Microsoft Entra ID sends only sid).
+	FrontchannelSIDOnly bool
 }
 
 // ServiceConfig configures a Service.
@@ -80,6 +83,8 @@ type Service struct {
 	front    *prometheus.CounterVec // front-channel requests by app, result
 	// handleKey keys the logout handles.
 	handleKey []byte
+	// hints are the settings hints already logged (once each).
+	hints hinted
 
 	mu      sync.RWMutex
 	clients []*Client
@@ -96,13 +101,13 @@ func NewService(cfg ServiceConfig, sessions Sessions, reg prometheus.Registerer,
 		logger:   logger,
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bffgate_logout_tokens_total",
-			Help: "Back-channel logout tokens by app, result (accepted, rejected, error) and reason (the failed check).",
-		}, []string{"app", "result", "reason"}),
+			Help: "Back-channel logout tokens by app, result (accepted, rejected, error), reason (the failed check) and switch (the setting that would accept a token rejected only by checks it relaxes).",
+		}, []string{"app", "result", "reason", "switch"}),
 	}
 	s.front = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bffgate_frontchannel_logouts_total",
-		Help: "Front-channel logout requests by app and result (ended, no_session: nothing stored, rejected).",
-	}, []string{"app", "result"})
+		Help: "Front-channel logout requests by app, result (ended, no_session: nothing stored, rejected) and switch (the setting that would accept a rejected request).",
+	}, []string{"app", "result", "switch"})
 	if s.handleKey = cfg.HandleKey; len(s.handleKey) == 0 {
 		s.handleKey = make([]byte, 32)
 		rand.Read(s.handleKey)
@@ -193,7 +198,7 @@ func (s *Service) Backchannel(ctx context.Context, raw string) ([]Result, error)
 	for i, r := range accepted {
 		ended, err := s.end(ctx, r.App, r.Token)
 		if err != nil {
-			s.tokens.WithLabelValues(r.App, "error", "store").Inc()
+			s.tokens.WithLabelValues(r.App, "error", "store", "").Inc()
 			s.logger.ErrorContext(ctx, "back-channel logout failed", "app", r.App, "err", err)
 			if ferr := forget(ctx, caches, tok); ferr != nil {
 				s.logger.ErrorContext(ctx, "logout token replay record kept after a failed logout", "app", r.App, "err", ferr)
@@ -201,7 +206,7 @@ func (s *Service) Backchannel(ctx context.Context, raw string) ([]Result, error)
 			return nil, &StoreError{Err: err}
 		}
 		accepted[i].Ended = ended
-		s.tokens.WithLabelValues(r.App, "accepted", "").Inc()
+		s.tokens.WithLabelValues(r.App, "accepted", "", "").Inc()
 		s.logger.InfoContext(ctx, "back-channel logout", "app", r.App, "sid_hash", session.Hash(r.Token.SID), "sub_hash", session.Hash(r.Token.Subject), "sessions_ended", len(ended))
 	}
 	return accepted, nil
@@ -220,13 +225,14 @@ func (s *Service) reject(ctx context.Context, app string, err error) {
 	var re *ReplayCacheError
 	switch {
 	case errors.As(err, &ve):
-		s.tokens.WithLabelValues(app, "rejected", ve.Reason).Inc()
+		s.tokens.WithLabelValues(app, "rejected", ve.Reason, ve.Switch).Inc()
 		s.logger.WarnContext(ctx, "logout token rejected", "event", "logout_token_rejected", "app", app, "check", ve.Reason, "description", ve.Description)
+		s.logHint(ctx, "a logout token was", app, ve)
 	case errors.As(err, &re):
-		s.tokens.WithLabelValues(app, "error", "replay_cache").Inc()
+		s.tokens.WithLabelValues(app, "error", "replay_cache", "").Inc()
 		s.logger.ErrorContext(ctx, "logout token replay check failed", "app", app, "err", re.Err)
 	default:
-		s.tokens.WithLabelValues(app, "error", "internal").Inc()
+		s.tokens.WithLabelValues(app, "error", "internal", "").Inc()
 		s.logger.ErrorContext(ctx, "logout token check failed", "app", app, "err", err)
 	}
 }

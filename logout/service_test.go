@@ -328,7 +328,7 @@ func TestServiceStoreFailure(t *testing.T) {
 			t.Errorf("%s error = %v, want a *StoreError wrapping the store's", name, err)
 		}
 	}
-	if got := testutil.ToFloat64(f.svc.Metric().WithLabelValues(app, "error", "store")); got != 1 {
+	if got := testutil.ToFloat64(f.svc.Metric().WithLabelValues(app, "error", "store", "")); got != 1 {
 		t.Errorf(`logout tokens {result="error",reason="store"} = %v, want 1`, got)
 	}
 	if got := len(f.live(t)); got != 4 {

@@ -55,7 +55,18 @@ const (
 type ValidationError struct {
 	Reason      string
 	Description string
-	err         error // detail for the server log
+	// Switch names the setting(s) that would accept this token, when it
+	// failed only on checks a documented switch relaxes (comma-separated
+	// keys, in check order: logout_typ or require_logout_typ,
+	// trusted_audiences, allow_missing_exp, frontchannel_sid_only); empty
+	// otherwise. A fixed set: fit for a metric label.
+	Switch string
+	// Fix is the setting to change, as a config line for the log (it may
+	// quote the token's typ or audiences, which are not secrets); empty
+	// when Switch is.
+	Fix   string
+	err   error // detail for the server log
+	relax relaxation
 }
 
 func (e *ValidationError) Error() string {
@@ -69,6 +80,12 @@ func (e *ValidationError) Unwrap() error { return e.err }
 
 func invalid(reason, desc string, err error) *ValidationError {
 	return &ValidationError{Reason: reason, Description: desc, err: err}
+}
+
+// relaxable marks a rejection that the switch r would have avoided.
+func (e *ValidationError) relaxable(r relaxation) *ValidationError {
+	e.relax = r
+	return e
 }
 
 // ReplayCacheError means the replay cache failed, so the token could not be
@@ -173,6 +190,9 @@ type Token struct {
 	Audience []string
 	IssuedAt time.Time
 	Expiry   time.Time // zero if the token had no exp (AllowMissingExp)
+
+	typ        string // the typ header, for a hint
+	typPresent bool
 }
 
 // Verifier verifies logout tokens. It is safe for concurrent use.
@@ -181,6 +201,9 @@ type Verifier struct {
 	algs   []jose.SignatureAlgorithm // cfg.SigningAlgs
 	secret []byte                    // the HS* key
 	replay ReplayCache
+	// relaxed are the checks switched off, only in the copy that tells
+	// whether a rejected token would pass with a switch (hint.go).
+	relaxed relaxation
 }
 
 // NewVerifier validates cfg, applies its defaults and returns a Verifier.
@@ -237,6 +260,16 @@ func (v *Verifier) replayTTL() time.Duration { return v.cfg.MaxTokenAge + 2*v.cf
 // then the claim checks on the verified payload. The caller checks replay
 // once per token (checkReplay), however many apps it addresses.
 func (v *Verifier) check(ctx context.Context, p *parsed) (*Token, error) {
+	tok, err := v.checkOnce(ctx, p)
+	var ve *ValidationError
+	if errors.As(err, &ve) && ve.relax != 0 {
+		v.hint(ctx, p, ve)
+	}
+	return tok, err
+}
+
+// checkOnce is check without the hint.
+func (v *Verifier) checkOnce(ctx context.Context, p *parsed) (*Token, error) {
 	if p.tooLarge {
 		return nil, invalid(ReasonMalformed, "the logout token is too large", nil)
 	}
@@ -270,7 +303,11 @@ func (v *Verifier) check(ctx context.Context, p *parsed) (*Token, error) {
 		return nil, invalid(ReasonMalformed, "the logout token's typ header is not a string", nil)
 	}
 	if !v.typOK(typStr, present) {
-		return nil, invalid(ReasonTyp, "the logout token's typ header is not accepted", nil)
+		err := invalid(ReasonTyp, "the logout token's typ header is not accepted", nil)
+		if typRelaxable(typStr, present) {
+			err.relaxable(relaxTyp)
+		}
+		return nil, err
 	}
 	if err := v.verifySignature(ctx, jws); err != nil {
 		if errors.Is(err, errUnknownKID) {
@@ -286,6 +323,7 @@ func (v *Verifier) check(ctx context.Context, p *parsed) (*Token, error) {
 	if verr != nil {
 		return nil, verr
 	}
+	tok.typ, tok.typPresent = typStr, present
 	return tok, nil
 }
 
@@ -313,6 +351,8 @@ func (v *Verifier) typOK(typ string, present bool) bool {
 		return strings.TrimPrefix(s, "application/")
 	}
 	switch {
+	case v.relaxed&relaxTyp != 0:
+		return true
 	case v.cfg.ExpectedTyp != "":
 		return present && norm(typ) == norm(v.cfg.ExpectedTyp)
 	case !present:
