@@ -173,6 +173,7 @@ func (a *app) build(op *oidc.Provider) (*provider, error) {
 	}
 	a.clients.Register(&logout.Client{
 		App: a.cfg.Name, Issuer: a.cfg.Issuer, ClientID: a.cfg.ClientID, Verifier: lv,
+		FrontchannelSIDOnly: a.cfg.FrontchannelSIDOnly,
 		Revocation: logout.RevocationTarget{
 			App: a.cfg.Name, Endpoint: meta.RevocationEndpoint,
 			ClientID: a.cfg.ClientID, ClientSecret: a.cfg.ClientSecret,

@@ -81,6 +81,9 @@ type LogoutConfig struct {
 	// FrontchannelSessionRequired makes /bff/frontchannel-logout require
 	// iss and sid.
 	FrontchannelSessionRequired bool `toml:"frontchannel_logout_session_required"`
+	// FrontchannelSIDOnly accepts a front-channel request with sid and no
+	// iss, taking issuer as iss (Microsoft Entra ID sends only sid).
+	FrontchannelSIDOnly bool `toml:"frontchannel_sid_only"`
 	// DecryptionKeyFile is a PEM private key; when set, logout tokens must
 	// be encrypted to it. The caller loads it into DecryptionKey.
 	DecryptionKeyFile string `toml:"id_token_decryption_key_file"`

@@ -132,11 +132,19 @@ func (lp *logoutPages) frontchannel(c echo.Context) error {
 	ctx := r.Context()
 	var ended []*session.Session
 	switch {
-	case hasIss != hasSID:
+	case hasIss && !hasSID:
 		return lp.frontchannelError("iss and sid must be sent together")
-	case hasIss:
+	case hasSID:
+		// sid without iss is Microsoft Entra ID's form: the logout service
+		// takes the app's issuer if frontchannel_sid_only is set, and
+		// refuses it otherwise (naming the switch in the log).
 		var err error
-		if ended, err = lp.logout.Frontchannel(ctx, lp.cfg.Name, q.Get("iss"), q.Get("sid")); err != nil {
+		if hasIss {
+			ended, err = lp.logout.Frontchannel(ctx, lp.cfg.Name, q.Get("iss"), q.Get("sid"))
+		} else {
+			ended, err = lp.logout.FrontchannelSID(ctx, lp.cfg.Name, q.Get("sid"))
+		}
+		if err != nil {
 			var ve *logout.ValidationError
 			if errors.As(err, &ve) {
 				return lp.frontchannelError(ve.Description)
