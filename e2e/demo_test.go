@@ -153,8 +153,9 @@ func TestDemoScriptStops(t *testing.T) {
 
 // TestDemoReplicas runs make demo-replicas on free ports: a login through
 // the balancer (whose round robin spreads the login over the replicas),
-// the session seen by all three replicas, the IdP's "No" that leaves it
-// alive, its "Yes, sign me out everywhere" whose back-channel logout
+// the session seen by all three replicas, Redis stopped (503, /readyz
+// false) and started again (the session is back), the IdP's "No" that
+// leaves it alive, its "Yes, sign me out everywhere" whose back-channel logout
 // reaches one replica and is then refused by all three; then SIGTERM to
 // make stops everything.
 func TestDemoReplicas(t *testing.T) {
@@ -216,6 +217,39 @@ func TestDemoReplicas(t *testing.T) {
 		t.Errorf("the balancer's lines name replicas %v, want r1, r2 and r3:\n%s", served, strings.Join(balancerLines(), "\n"))
 	}
 
+	// Redis stopped as the README has it (saving its data in the logs'
+	// folder): API calls get 503 and /readyz turns false; started again,
+	// the session is back on every replica.
+	redisPort := strconv.Itoa(d.ports["DEMO_REDIS_PORT"])
+	if out, err := exec.Command("redis-cli", "-p", redisPort, "shutdown", "save").CombinedOutput(); err != nil && len(out) > 0 {
+		t.Fatalf("redis-cli shutdown save: %v %s", err, out)
+	}
+	if err := eventually(15*time.Second, func() error {
+		if got := c.status(d.url("DEMO_GATEWAY_PORT", "/api/hello")); got != http.StatusServiceUnavailable {
+			return fmt.Errorf("/api/hello with Redis stopped = %d, want 503", got)
+		}
+		for _, a := range []string{"admin1", "admin2", "admin3"} {
+			if got := c.status(d.url(a, "/readyz")); got != http.StatusServiceUnavailable {
+				return fmt.Errorf("%s /readyz with Redis stopped = %d, want 503", a, got)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	redis := startProc(t, artifactDir(t), "redis-again", []string{d.marker}, "redis-server",
+		"--port", redisPort, "--bind", "127.0.0.1", "--save", "", "--dir", d.logs)
+	for _, a := range []string{"admin1", "admin2", "admin3"} {
+		if err := redis.waitHTTP(ctx, d.url(a, "/readyz")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range replicas {
+		if got := userOn(r); got != http.StatusOK {
+			t.Fatalf("with Redis started again, /bff/user on %s = %d, want 200", r, got)
+		}
+	}
+
 	// The IdP's sign-out page, as the README has it: "No" leaves the app
 	// signed in, "Yes, sign me out everywhere" signs it out.
 	endSession := d.url("DEMO_IDP_PORT", "/session/end?client_id=other")
@@ -249,6 +283,7 @@ func TestDemoReplicas(t *testing.T) {
 			t.Errorf("after the back-channel logout, /bff/user on %s = %d, want 401", r, got)
 		}
 	}
+	redis.stop()
 	d.stopAndCheck(t, p)
 }
 
