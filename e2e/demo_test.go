@@ -172,7 +172,9 @@ func TestDemoReplicas(t *testing.T) {
 	d.env = append(d.env,
 		fmt.Sprintf("DEMO_REPLICA_PORTS=%d %d %d", d.ports["r1"], d.ports["r2"], d.ports["r3"]),
 		fmt.Sprintf("DEMO_REPLICA_ADMIN_PORTS=%d %d %d", d.ports["admin1"], d.ports["admin2"], d.ports["admin3"]))
-	p := startProc(t, artifactDir(t), "demo-replicas", d.env, "make", "-s", "demo-replicas")
+	// A make of its own: not a part of a make test's jobserver.
+	env := append(d.env, "MAKEFLAGS=", "MFLAGS=", "MAKELEVEL=")
+	p := startProc(t, artifactDir(t), "demo-replicas", env, "make", "-s", "demo-replicas")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
