@@ -127,7 +127,7 @@ func TestDemoScriptStops(t *testing.T) {
 	d := newDemoRun(t, "DEMO_GATEWAY_PORT", "DEMO_ADMIN_PORT", "DEMO_IDP_PORT", "DEMO_SPA_PORT", "DEMO_API_PORT")
 	p := startProc(t, artifactDir(t), "demo", d.env, "bash", "examples/demo.sh")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second) // the script builds its programs first
 	defer cancel()
 	for _, u := range []string{
 		d.url("DEMO_ADMIN_PORT", "/readyz"),
@@ -176,7 +176,7 @@ func TestDemoReplicas(t *testing.T) {
 	env := append(d.env, "MAKEFLAGS=", "MFLAGS=", "MAKELEVEL=")
 	p := startProc(t, artifactDir(t), "demo-replicas", env, "make", "-s", "demo-replicas")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second) // the script builds its programs first
 	defer cancel()
 	for _, u := range []string{
 		d.url("admin1", "/readyz"), d.url("admin2", "/readyz"), d.url("admin3", "/readyz"),
