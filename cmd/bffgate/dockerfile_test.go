@@ -245,6 +245,13 @@ func TestDockerfileBuildStage(t *testing.T) {
 	if b, err := check.CombinedOutput(); err != nil || !strings.Contains(string(b), "is valid") {
 		t.Errorf("%s -check-config with %q: %v\n%s", out, check.Env, err, b)
 	}
+	// A version stamped with -X main.version=… is what -version prints.
+	if m := regexp.MustCompile(`-X main\.version=(\S+)`).FindStringSubmatch(ldflags); m != nil {
+		b, err := exec.Command(out, "-version").CombinedOutput()
+		if err != nil || !strings.Contains(string(b), m[1]) {
+			t.Errorf("%s -version: %v, output %q, want the version %q", out, err, b, m[1])
+		}
+	}
 	checkFinalStage(t, final, cfgVar)
 }
 

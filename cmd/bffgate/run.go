@@ -44,7 +44,7 @@ var newRegistry = prometheus.NewRegistry
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", configDefault(getenv), "path to the configuration file (default: $BFFGATE_CONFIG if set)")
+	configPath := fs.String("config", configDefault(getenv), "path to the configuration file, $BFFGATE_CONFIG if set")
 	checkOnly := fs.Bool("check-config", false, "validate the configuration and exit")
 	healthcheck := fs.Bool("healthcheck", false, "call the admin listener's /healthz and exit 0 if it answers 200 (for container HEALTHCHECK)")
 	if err := fs.Parse(args[1:]); err != nil {
