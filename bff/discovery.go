@@ -2,6 +2,8 @@ package bff
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -31,13 +33,33 @@ type providerMeta struct {
 }
 
 // discovery runs OIDC discovery for one app in the background, retrying
-// with exponential backoff while the IdP is unreachable.
+// with exponential backoff while the IdP is unreachable. A configuration
+// error (the IdP's discovery contradicts the app's config) ends it.
 type discovery struct {
-	p    atomic.Pointer[provider]
-	done chan struct{}
+	p      atomic.Pointer[provider]
+	failed atomic.Pointer[error] // the configuration error that ended it
+	done   chan struct{}
 }
 
 func (d *discovery) get() *provider { return d.p.Load() }
+
+// err returns the configuration error that stopped discovery, or nil.
+func (d *discovery) err() error {
+	if e := d.failed.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// issuerMismatch turns go-oidc's issuer mismatch into the error an
+// operator can act on; other errors are returned as they are.
+func issuerMismatch(err error) error {
+	var mm *oidc.IssuerMismatchError
+	if errors.As(err, &mm) {
+		return fmt.Errorf("issuer %q is not the one the IdP reports: the IdP calls itself %q; set issuer to that", mm.Provided, mm.Discovered)
+	}
+	return err
+}
 
 // run blocks until discovery succeeds or ctx ends. build turns the
 // discovered provider into the app's runtime parts.
@@ -48,6 +70,9 @@ func (d *discovery) run(ctx context.Context, issuer string, logger *slog.Logger,
 	b.MaxInterval = 30 * time.Second
 	p, err := backoff.Retry(ctx, func() (*provider, error) {
 		op, err := oidc.NewProvider(ctx, issuer)
+		if mm := issuerMismatch(err); mm != err {
+			return nil, backoff.Permanent(mm) // retrying cannot help
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -61,7 +86,8 @@ func (d *discovery) run(ctx context.Context, issuer string, logger *slog.Logger,
 	}))
 	if err != nil {
 		if ctx.Err() == nil {
-			logger.Error("oidc discovery failed for good", "issuer", issuer, "err", err)
+			d.failed.Store(&err)
+			logger.Error("oidc discovery: configuration error", "issuer", issuer, "err", err)
 		}
 		return
 	}

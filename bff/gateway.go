@@ -241,6 +241,11 @@ func (g *Gateway) Close(ctx context.Context) error {
 // store answers.
 func (g *Gateway) Ready(ctx context.Context) error {
 	for _, a := range g.apps {
+		if err := a.disc.err(); err != nil {
+			return fmt.Errorf("app %s: configuration error: %w", a.cfg.Name, err)
+		}
+	}
+	for _, a := range g.apps {
 		if a.disc.get() == nil {
 			return fmt.Errorf("app %s: oidc discovery not done", a.cfg.Name)
 		}

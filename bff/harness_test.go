@@ -46,6 +46,10 @@ type harnessOpts struct {
 	server    func(*ServerConfig)
 	// more, if set, adds apps after "demo" (given demo's config).
 	more func(demo AppConfig) []AppConfig
+	// logs, if set, gets the gateway's log lines (JSON).
+	logs io.Writer
+	// notReady skips waiting for the gateway to be ready.
+	notReady bool
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -109,13 +113,17 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	h.cookies = cookies
+	logger := slog.New(slog.DiscardHandler)
+	if o.logs != nil {
+		logger = slog.New(slog.NewJSONHandler(o.logs, nil))
+	}
 	h.gw, err = New(Config{Server: srvCfg, Apps: apps}, Deps{
 		Sessions:  h.mgr,
 		Cookies:   cookies,
 		Transport: http.DefaultTransport,
 		IdPClient: &http.Client{Timeout: 5 * time.Second},
 		Metrics:   prometheus.NewRegistry(),
-		Logger:    slog.New(slog.DiscardHandler),
+		Logger:    logger,
 		Secret:    testSecret,
 		Timeouts:  timeouts,
 		Replay:    o.replay,
@@ -129,7 +137,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() { cancel(); h.gw.Close(context.Background()) })
 	h.gw.Start(ctx)
-	h.waitReady()
+	if !o.notReady {
+		h.waitReady()
+	}
 	return h
 }
 
