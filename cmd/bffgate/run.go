@@ -46,6 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", configDefault(getenv), "path to the configuration file, $BFFGATE_CONFIG if set")
 	checkOnly := fs.Bool("check-config", false, "validate the configuration and exit")
+	online := fs.Bool("online", false, "with -check-config: also fetch each app's OIDC discovery and check the configuration against it")
 	healthcheck := fs.Bool("healthcheck", false, "call the admin listener's /healthz and exit 0 if it answers 200 (for container HEALTHCHECK)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -55,7 +56,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	switch {
+	case *online && !*checkOnly:
+		return fmt.Errorf("-online needs -check-config")
 	case *checkOnly:
+		if *online {
+			if err := checkOnline(ctx, cfg, stdout); err != nil {
+				return err
+			}
+		}
 		fmt.Fprintf(stdout, "config %s is valid\n", *configPath)
 		return nil
 	case *healthcheck:
