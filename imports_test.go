@@ -81,6 +81,8 @@ func checkImport(dir, target string, isTest bool) string {
 		return "nothing imports cmd"
 	case target == "internal/oidcspec":
 		return "" // spec identifiers shared by all; it imports nothing itself
+	case target == "internal/clientauth":
+		return "" // OAuth client authentication for all; it imports nothing itself
 	case target == "internal/testop":
 		if isTest || dir == "internal/testop" {
 			return ""

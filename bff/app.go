@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/oauth2"
 
+	"github.com/bffgate/bffgate/internal/clientauth"
 	"github.com/bffgate/bffgate/logout"
 	"github.com/bffgate/bffgate/proxy"
 	"github.com/bffgate/bffgate/session"
@@ -37,6 +38,9 @@ type app struct {
 	// decryptionKeys open encrypted logout tokens (from
 	// id_token_decryption_key_file).
 	decryptionKeys []jose.JSONWebKey
+	// assertionKey signs private_key_jwt client assertions (from
+	// client_assertion_key_file), or is nil.
+	assertionKey *clientauth.Key
 	// redirectURL is the absolute callback URL (from server.public_url).
 	redirectURL string
 	// jwksOverflow counts tokens refused because jwks_max_waiters waited.
@@ -86,6 +90,11 @@ func newApp(cfg AppConfig, parts appParts) (*app, error) {
 	case cfg.DecryptionKeyFile != "": // fail closed: tokens must be encrypted
 		return nil, errors.New("id_token_decryption_key_file: the key was not loaded")
 	}
+	key, err := cfg.AssertionKey()
+	if err != nil {
+		return nil, err
+	}
+	a.assertionKey = key
 	// The upstreams see the public host, not whatever Host a client sent;
 	// an app with hosts was chosen by its Host, which is then one of them.
 	forwardedHost := parts.public.Host
@@ -171,22 +180,24 @@ func (a *app) build(op *oidc.Provider) (*provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("logout token verifier: %w", err)
 	}
+	tokenAuth, revocationAuth := a.clientAuth(meta)
 	a.clients.Register(&logout.Client{
 		App: a.cfg.Name, Issuer: a.cfg.Issuer, ClientID: a.cfg.ClientID, Verifier: lv,
 		FrontchannelSIDOnly: a.cfg.FrontchannelSIDOnly,
 		Revocation: logout.RevocationTarget{
-			App: a.cfg.Name, Endpoint: meta.RevocationEndpoint,
-			ClientID: a.cfg.ClientID, ClientSecret: a.cfg.ClientSecret,
+			App: a.cfg.Name, Endpoint: meta.RevocationEndpoint, Auth: revocationAuth,
 		},
 	})
-	oc := &oauth2.Config{
+	endpoint := op.Endpoint()
+	endpoint.AuthStyle = tokenAuth.AuthStyle() // never auto-detect: no failed first try
+	p.oauth2 = &oauth2.Config{
 		ClientID:     a.cfg.ClientID,
-		ClientSecret: a.cfg.ClientSecret,
-		Endpoint:     op.Endpoint(),
+		ClientSecret: tokenAuth.OAuth2Secret(),
+		Endpoint:     endpoint,
 		RedirectURL:  a.redirectURL,
 		Scopes:       a.cfg.Scopes,
 	}
-	p.oauth2 = oc
-	a.refresher.SetOAuth2(oc)
+	p.auth = tokenAuth
+	a.refresher.SetTokenEndpoint(endpoint.TokenURL, tokenAuth)
 	return p, nil
 }

@@ -28,6 +28,8 @@ type AppConfig struct {
 	ClientID     string   `toml:"client_id"`
 	ClientSecret string   `toml:"client_secret"`
 	Scopes       []string `toml:"scopes"` // default ["openid", "profile", "offline_access"]
+	// ClientAuthConfig's keys sit directly in the [[apps]] table.
+	ClientAuthConfig
 	// IDTokenSigningAlgs are the algorithms accepted for ID tokens and
 	// logout tokens. Default ["RS256"]. HS256/384/512 use the client secret.
 	IDTokenSigningAlgs []string `toml:"id_token_signing_algs"`
@@ -231,6 +233,7 @@ func (c *AppConfig) Validate() error {
 	if c.ClientID == "" {
 		add("client_id: is required")
 	}
+	errs = append(errs, c.ClientAuthConfig.validate(c.ClientSecret)...)
 	if !slices.Contains(c.Scopes, "openid") {
 		add("scopes: must include \"openid\"")
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/bffgate/bffgate/internal/clientauth"
 )
 
 // provider is what discovery learned about an app's IdP.
@@ -19,6 +21,8 @@ type provider struct {
 	verifier *oidc.IDTokenVerifier // ID tokens
 	meta     providerMeta
 	oauth2   *oauth2.Config
+	// auth authenticates the client at the token endpoint.
+	auth *clientauth.Client
 }
 
 // providerMeta holds the discovery fields go-oidc does not expose.
@@ -30,6 +34,10 @@ type providerMeta struct {
 	BackchannelSupport  bool     `json:"backchannel_logout_supported"`
 	FrontchannelSupport bool     `json:"frontchannel_logout_supported"`
 	IDTokenAlgs         []string `json:"id_token_signing_alg_values_supported"`
+	// TokenAuthMethods and RevocationAuthMethods are the client
+	// authentication methods of the token and revocation endpoints.
+	TokenAuthMethods      []string `json:"token_endpoint_auth_methods_supported"`
+	RevocationAuthMethods []string `json:"revocation_endpoint_auth_methods_supported"`
 }
 
 // discovery runs OIDC discovery for one app in the background, retrying

@@ -92,8 +92,12 @@ func (l *loginFlow) callback(c echo.Context) error {
 		return l.failed("missing_code", "The sign-in response has no code. Please start the sign-in again.", nil)
 	}
 	ctx := oidc.ClientContext(r.Context(), l.idp)
+	opts, err := p.auth.ExchangeOptions()
+	if err != nil {
+		return l.failed("exchange", "The sign-in could not be completed with the identity provider. Please try again.", fmt.Errorf("client assertion: %w", err))
+	}
 	issued := time.Now() // with the expiry, the token's lifetime (the refresh margin)
-	tok, err := p.oauth2.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	tok, err := p.oauth2.Exchange(ctx, code, append(opts, oauth2.VerifierOption(verifier))...)
 	if err != nil {
 		return l.failed("exchange", "The sign-in could not be completed with the identity provider. Please try again.", fmt.Errorf("code exchange: %w", err))
 	}

@@ -7,11 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bffgate/bffgate/internal/clientauth"
 )
 
 // RevokerConfig configures a TokenRevoker. Zero values mean the defaults.
@@ -43,8 +44,11 @@ type TokenRevoker struct {
 
 // RevocationTarget is where and as whom to revoke.
 type RevocationTarget struct {
-	App          string
-	Endpoint     string
+	App      string
+	Endpoint string
+	// Auth authenticates the client; nil means client_secret_basic with
+	// ClientID and ClientSecret.
+	Auth         *clientauth.Client
 	ClientID     string
 	ClientSecret string
 }
@@ -136,13 +140,15 @@ func (r *TokenRevoker) work() {
 
 // Revoke revokes refreshToken now.
 func (r *TokenRevoker) Revoke(ctx context.Context, t RevocationTarget, refreshToken string) error {
+	auth := t.Auth
+	if auth == nil {
+		auth = &clientauth.Client{ID: t.ClientID, Secret: t.ClientSecret, Method: clientauth.SecretBasic}
+	}
 	form := url.Values{"token": {refreshToken}, "token_type_hint": {"refresh_token"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.Endpoint, strings.NewReader(form.Encode()))
+	req, err := auth.NewRequest(ctx, t.Endpoint, form)
 	if err != nil {
 		return fmt.Errorf("revocation request: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(t.ClientID), url.QueryEscape(t.ClientSecret))
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("revocation request: %w", err)

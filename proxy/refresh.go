@@ -13,6 +13,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/bffgate/bffgate/internal/clientauth"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -32,7 +33,10 @@ type RefresherConfig struct {
 	// OAuth2 is the app's client configuration; its Endpoint.TokenURL is
 	// used for the refresh_token grant. It may be nil at construction and
 	// set later with SetOAuth2 (once OIDC discovery found the token
-	// endpoint); until then, expired tokens cannot be refreshed.
+	// endpoint); until then, expired tokens cannot be refreshed. Its
+	// Endpoint.AuthStyle says how the client authenticates (client_secret_post
+	// for AuthStyleInParams, else client_secret_basic); SetTokenEndpoint
+	// takes any clientauth method instead.
 	OAuth2 *oauth2.Config
 	// HTTPClient calls the token endpoint. Nil means http.DefaultClient.
 	HTTPClient *http.Client
@@ -64,7 +68,7 @@ type RefresherConfig struct {
 // nothing.
 type Refresher struct {
 	cfg      RefresherConfig
-	oauth2   atomic.Pointer[oauth2.Config]
+	endpoint atomic.Pointer[grantEndpoint]
 	sessions Sessions
 	logger   *slog.Logger
 	group    singleflight.Group
@@ -104,10 +108,33 @@ func NewRefresher(cfg RefresherConfig, sessions Sessions, logger *slog.Logger) *
 	return r
 }
 
+// grantEndpoint is where and as whom refresh grants run.
+type grantEndpoint struct {
+	url  string
+	auth *clientauth.Client
+}
+
 // SetOAuth2 sets the client configuration used for refreshes, such as
 // once discovery found the token endpoint. It is safe to call at any
 // time.
-func (r *Refresher) SetOAuth2(c *oauth2.Config) { r.oauth2.Store(c) }
+func (r *Refresher) SetOAuth2(c *oauth2.Config) {
+	if c == nil {
+		r.endpoint.Store(nil)
+		return
+	}
+	method := clientauth.SecretBasic
+	if c.Endpoint.AuthStyle == oauth2.AuthStyleInParams {
+		method = clientauth.SecretPost
+	}
+	r.SetTokenEndpoint(c.Endpoint.TokenURL, &clientauth.Client{ID: c.ClientID, Secret: c.ClientSecret, Method: method})
+}
+
+// SetTokenEndpoint sets the token endpoint and the client authentication
+// of refreshes, such as once discovery found them. It is safe to call at
+// any time.
+func (r *Refresher) SetTokenEndpoint(tokenURL string, auth *clientauth.Client) {
+	r.endpoint.Store(&grantEndpoint{url: tokenURL, auth: auth})
+}
 
 // AccessToken returns s's access token if it is valid for longer than
 // the leeway (a zero TokenExpiry means it does not expire). Otherwise it
@@ -304,16 +331,15 @@ func (r *Refresher) stored(ctx context.Context, id string) (*session.Session, er
 
 // grant runs the refresh_token grant with refreshToken.
 func (r *Refresher) grant(ctx context.Context, refreshToken string) (tokens, error) {
-	oc := r.oauth2.Load()
-	if oc == nil {
+	te := r.endpoint.Load()
+	if te == nil {
 		return tokens{}, errNoTokenEndpoint
 	}
 	if r.cfg.HTTPClient != nil {
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, r.cfg.HTTPClient)
 	}
-	expired := &oauth2.Token{RefreshToken: refreshToken, Expiry: time.Unix(1, 0)}
 	issued := r.cfg.Now()
-	tok, err := oc.TokenSource(ctx, expired).Token()
+	tok, err := te.auth.Refresh(ctx, te.url, refreshToken)
 	if err != nil {
 		return tokens{}, fmt.Errorf("refresh access token: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/bffgate/bffgate/bff"
+	"github.com/bffgate/bffgate/internal/clientauth"
 	"github.com/bffgate/bffgate/session"
 	"github.com/bffgate/bffgate/upstream"
 )
@@ -47,7 +48,7 @@ func loadConfig(path string, getenv func(string) string) (*fileConfig, error) {
 	}
 	valueErrs = append(valueErrs, expandEnv(reflect.ValueOf(&cfg).Elem(), "", getenv)...)
 	cfg.defaults()
-	if lines := order.sortProblems(valueErrs, []error{cfg.validate(), cfg.loadDecryptionKeys()}); len(lines) > 0 {
+	if lines := order.sortProblems(valueErrs, []error{cfg.validate(), cfg.loadDecryptionKeys(), cfg.loadAssertionKeys()}); len(lines) > 0 {
 		return nil, fmt.Errorf("config %s is invalid:\n%s", path, strings.Join(lines, "\n"))
 	}
 	return &cfg, nil
@@ -121,6 +122,31 @@ func (c *fileConfig) loadDecryptionKeys() error {
 			continue
 		}
 		a.DecryptionKey = key
+	}
+	return errors.Join(errs...)
+}
+
+// loadAssertionKeys reads each app's client_assertion_key_file into its
+// ClientAssertionKey, with the one PEM loader, and checks that it can
+// sign assertions with the configured alg.
+func (c *fileConfig) loadAssertionKeys() error {
+	var errs []error
+	for i := range c.Apps {
+		a := &c.Apps[i]
+		if a.ClientAssertionKeyFile == "" {
+			continue
+		}
+		key, err := upstream.LoadPrivateKey(a.ClientAssertionKeyFile)
+		if err == nil {
+			if _, err = clientauth.NewKey(key, a.ClientAssertionKeyID, a.ClientAssertionAlg); err != nil {
+				err = fmt.Errorf("key file %s: %w", a.ClientAssertionKeyFile, err)
+			} else {
+				a.ClientAssertionKey = key
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("apps[%d].client_assertion_key_file: %w", i, err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -2,7 +2,6 @@ package testop
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"maps"
@@ -82,32 +81,13 @@ func sessionState(clientID, redirectURI, opState string) string {
 	return hex.EncodeToString(sum[:]) + "." + salt
 }
 
-// clientAuth checks client_secret_basic or client_secret_post and returns
-// the client id, or "" after answering 401.
-func (op *OP) clientAuth(w http.ResponseWriter, r *http.Request) string {
-	id, secret, basic := r.BasicAuth()
-	if basic { // RFC 6749 §2.3.1: form-urlencoded inside Basic
-		id, _ = url.QueryUnescape(id)
-		secret, _ = url.QueryUnescape(secret)
-	} else {
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
-	op.mu.Lock()
-	c := op.clients[id]
-	op.mu.Unlock()
-	if c == nil || subtle.ConstantTimeCompare([]byte(secret), []byte(c.secret)) != 1 {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
-		return ""
-	}
-	return id
-}
-
 func (op *OP) token(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "bad form")
 		return
 	}
-	clientID := op.clientAuth(w, r)
+	op.tokenCalls.Add(1)
+	clientID := op.clientAuth(w, r, "token")
 	if clientID == "" {
 		return
 	}

@@ -9,6 +9,7 @@
 package testop
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -47,6 +48,12 @@ type Config struct {
 	// starts an OP session with a fresh random sid, carried by the ID tokens
 	// of that login and of its refreshes.
 	OmitSID bool
+	// TokenAuthMethods and RevocationAuthMethods are what discovery lists
+	// as token_endpoint_auth_methods_supported (default client_secret_basic,
+	// client_secret_post) and revocation_endpoint_auth_methods_supported
+	// (default: absent).
+	TokenAuthMethods      []string
+	RevocationAuthMethods []string
 }
 
 // OP is a running test OpenID Provider.
@@ -59,6 +66,7 @@ type OP struct {
 	rsa                       *rsa.PrivateKey
 	ec                        *ecdsa.PrivateKey
 	jwksFetches, refreshCount atomic.Int64
+	tokenCalls                atomic.Int64
 	rejectedRefreshes         atomic.Int64
 
 	mu                     sync.Mutex // guards the fields below
@@ -70,11 +78,16 @@ type OP struct {
 	codes, access, refresh map[string]*grant
 	revoked                []string
 	endSessions            []url.Values
+	authFailures           []string
+	authMethods            []string
+	assertionJTIs          map[string]bool
 }
 
 type client struct {
 	secret    string
 	redirects []string
+	method    string           // "" accepts client_secret_basic and _post
+	key       crypto.PublicKey // private_key_jwt
 }
 
 // grant is what a code, access token or refresh token stands for.
@@ -94,6 +107,9 @@ func New(t testing.TB, cfg Config) *OP {
 	if cfg.ClientSecret == "" {
 		cfg.ClientSecret = "secret-secret-secret-secret-secret!"
 	}
+	if cfg.TokenAuthMethods == nil {
+		cfg.TokenAuthMethods = []string{SecretBasic, SecretPost}
+	}
 	if cfg.AccessTokenTTL == 0 {
 		cfg.AccessTokenTTL = time.Hour
 	}
@@ -109,6 +125,7 @@ func New(t testing.TB, cfg Config) *OP {
 		t: t, cfg: cfg, rsa: rk, ec: ek, sub: "alice",
 		clients: map[string]*client{}, codes: map[string]*grant{},
 		access: map[string]*grant{}, refresh: map[string]*grant{},
+		assertionJTIs: map[string]bool{},
 	}
 	op.AddClient(cfg.ClientID, cfg.ClientSecret, cfg.RedirectURL)
 
@@ -223,7 +240,7 @@ func (op *OP) discovery(w http.ResponseWriter, _ *http.Request) {
 		"subject_types_supported":               []string{"public"},
 		"grant_types_supported":                 []string{"authorization_code", "refresh_token"},
 		"code_challenge_methods_supported":      []string{"S256"},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"token_endpoint_auth_methods_supported": op.cfg.TokenAuthMethods,
 		"scopes_supported":                      []string{"openid", "profile", "email", "offline_access"},
 		"id_token_signing_alg_values_supported": []string{"RS256"},
 		"backchannel_logout_supported":          true,
@@ -233,6 +250,9 @@ func (op *OP) discovery(w http.ResponseWriter, _ *http.Request) {
 	}
 	if !op.cfg.NoRevocation {
 		md["revocation_endpoint"] = op.URL + "/revoke"
+		if len(op.cfg.RevocationAuthMethods) > 0 {
+			md["revocation_endpoint_auth_methods_supported"] = op.cfg.RevocationAuthMethods
+		}
 	}
 	if !op.cfg.NoEndSession {
 		md["end_session_endpoint"] = op.URL + "/end_session"

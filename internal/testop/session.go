@@ -12,7 +12,7 @@ func (op *OP) revoke(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "bad form")
 		return
 	}
-	if op.clientAuth(w, r) == "" {
+	if op.clientAuth(w, r, "revoke") == "" {
 		return
 	}
 	tok := r.PostForm.Get("token")
