@@ -1,5 +1,7 @@
 // Package testop is an in-process OpenID Provider for tests: discovery, JWKS,
-// authorization code + PKCE, refresh, userinfo, RFC 7009 revocation and
+// authorization code + PKCE, refresh, userinfo, RFC 7009 revocation,
+// client authentication (client_secret_basic, client_secret_post and
+// private_key_jwt with its assertion checks) and
 // RP-initiated logout, on an httptest.Server, plus helpers to mint (and
 // mis-mint) ID tokens and logout tokens signed with the keys it publishes.
 //
