@@ -51,6 +51,9 @@ type stackOptions struct {
 	// clientsJSON replaces the IdP's default clients (CLIENTS_JSON;
 	// ${GATEWAY_URL}, ${ISSUER}, ${DEMO_CLIENT_SECRET} are expanded).
 	clientsJSON string
+	// idpEnv are more environment variables of the IdP, e.g.
+	// "ACCESS_TOKEN_TTL=2".
+	idpEnv []string
 }
 
 // adminToken guards the gateway's admin API in the e2e stacks.
@@ -115,6 +118,7 @@ func startStackWith(t *testing.T, opts stackOptions, apps ...appSpec) *stack {
 		"DEMO_CLIENT_SECRET=" + demoSecret,
 		"ISSUER=" + s.idpURL, "CLIENTS_FILE=", "CLIENTS_JSON=" + opts.clientsJSON, "DEBUG=",
 	}
+	idpEnv = append(idpEnv, opts.idpEnv...)
 	if opts.idp6 {
 		s.idp = startProc(t, s.dir, "idp6", idpEnv, "node", filepath.Join(repoRoot, "e2e", "idp6", "server.js"))
 	} else {
