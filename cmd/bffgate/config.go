@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -46,9 +47,12 @@ func loadConfig(path string, getenv func(string) string) (*fileConfig, error) {
 		}
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	valueErrs = append(valueErrs, expandEnv(reflect.ValueOf(&cfg).Elem(), "", getenv)...)
+	valueErrs = append(valueErrs, expandEnv(reflect.ValueOf(&cfg).Elem(), getenv)...)
+	if abs, err := filepath.Abs(path); err == nil {
+		resolvePaths(&cfg, filepath.Dir(abs))
+	}
 	cfg.defaults()
-	if lines := order.sortProblems(valueErrs, []error{cfg.validate(), cfg.loadDecryptionKeys(), cfg.loadAssertionKeys()}); len(lines) > 0 {
+	if lines := order.sortProblems(valueErrs, []error{cfg.validate(), cfg.checkFiles(), cfg.loadDecryptionKeys(), cfg.loadAssertionKeys()}); len(lines) > 0 {
 		return nil, fmt.Errorf("config %s is invalid:\n%s", path, strings.Join(lines, "\n"))
 	}
 	return &cfg, nil
@@ -190,13 +194,12 @@ var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // expandEnv replaces ${NAME} in every string of v with the environment
 // variable's value. An unset or empty variable is an error at that key.
-func expandEnv(v reflect.Value, path string, getenv func(string) string) []error {
+func expandEnv(v reflect.Value, getenv func(string) string) []error {
 	var errs []error
-	switch v.Kind() {
-	case reflect.String:
+	eachString(v, "", "", func(path, _ string, v reflect.Value) {
 		s := v.String()
 		if !strings.Contains(s, "${") {
-			return nil
+			return
 		}
 		v.SetString(envRef.ReplaceAllStringFunc(s, func(m string) string {
 			name := envRef.FindStringSubmatch(m)[1]
@@ -206,25 +209,6 @@ func expandEnv(v reflect.Value, path string, getenv func(string) string) []error
 			}
 			return val
 		}))
-	case reflect.Struct:
-		t := v.Type()
-		for i := range t.NumField() {
-			f := t.Field(i)
-			key := f.Tag.Get("toml")
-			switch {
-			case f.Anonymous && key == "":
-				key = path // embedded: its keys sit in this table
-			case key == "" || key == "-":
-				continue
-			case path != "":
-				key = path + "." + key
-			}
-			errs = append(errs, expandEnv(v.Field(i), key, getenv)...)
-		}
-	case reflect.Slice:
-		for i := range v.Len() {
-			errs = append(errs, expandEnv(v.Index(i), fmt.Sprintf("%s[%d]", path, i), getenv)...)
-		}
-	}
+	})
 	return errs
 }

@@ -206,7 +206,7 @@ func (o keyOrder) sortProblems(value, later []error) []string {
 	}
 	if err := errors.Join(later...); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
-			if path, _, _ := strings.Cut(line, ": "); !bad[path] {
+			if path, _, _ := strings.Cut(line, ": "); !bad[path] && !slices.Contains(lines, line) {
 				lines = append(lines, line)
 			}
 		}

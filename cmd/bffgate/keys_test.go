@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,7 +18,11 @@ const ecParamsFirst = "../../upstream/testdata/ec-params-first.pem"
 // the same PEM files as signing.key_file, including OpenSSL's EC
 // PARAMETERS-first output.
 func TestDecryptionKeyFromOpenSSLECParams(t *testing.T) {
-	if _, err := os.Stat(ecParamsFirst); err != nil {
+	keyFile, err := filepath.Abs(ecParamsFirst) // a relative one would be next to the config
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(keyFile); err != nil {
 		t.Fatal(err)
 	}
 	op := testop.New(t, testop.Config{})
@@ -27,7 +32,7 @@ func TestDecryptionKeyFromOpenSSLECParams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteString(`id_token_decryption_key_file = "` + ecParamsFirst + "\"\n"); err != nil {
+	if _, err := f.WriteString(`id_token_decryption_key_file = "` + keyFile + "\"\n"); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
