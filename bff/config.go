@@ -321,6 +321,7 @@ func (c *AppConfig) Validate() error {
 	if c.JWKSMaxWaiters < 1 || c.JWKSMaxWaiters > 10000 {
 		add("jwks_max_waiters: must be between 1 and 10000")
 	}
+	errs = append(errs, c.typErrors()...)
 	return errors.Join(errs...)
 }
 

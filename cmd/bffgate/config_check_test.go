@@ -105,3 +105,69 @@ scopes = "openid"
 		`apps[1].downstream[0].session_required: `,
 	)
 }
+
+// TestCheckConfigRefusesValuesThatCannotWork: a typ no receiver accepts,
+// require_logout_typ with a logout_typ other than logout+jwt (no token
+// could pass both), and an unset secret is one problem, not two.
+func TestCheckConfigRefusesValuesThatCannotWork(t *testing.T) {
+	msg := checkConfig(t, `
+[server]
+public_url = "http://127.0.0.1:8080"
+[session]
+secret = "${UNSET_SECRET}"
+[[apps]]
+name = "demo"
+issuer = "http://127.0.0.1:9000"
+client_id = "demo"
+frontend = "http://127.0.0.1:3000"
+logout_token_typ = "banana"
+require_logout_typ = true
+logout_typ = "JWT"
+[[apps]]
+name = "two"
+path_prefix = "/two/"
+issuer = "http://127.0.0.1:9000"
+client_id = "two"
+frontend = "http://127.0.0.1:3000"
+logout_typ = "application/json"
+`, nil)
+	wantInOrder(t, msg,
+		"session.secret: environment variable UNSET_SECRET is not set",
+		`apps[0].logout_token_typ: must be "logout+jwt"`,
+		`apps[0].require_logout_typ: `, `"JWT"`,
+		`apps[1].logout_typ: must be a JWT media type`,
+	)
+	if n := strings.Count(msg, "session.secret"); n != 1 {
+		t.Errorf("session.secret reported %d times:\n%s", n, msg)
+	}
+}
+
+// TestCheckConfigAcceptsTypSpellings: the media type spellings of RFC 8725
+// §3.11 (application/ optional, any case) and a consistent pair.
+func TestCheckConfigAcceptsTypSpellings(t *testing.T) {
+	path := writeConfig(t, `
+[server]
+public_url = "http://127.0.0.1:8080"
+[session]
+secret = "0123456789abcdef0123456789abcdef"
+[[apps]]
+name = "demo"
+issuer = "http://127.0.0.1:9000"
+client_id = "demo"
+frontend = "http://127.0.0.1:3000"
+logout_token_typ = "application/logout+JWT"
+require_logout_typ = true
+logout_typ = "Logout+jwt"
+[[apps]]
+name = "two"
+path_prefix = "/two/"
+issuer = "http://127.0.0.1:9000"
+client_id = "two"
+frontend = "http://127.0.0.1:3000"
+logout_token_typ = "JWT"
+logout_typ = "application/secevent+jwt"
+`)
+	if err := run(context.Background(), []string{"bffgate", "-config", path, "-check-config"}, env(nil), &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Error(err)
+	}
+}
