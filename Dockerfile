@@ -18,7 +18,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o /out/bffgate ./cmd/bffgate
+# bffgate -version prints it: docker build --build-arg VERSION=$(git describe --tags --always) .
+ARG VERSION=devel
+RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/bffgate ./cmd/bffgate
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/bffgate /usr/local/bin/bffgate

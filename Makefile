@@ -9,8 +9,10 @@ export BFFGATE_ADMIN_TOKEN    ?= demo-admin-token-change-me
 
 all: build
 
+# bffgate -version prints VERSION and the commit (stamped by -buildvcs).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 build:
-	$(GO) build -o $(BIN) ./cmd/bffgate
+	$(GO) build -buildvcs=auto -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/bffgate
 
 # Installs the pinned npm packages of the IdPs (once): oidc-provider 9.x
 # for the demo and the tests, 6.31.1 for front-channel and session

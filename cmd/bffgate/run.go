@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,31 +42,29 @@ var newRegistry = prometheus.NewRegistry
 // listener that cannot start, bad TLS files, a config error), it leaves
 // no goroutine running.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", configDefault(getenv), "path to the configuration file, $BFFGATE_CONFIG if set")
-	checkOnly := fs.Bool("check-config", false, "validate the configuration and exit")
-	online := fs.Bool("online", false, "with -check-config: also fetch each app's OIDC discovery and check the configuration against it")
-	healthcheck := fs.Bool("healthcheck", false, "call the admin listener's /healthz and exit 0 if it answers 200 (for container HEALTHCHECK)")
-	if err := fs.Parse(args[1:]); err != nil {
+	opts, err := parseFlags(args, getenv, stdout, stderr)
+	if err != nil {
+		if errors.Is(err, errExit) {
+			return nil
+		}
 		return err
 	}
-	cfg, err := loadConfig(*configPath, getenv)
+	cfg, err := loadConfig(opts.configPath, getenv)
 	if err != nil {
 		return err
 	}
 	switch {
-	case *online && !*checkOnly:
+	case opts.online && !opts.checkOnly:
 		return fmt.Errorf("-online needs -check-config")
-	case *checkOnly:
-		if *online {
+	case opts.checkOnly:
+		if opts.online {
 			if err := checkOnline(ctx, cfg, stdout); err != nil {
 				return err
 			}
 		}
-		fmt.Fprintf(stdout, "config %s is valid\n", *configPath)
+		fmt.Fprintf(stdout, "config %s is valid\n", opts.configPath)
 		return nil
-	case *healthcheck:
+	case opts.healthcheck:
 		return checkHealth(ctx, cfg.Server.AdminListen)
 	}
 	logw := newLogWriter(stderr)
