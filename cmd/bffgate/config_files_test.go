@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -105,6 +106,19 @@ previous_key_files = ["keys/old.pem"]
 		}
 	}
 	startRun(t, path, admin, io.Discard) // the working directory is the package's
+
+	// A key file another section adds (private_key_jwt) is found the same way.
+	writeECKey(t, filepath.Join(dir, "keys", "assertion.pem"))
+	body = bytes.Replace(body, []byte("[signing]"), []byte("client_assertion_key_file = \"keys/assertion.pem\"\n[signing]"), 1)
+	if err := os.WriteFile(path, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = loadConfig(path, env(nil)); err != nil {
+		t.Fatalf("relative client_assertion_key_file: %v", err)
+	}
+	if got := cfg.Apps[0].ClientAssertionKeyFile; !isUnder(got, dir) {
+		t.Errorf("client_assertion_key_file = %q, want a path under %s", got, dir)
+	}
 }
 
 func isUnder(path, dir string) bool {

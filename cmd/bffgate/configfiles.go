@@ -35,7 +35,7 @@ func resolvePaths(cfg *fileConfig, dir string) {
 // loadedElsewhere are the file keys that their own loaders parse
 // (validateSigning, loadDecryptionKeys, loadAssertionKeys, checkTLSFiles).
 var loadedElsewhere = map[string]bool{
-	"tls_cert": true, "tls_key": true, "key_file": true, "previous_key_files": true,
+	"tls_cert": true, "tls_key": true,
 	"id_token_decryption_key_file": true, "client_assertion_key_file": true,
 }
 
@@ -48,7 +48,7 @@ func (c *fileConfig) checkFiles() error {
 	eachString(reflect.ValueOf(c).Elem(), "", "", func(path, key string, v reflect.Value) {
 		f := v.String()
 		switch {
-		case f == "" || !isFileKey(key) || loadedElsewhere[key]:
+		case f == "" || !isFileKey(key) || loadedElsewhere[key] || strings.HasPrefix(path, "signing."):
 		case strings.Contains(key, "key_file"):
 			if _, err := upstream.LoadPrivateKey(f); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", path, err))
