@@ -9,7 +9,7 @@
 # (listen, admin_listen) and name addresses the container can reach.
 # ENTRYPOINT and HEALTHCHECK both read the file BFFGATE_CONFIG names; to
 # mount it elsewhere, set -e BFFGATE_CONFIG=/path rather than -config.
-# cmd/bffgate/dockerfile_test.go runs this file's `go build` line without
+# dockerfile_test.go runs this file's `go build` line without
 # Docker and checks the binary: keep the build on that one RUN line.
 
 # The builder's Go is go.mod's go line exactly (the test checks it).
