@@ -12,12 +12,13 @@ import (
 // token and revocation endpoints (code exchange, refresh, revocation).
 // Its keys are part of the [[apps]] table.
 type ClientAuthConfig struct {
-	// TokenEndpointAuthMethod is client_secret_basic, client_secret_post
-	// or private_key_jwt, for every call alike. Default: chosen from the
+	// TokenEndpointAuthMethod is client_secret_basic, client_secret_post,
+	// private_key_jwt or none, for every call alike. Default: chosen from the
 	// IdP's discovery (token_endpoint_auth_methods_supported, and
 	// revocation_endpoint_auth_methods_supported for revocation):
 	// private_key_jwt if a key is configured, else client_secret_basic,
-	// else client_secret_post.
+	// else client_secret_post; none (a public client) without a secret
+	// or key.
 	TokenEndpointAuthMethod string `toml:"token_endpoint_auth_method"`
 	// ClientAssertionKeyFile is the PEM private key (RSA, EC or Ed25519)
 	// signing private_key_jwt assertions. The caller loads it into

@@ -42,6 +42,7 @@ func TestClientAuthMethods(t *testing.T) {
 		mutate     func(*AppConfig)
 		token      string // the method of the exchange and the refresh
 		revoke     string
+		public     bool // the client has no secret (none: client_id in the form)
 	}{
 		{name: "basic by discovery", registered: testop.SecretBasic,
 			token: testop.SecretBasic, revoke: testop.SecretBasic},
@@ -61,6 +62,9 @@ func TestClientAuthMethods(t *testing.T) {
 		{name: "revocation methods by discovery",
 			op:    testop.Config{RevocationAuthMethods: []string{testop.SecretPost}},
 			token: testop.SecretBasic, revoke: testop.SecretPost},
+		{name: "public client", registered: testop.SecretPost, public: true,
+			mutate: func(a *AppConfig) { a.ClientSecret = "" },
+			token:  testop.SecretPost, revoke: testop.SecretPost},
 		{name: "configured wins over discovery", registered: testop.SecretPost,
 			op:     testop.Config{RevocationAuthMethods: []string{testop.SecretBasic}},
 			mutate: func(a *AppConfig) { a.TokenEndpointAuthMethod = "client_secret_post" },
@@ -69,6 +73,9 @@ func TestClientAuthMethods(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, harnessOpts{op: tt.op, mutate: tt.mutate})
+			if tt.public {
+				h.op.AddClient(h.op.ClientID(), "", h.srv.URL+"/bff/callback")
+			}
 			h.op.SetClientAuth(h.op.ClientID(), tt.registered, tt.pubKey)
 			c := h.login("/")
 			if got := h.op.TokenCalls(); got != 1 {

@@ -2,20 +2,20 @@ package bff
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/bffgate/bffgate/internal/clientauth"
 )
 
 // onlineMeta is the part of a discovery document CheckOnline reads.
 type onlineMeta struct {
 	providerMeta
 	UserinfoEndpoint     string   `json:"userinfo_endpoint"`
-	TokenAuthMethods     []string `json:"token_endpoint_auth_methods_supported"`
 	CodeChallengeMethods []string `json:"code_challenge_methods_supported"`
 }
 
@@ -63,23 +63,36 @@ func CheckOnline(ctx context.Context, client *http.Client, cfg AppConfig) (probl
 	return problems, warnings
 }
 
-// clientAuthProblems checks that the IdP accepts a way the gateway
-// authenticates at its token endpoint. The gateway sends client_secret
-// with HTTP Basic (or in the form, if Basic fails); a public client
-// (no client_secret) sends none. A configured token_endpoint_auth_method
-// is to be checked here against token_endpoint_auth_methods_supported.
+// clientAuthProblems checks that the IdP accepts the client
+// authentication the gateway will use (clientauth.Choose, as at run
+// time) at its token endpoint, and at its revocation endpoint when that
+// lists its own methods.
 func clientAuthProblems(cfg AppConfig, m onlineMeta) []error {
-	supported := m.TokenAuthMethods
-	if len(supported) == 0 {
-		supported = []string{"client_secret_basic"} // the default (Discovery 1.0 §3)
+	configured := clientauth.Method(cfg.TokenEndpointAuthMethod)
+	hasSecret, hasKey := cfg.ClientSecret != "", cfg.ClientAssertionKeyFile != ""
+	var errs []error
+	check := func(endpoint, member string, supported []string) {
+		method := clientauth.Choose(configured, supported, hasSecret, hasKey)
+		if clientauth.Supported(method, supported) {
+			return
+		}
+		key, why := "token_endpoint_auth_method", "is set to "+string(method)
+		if configured == "" {
+			key, why = "client_secret", "can only use "+string(method)
+			if hasKey {
+				key = "client_assertion_key_file"
+			}
+		}
+		listed := strings.Join(supported, ", ")
+		if listed == "" {
+			listed = "none listed: client_secret_basic"
+		}
+		errs = append(errs, fmt.Errorf("%s: the client %s, which the IdP does not accept at its %s endpoint (%s: %s)",
+			key, why, endpoint, member, listed))
 	}
-	want := []string{"client_secret_basic", "client_secret_post"}
-	if cfg.ClientSecret == "" {
-		want = []string{"none"}
+	check("token", "token_endpoint_auth_methods_supported", m.TokenAuthMethods)
+	if m.RevocationEndpoint != "" && len(m.RevocationAuthMethods) > 0 {
+		check("revocation", "revocation_endpoint_auth_methods_supported", m.RevocationAuthMethods)
 	}
-	if slices.ContainsFunc(want, func(w string) bool { return slices.Contains(supported, w) }) {
-		return nil
-	}
-	return []error{errors.New("client_secret: the IdP accepts none of " + strings.Join(want, ", ") +
-		" at its token endpoint (token_endpoint_auth_methods_supported: " + strings.Join(supported, ", ") + ")")}
+	return errs
 }

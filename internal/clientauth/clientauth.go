@@ -29,10 +29,12 @@ const (
 	SecretBasic   Method = "client_secret_basic"
 	SecretPost    Method = "client_secret_post"
 	PrivateKeyJWT Method = "private_key_jwt"
+	// None is a public client's: client_id alone, no proof.
+	None Method = "none"
 )
 
-// Methods lists every Method, in the order of preference Choose uses
-// when a key is configured.
+// Methods lists the methods of a confidential client, in the order of
+// preference Choose uses when a key is configured.
 var Methods = []Method{PrivateKeyJWT, SecretBasic, SecretPost}
 
 // AssertionType is the client_assertion_type of private_key_jwt
@@ -42,10 +44,10 @@ const AssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 // ParseMethod checks a configured method name; "" is valid and means
 // "choose from discovery".
 func ParseMethod(s string) (Method, error) {
-	if s == "" || slices.Contains(Methods, Method(s)) {
+	if s == "" || s == string(None) || slices.Contains(Methods, Method(s)) {
 		return Method(s), nil
 	}
-	return "", fmt.Errorf("unknown method %q: use client_secret_basic, client_secret_post or private_key_jwt", s)
+	return "", fmt.Errorf("unknown method %q: use client_secret_basic, client_secret_post, private_key_jwt or none", s)
 }
 
 // Choose returns the method to use: configured if set, else the first of
@@ -53,7 +55,8 @@ func ParseMethod(s string) (Method, error) {
 // token_endpoint_auth_methods_supported or
 // revocation_endpoint_auth_methods_supported). private_key_jwt comes
 // first when the client has a key, then client_secret_basic and
-// client_secret_post when it has a secret. An IdP that lists nothing
+// client_secret_post when it has a secret; a client with neither is a
+// public client (none). An IdP that lists nothing
 // supports client_secret_basic (OpenID Connect Discovery §3). When the
 // IdP lists none of the client's methods, Choose returns the first of
 // them anyway and the IdP's answer will say why.
@@ -69,17 +72,24 @@ func Choose(configured Method, supported []string, hasSecret, hasKey bool) Metho
 		can = append(can, SecretBasic, SecretPost)
 	}
 	if len(can) == 0 {
-		return SecretBasic
-	}
-	if len(supported) == 0 {
-		supported = []string{string(SecretBasic)}
+		return None
 	}
 	for _, m := range can {
-		if slices.Contains(supported, string(m)) {
+		if Supported(m, supported) {
 			return m
 		}
 	}
 	return can[0]
+}
+
+// Supported reports whether an IdP that lists supported (an
+// *_auth_methods_supported member) accepts m; an empty list means
+// client_secret_basic alone (OpenID Connect Discovery §3).
+func Supported(m Method, supported []string) bool {
+	if len(supported) == 0 {
+		return m == SecretBasic
+	}
+	return slices.Contains(supported, string(m))
 }
 
 // Client is an OAuth client's identity and how it proves it.
@@ -104,9 +114,9 @@ func (c *Client) AuthStyle() oauth2.AuthStyle {
 }
 
 // OAuth2Secret is the secret to give x/oauth2: none for private_key_jwt,
-// so that only the assertion proves the client.
+// so that only the assertion proves the client, and none for none.
 func (c *Client) OAuth2Secret() string {
-	if c.Method == PrivateKeyJWT {
+	if c.Method == PrivateKeyJWT || c.Method == None {
 		return ""
 	}
 	return c.Secret

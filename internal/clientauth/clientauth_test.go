@@ -40,6 +40,7 @@ func TestChoose(t *testing.T) {
 		{"a key but not listed", "", []string{"client_secret_basic"}, true, true, clientauth.SecretBasic},
 		{"key only, nothing listed", "", nil, false, true, clientauth.PrivateKeyJWT},
 		{"no match: the first the client can", "", []string{"tls_client_auth"}, true, false, clientauth.SecretBasic},
+		{"neither secret nor key: a public client", "", []string{"client_secret_basic"}, false, false, clientauth.None},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,12 +52,12 @@ func TestChoose(t *testing.T) {
 }
 
 func TestParseMethod(t *testing.T) {
-	for _, ok := range []string{"", "client_secret_basic", "client_secret_post", "private_key_jwt"} {
+	for _, ok := range []string{"", "client_secret_basic", "client_secret_post", "private_key_jwt", "none"} {
 		if _, err := clientauth.ParseMethod(ok); err != nil {
 			t.Errorf("ParseMethod(%q) = %v, want nil", ok, err)
 		}
 	}
-	for _, bad := range []string{"none", "client_secret_jwt", "Client_Secret_Basic", "tls_client_auth"} {
+	for _, bad := range []string{"None", "client_secret_jwt", "Client_Secret_Basic", "tls_client_auth"} {
 		if _, err := clientauth.ParseMethod(bad); err == nil {
 			t.Errorf("ParseMethod(%q) = nil, want an error", bad)
 		}
