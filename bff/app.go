@@ -162,6 +162,7 @@ func (a *app) build(op *oidc.Provider) (*provider, error) {
 		ClientID:             a.cfg.ClientID,
 		SupportedSigningAlgs: a.cfg.IDTokenSigningAlgs,
 	})
+	p.userinfo = newUserinfoVerifier(a.cfg.Issuer, a.cfg.ClientID, keys, a.cfg.IDTokenSigningAlgs)
 	lv, err := logout.NewVerifier(logout.VerifierConfig{
 		Issuer:           a.cfg.Issuer,
 		ClientID:         a.cfg.ClientID,

@@ -36,6 +36,11 @@ type AppConfig struct {
 
 	// Frontend is the upstream serving the SPA's static assets.
 	Frontend string `toml:"frontend"`
+	// UserInfo calls the IdP's userinfo endpoint after login and merges its
+	// claims into what /bff/user shows (the ID token's iss, sub, aud and
+	// the like win). Its sub must be the ID token's; a signed (JWT)
+	// answer is verified like an ID token.
+	UserInfo bool `toml:"userinfo"`
 	// RefreshMargin: an access token is refreshed this long before it
 	// expires, or a quarter of its lifetime before if that is shorter.
 	// Default 30s.

@@ -19,6 +19,7 @@ import (
 type provider struct {
 	oidc     *oidc.Provider
 	verifier *oidc.IDTokenVerifier // ID tokens
+	userinfo *oidc.IDTokenVerifier // signed userinfo answers
 	meta     providerMeta
 	oauth2   *oauth2.Config
 	// auth authenticates the client at the token endpoint.

@@ -120,6 +120,13 @@ func (l *loginFlow) callback(c echo.Context) error {
 	if raw, ok := claims["sid"]; ok {
 		_ = json.Unmarshal(raw, &sid)
 	}
+	if l.cfg.UserInfo {
+		ui, err := fetchUserinfo(ctx, l.idp, p, tok.AccessToken, idt.Subject)
+		if err != nil {
+			return l.failed("userinfo", "The identity provider's user information could not be used. Please try again.", err)
+		}
+		mergeUserinfo(claims, ui)
+	}
 	rawClaims, _ := json.Marshal(claims)
 	now := time.Now()
 	s := &session.Session{

@@ -50,6 +50,9 @@ func CheckOnline(ctx context.Context, client *http.Client, cfg AppConfig) (probl
 			problem("id_token_signing_algs[%d]: the IdP does not sign with %s (id_token_signing_alg_values_supported: %s)", i, alg, strings.Join(m.IDTokenAlgs, ", "))
 		}
 	}
+	if cfg.UserInfo && m.UserinfoEndpoint == "" {
+		problem("userinfo: the IdP has no userinfo_endpoint")
+	}
 	problems = append(problems, clientAuthProblems(cfg, m)...)
 	if m.EndSessionEndpoint == "" {
 		warn("issuer: the IdP has no end_session_endpoint: sign-out ends only the gateway's session, not the IdP's (RP-initiated logout)")

@@ -161,5 +161,5 @@ func (op *OP) userinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	claims := map[string]any{"sub": g.sub, "email": g.sub + "@example.com"}
 	maps.Copy(claims, g.claims)
-	writeJSON(w, http.StatusOK, claims)
+	op.writeUserinfo(w, claims)
 }

@@ -83,6 +83,7 @@ type OP struct {
 	authFailures           []string
 	authMethods            []string
 	assertionJTIs          map[string]bool
+	ui                     UserinfoOpts
 }
 
 type client struct {
