@@ -101,7 +101,7 @@ func TestCheckConfigOnline(t *testing.T) {
 		t.Errorf("stdout = %q, want the missing end_session_endpoint", stdout)
 	}
 
-	path = onlineConfig(t, op.URL, op.ClientID(), "")
+	path = onlineConfig(t, op.URL, op.ClientID(), "userinfo = true")
 	if stdout, err := check("-online"); err != nil || !strings.Contains(stdout, "is valid") {
 		t.Errorf("-online of a matching config: %v, %q", err, stdout)
 	}
