@@ -95,6 +95,7 @@ func newApp(cfg AppConfig, parts appParts) (*app, error) {
 		return nil, err
 	}
 	a.assertionKey = key
+	logAssertionKey(parts.logger, cfg.Name, key)
 	// The upstreams see the public host, not whatever Host a client sent;
 	// an app with hosts was chosen by its Host, which is then one of them.
 	forwardedHost := parts.public.Host

@@ -2,8 +2,10 @@ package bff
 
 import (
 	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/bffgate/bffgate/internal/clientauth"
 )
@@ -69,6 +71,19 @@ func (c *ClientAuthConfig) AssertionKey() (*clientauth.Key, error) {
 		return nil, fmt.Errorf("client_assertion_key_file: %w", err)
 	}
 	return k, nil
+}
+
+// logAssertionKey logs the public JWK of an app's private_key_jwt key
+// (nil: none), for registering it at the IdP with the same kid.
+func logAssertionKey(logger *slog.Logger, app string, key *clientauth.Key) {
+	if key == nil || logger == nil {
+		return
+	}
+	jwk, err := json.Marshal(key.Public)
+	if err != nil {
+		return
+	}
+	logger.Info("private_key_jwt: register this public key at the IdP", "app", app, "kid", key.KeyID, "alg", string(key.Alg), "jwk", string(jwk))
 }
 
 // clientAuth returns how the app authenticates at the token endpoint and

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -101,6 +102,10 @@ func TestNewKey(t *testing.T) {
 			tp, _ := (&jose.JSONWebKey{Key: tt.key.Public()}).Thumbprint(crypto.SHA256)
 			if k.Alg != tt.want || k.KeyID != base64.RawURLEncoding.EncodeToString(tp) {
 				t.Errorf("alg, kid = %s, %s; want %s and the JWK thumbprint", k.Alg, k.KeyID, tt.want)
+			}
+			pub, err := json.Marshal(k.Public)
+			if err != nil || strings.Contains(string(pub), `"d":`) || !strings.Contains(string(pub), `"kid":"`+k.KeyID+`"`) {
+				t.Errorf("public JWK = %s, %v; want the public key with its kid", pub, err)
 			}
 		})
 	}
