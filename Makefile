@@ -5,7 +5,7 @@ export BFFGATE_SESSION_SECRET ?= demo-only-session-secret-change-me-0123456789
 export DEMO_CLIENT_SECRET     ?= demo-secret-change-me
 export BFFGATE_ADMIN_TOKEN    ?= demo-admin-token-change-me
 
-.PHONY: all build test test-unit e2e demo demo-replicas bench fuzz check-config node-deps clean
+.PHONY: all build test demo demo-replicas bench fuzz check-config node-deps clean
 
 all: build
 
