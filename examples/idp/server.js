@@ -16,6 +16,9 @@
 //                       expanded in its string values
 //   CLIENTS_JSON        the same JSON inline (CLIENTS_FILE wins)
 //   ACCESS_TOKEN_TTL    seconds (300)
+//   USERINFO_ONLY_CLAIMS 1: profile and email claims only from userinfo, not
+//                       in the ID token (oidc-provider's default, as some
+//                       IdPs do); default: in the ID token too
 //   ID_TOKEN_TTL        seconds (3600)
 //   REFRESH_TOKEN_TTL   seconds (86400)
 //   SESSION_TTL         seconds (86400)
@@ -202,8 +205,9 @@ function buildProvider(clients) {
     // By default oidc-provider puts scope-requested claims into the ID token
     // only when no access token is issued (i.e. never for response_type=code).
     // The demo wants them in the ID token so the gateway has name/email without
-    // calling userinfo.
-    conformIdTokenClaims: false,
+    // calling userinfo. USERINFO_ONLY_CLAIMS=1 keeps them out (e2e tests of
+    // the gateway's userinfo = true).
+    conformIdTokenClaims: process.env.USERINFO_ONLY_CLAIMS === '1',
     features: {
       devInteractions: { enabled: false },
       backchannelLogout: { enabled: true },
