@@ -2,6 +2,7 @@ package bff
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,7 +84,13 @@ func newApp(cfg AppConfig, parts appParts) (*app, error) {
 		a.jwksOverflow = parts.jwksOverflow.WithLabelValues(cfg.Name)
 	}
 	a.disc.done = make(chan struct{})
-	a.refresher = proxy.NewRefresher(proxy.RefresherConfig{HTTPClient: parts.idp, Leeway: cfg.RefreshMargin}, parts.sessions, parts.logger)
+	rc := proxy.RefresherConfig{HTTPClient: parts.idp, Leeway: cfg.RefreshMargin}
+	if cfg.UserInfoOnRefresh {
+		rc.Claims = func(ctx context.Context, s *session.Session, at string) (json.RawMessage, error) {
+			return a.refreshedClaims(ctx, s, at, parts.logger)
+		}
+	}
+	a.refresher = proxy.NewRefresher(rc, parts.sessions, parts.logger)
 	switch {
 	case cfg.DecryptionKey != nil:
 		a.decryptionKeys = []jose.JSONWebKey{{Key: cfg.DecryptionKey}}

@@ -41,6 +41,10 @@ type AppConfig struct {
 	// the like win). Its sub must be the ID token's; a signed (JWT)
 	// answer is verified like an ID token.
 	UserInfo bool `toml:"userinfo"`
+	// UserInfoOnRefresh calls userinfo again after each token refresh and
+	// replaces the session's claims with the merged ones; a userinfo sub
+	// other than the session's ends the session. Needs UserInfo.
+	UserInfoOnRefresh bool `toml:"userinfo_on_refresh"`
 	// RefreshMargin: an access token is refreshed this long before it
 	// expires, or a quarter of its lifetime before if that is shorter.
 	// Default 30s.
@@ -252,6 +256,9 @@ func (c *AppConfig) Validate() error {
 	}
 	if err := checkURL(c.Frontend); err != nil {
 		add("frontend: %v", err)
+	}
+	if c.UserInfoOnRefresh && !c.UserInfo {
+		add("userinfo_on_refresh: needs userinfo = true")
 	}
 	if c.RefreshMargin < time.Second || c.RefreshMargin > time.Hour {
 		add("refresh_margin: must be between 1s and 1h")

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"slices"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/bffgate/bffgate/session"
 )
 
 // maxUserinfoBytes bounds a userinfo answer: its claims are stored in the
@@ -70,9 +73,43 @@ func fetchUserinfo(ctx context.Context, client *http.Client, p *provider, access
 	}
 	var got string
 	if err := json.Unmarshal(claims["sub"], &got); err != nil || got != sub {
-		return nil, errors.New("userinfo: its sub is not the ID token's") // Core 1.0 §5.3.4
+		return nil, errUserinfoSub // Core 1.0 §5.3.4
 	}
 	return claims, nil
+}
+
+// errUserinfoSub: the userinfo answer is about another user than the ID
+// token (or the session).
+var errUserinfoSub = errors.New("userinfo: its sub is not the ID token's")
+
+// refreshedClaims is the Refresher's Claims hook (userinfo_on_refresh):
+// the session's claims with a fresh userinfo answer merged in. A foreign
+// sub ends the session; any other failure keeps the claims it has.
+func (a *app) refreshedClaims(ctx context.Context, s *session.Session, accessToken string, logger *slog.Logger) (json.RawMessage, error) {
+	p := a.disc.get()
+	if p == nil {
+		return nil, nil
+	}
+	ui, err := fetchUserinfo(ctx, a.idp, p, accessToken, s.Subject)
+	switch {
+	case errors.Is(err, errUserinfoSub):
+		return nil, err
+	case err != nil:
+		logger.WarnContext(ctx, "userinfo after token refresh; the session keeps its claims", "app", s.App, "err", err)
+		return nil, nil
+	}
+	claims := map[string]json.RawMessage{}
+	if len(s.Claims) > 0 {
+		if err := json.Unmarshal(s.Claims, &claims); err != nil {
+			return nil, nil // not ours to fix here; /bff/user reports it
+		}
+	}
+	mergeUserinfo(claims, ui)
+	raw, err := json.Marshal(claims)
+	if err != nil {
+		return nil, nil
+	}
+	return raw, nil
 }
 
 // mergeUserinfo adds the userinfo claims ui to the ID token's claims,

@@ -1,11 +1,14 @@
 package bff
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bffgate/bffgate/internal/testop"
+	"github.com/bffgate/bffgate/session"
 )
 
 func withUserinfo(a *AppConfig) { a.UserInfo = true }
@@ -53,5 +56,42 @@ func TestUserinfoRefused(t *testing.T) {
 				t.Error("a session was created")
 			}
 		})
+	}
+}
+
+// expireTokens makes the session's access token expired, so that the
+// next API call refreshes it.
+func (h *harness) expireTokens(c *http.Client) {
+	h.t.Helper()
+	s := h.sessionOf(c)
+	if _, _, err := h.mgr.ReplaceTokens(context.Background(), s.ID, s.RefreshToken,
+		session.Tokens{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, Expiry: time.Now().Add(-time.Minute)}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// TestUserinfoOnRefresh: with userinfo_on_refresh = true a refresh
+// fetches userinfo again and /bff/user shows its new claims; a userinfo
+// sub other than the session's after a refresh ends the session.
+func TestUserinfoOnRefresh(t *testing.T) {
+	h := newHarness(t, harnessOpts{mutate: func(a *AppConfig) { a.UserInfo, a.UserInfoOnRefresh = true, true }})
+	h.op.SetUserinfo(testop.UserinfoOpts{Extra: map[string]any{"department": "before"}})
+	c := h.login("/")
+	h.op.SetUserinfo(testop.UserinfoOpts{Extra: map[string]any{"department": "after"}})
+	h.expireTokens(c)
+	if resp := h.get(c, "/api/x", "X-CSRF", "1"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("API status = %d, want 200", resp.StatusCode)
+	}
+	if _, user := h.userJSON(c); user["department"] != "after" {
+		t.Errorf("/bff/user department = %v after a refresh, want the new userinfo's", user["department"])
+	}
+
+	h.op.SetUserinfo(testop.UserinfoOpts{Sub: "mallory"})
+	h.expireTokens(c)
+	if resp := h.get(c, "/api/x", "X-CSRF", "1"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("API status after a refresh with a foreign userinfo sub = %d, want 401", resp.StatusCode)
+	}
+	if h.signedIn(c) {
+		t.Error("the session survived a foreign userinfo sub")
 	}
 }

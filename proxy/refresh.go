@@ -2,10 +2,12 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +51,12 @@ type RefresherConfig struct {
 	Timeout time.Duration
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
+	// Claims, if set, is called after each refresh grant with the session
+	// as stored and the new access token; claims it returns (non-nil)
+	// are saved with the new tokens. An error ends the session (the new
+	// tokens are not the session's user's): Claims itself decides what
+	// is worth that, and returns nil, nil to keep the claims.
+	Claims func(ctx context.Context, s *session.Session, accessToken string) (json.RawMessage, error)
 }
 
 // Refresher is the TokenSource used in production: it returns the
@@ -82,6 +90,7 @@ var errNoTokenEndpoint = errors.New("token endpoint not known yet: oidc discover
 type tokens struct {
 	access, refresh string
 	expiry, issued  time.Time
+	claims          json.RawMessage // new claims (RefresherConfig.Claims), or nil
 }
 
 func storedTokens(s *session.Session) tokens {
@@ -169,6 +178,9 @@ func (r *Refresher) AccessToken(ctx context.Context, s *session.Session) (string
 		}
 		t := res.Val.(tokens)
 		s.AccessToken, s.RefreshToken, s.TokenExpiry, s.TokenIssued = t.access, t.refresh, t.expiry, t.issued
+		if t.claims != nil {
+			s.Claims = slices.Clone(t.claims)
+		}
 		return t.access, nil
 	}
 }
@@ -281,8 +293,13 @@ func (r *Refresher) round(ctx context.Context, id, seen string) (tokens, error) 
 		r.release(ctx, id)
 		return tokens{}, err
 	}
+	if r.cfg.Claims != nil {
+		if t.claims, err = r.cfg.Claims(ctx, cur, t.access); err != nil {
+			return tokens{}, r.end(ctx, cur, err)
+		}
+	}
 	_, ok, err := r.sessions.ReplaceTokens(ctx, id, from,
-		session.Tokens{AccessToken: t.access, RefreshToken: t.refresh, Expiry: t.expiry, Issued: t.issued})
+		session.Tokens{AccessToken: t.access, RefreshToken: t.refresh, Expiry: t.expiry, Issued: t.issued, Claims: t.claims})
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 		return tokens{}, fmt.Errorf("save refreshed tokens: %w", ErrSessionEnded) // ended meanwhile, e.g. by a logout

@@ -39,6 +39,9 @@ func (m *MemoryStore) ReplaceTokens(_ context.Context, id, from string, t Tokens
 	}
 	n := *old
 	n.AccessToken, n.RefreshToken, n.TokenExpiry, n.TokenIssued = t.AccessToken, t.RefreshToken, t.Expiry, t.Issued
+	if t.Claims != nil {
+		n.Claims = slices.Clone(t.Claims)
+	}
 	e.s.Store(&n)
 	return n.Clone(), true, nil
 }

@@ -165,6 +165,9 @@ func (r *RedisStore) ReplaceTokens(ctx context.Context, id, from string, t Token
 			return s, false, nil
 		}
 		s.AccessToken, s.RefreshToken, s.TokenExpiry, s.TokenIssued = t.AccessToken, t.RefreshToken, t.Expiry, t.Issued
+		if t.Claims != nil {
+			s.Claims = t.Claims
+		}
 		m, sealed, err := r.encode(s)
 		if err != nil {
 			return nil, false, fmt.Errorf("replace tokens: %w", err)

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 )
@@ -45,7 +46,8 @@ type Store interface {
 	// from, it writes t and returns the session as now stored and true.
 	// If another refresh replaced the tokens first, it writes nothing and
 	// returns the stored session, whose newer tokens the caller should
-	// use, and false. It changes no other field. ErrNotFound if the
+	// use, and false. It changes no other field (but Claims, if t has
+	// them). ErrNotFound if the
 	// session is gone.
 	ReplaceTokens(ctx context.Context, id, from string, t Tokens) (*Session, bool, error)
 	// ClaimRefresh reserves the refresh of a live session's current
@@ -84,6 +86,9 @@ type Tokens struct {
 	RefreshToken string
 	Expiry       time.Time // Session.TokenExpiry
 	Issued       time.Time // Session.TokenIssued
+	// Claims, when not nil, replace Session.Claims (claims fetched again
+	// with the new access token, e.g. from userinfo).
+	Claims json.RawMessage
 }
 
 // Filter selects sessions for Store.List. Empty fields match anything,

@@ -25,6 +25,7 @@ issuer = "http://127.0.0.1:9000"
 client_id = "demo"
 frontend = "http://127.0.0.1:3000"
 refresh_margin = "500ms"
+userinfo_on_refresh = true
   [[apps.apis]]
   path = "/api/"
   upstream = "http://127.0.0.1:4000"
@@ -37,6 +38,7 @@ refresh_margin = "500ms"
 	for _, want := range []string{
 		`apps[0].apis[0].cookies[1]: "a b" is not a cookie name`,
 		"apps[0].refresh_margin: must be between 1s and 1h",
+		"apps[0].userinfo_on_refresh: needs userinfo = true",
 		`apps[0].apis[0].cookies[2]: "__Host-bffgate-demo" is the gateway's own cookie`,
 	} {
 		if !strings.Contains(err.Error(), want) {

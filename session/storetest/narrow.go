@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -55,13 +56,15 @@ func testReplaceTokens(t *testing.T, e *env) {
 	ctx := context.Background()
 	s := e.mustCreate(t, e.app("a"), e.iss("idp"), e.sub("alice"), e.sid("1"))
 	exp := e.clock.Now().Add(time.Hour)
-	first := session.Tokens{AccessToken: "access-2", RefreshToken: "refresh-2", Expiry: exp, Issued: e.clock.Now()}
+	first := session.Tokens{AccessToken: "access-2", RefreshToken: "refresh-2", Expiry: exp, Issued: e.clock.Now(),
+		Claims: json.RawMessage(`{"sub":"alice","name":"Ada B."}`)} // e.g. userinfo after a refresh
 	got, ok, err := e.store.ReplaceTokens(ctx, s.ID, s.RefreshToken, first)
 	if err != nil || !ok {
 		t.Fatalf("ReplaceTokens from the stored refresh token: got %v, %v; want true, nil", ok, err)
 	}
 	want := s.Clone()
 	want.AccessToken, want.RefreshToken, want.TokenExpiry, want.TokenIssued = first.AccessToken, first.RefreshToken, first.Expiry, first.Issued
+	want.Claims = first.Claims
 	if d := diff(got, want); d != "" {
 		t.Errorf("returned session: %s", d)
 	}
