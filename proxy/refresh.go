@@ -311,6 +311,10 @@ func (r *Refresher) round(ctx context.Context, id, seen string) (tokens, error) 
 		// its tokens.
 		return tokens{}, errTokensMoved
 	}
+	// The claim covers the refresh token it was taken on; an IdP that
+	// does not rotate refresh tokens leaves it unchanged, so the claim
+	// would hold back the next refresh until it lapsed.
+	r.release(ctx, id)
 	return t, nil
 }
 
@@ -326,8 +330,9 @@ func (r *Refresher) newer(s *session.Session, seen string) bool {
 		(s.TokenExpiry.IsZero() || r.cfg.Now().Before(s.TokenExpiry))
 }
 
-// release drops the refresh claim after a transient failure, so that the
-// next request tries again at once rather than wait for it to lapse.
+// release drops the refresh claim after a refresh or a transient
+// failure, so that the next refresh starts at once rather than wait for
+// the claim to lapse.
 func (r *Refresher) release(ctx context.Context, id string) {
 	if err := r.sessions.ReleaseRefresh(ctx, id); err != nil {
 		r.logger.WarnContext(ctx, "release token refresh claim", "err", err)

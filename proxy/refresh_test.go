@@ -334,3 +334,35 @@ func (c claimWatch) ClaimRefresh(ctx context.Context, id string, ttl time.Durati
 	}
 	return ok, err
 }
+
+// A refresh that succeeded releases its claim too: with an IdP that does
+// not rotate refresh tokens, the claim would otherwise still cover the
+// (unchanged) refresh token, and the next refresh — of tokens that are
+// due again — would wait for it to lapse.
+func TestRefresherSuccessReleasesClaim(t *testing.T) {
+	te := newTokenEndpoint(t) // answers without a new refresh token
+	var mu sync.Mutex
+	clock := time.Now()
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	s := expiredSession()
+	ss := newSessions(t, s.Clone())
+	r := NewRefresher(RefresherConfig{OAuth2: te.oauth2Config(), HTTPClient: te.srv.Client(), Timeout: time.Minute, Now: now}, ss, nil)
+	for i := range 2 {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		cur, err := ss.Get(ctx, s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.AccessToken(ctx, cur)
+		cancel()
+		if err != nil {
+			t.Fatalf("refresh %d: AccessToken() error = %v, want nil", i, err)
+		}
+		mu.Lock()
+		clock = clock.Add(2 * time.Hour) // the new tokens are due again
+		mu.Unlock()
+	}
+	if hits := te.hits.Load(); hits != 2 {
+		t.Errorf("token endpoint hits = %d, want 2", hits)
+	}
+}

@@ -22,10 +22,12 @@ import (
 // twice, and the replicas make one grant per refresh between them.
 func TestReplicasRotatingRefreshTokens(t *testing.T) {
 	storetest.SkipWithoutRedis(t, redisSrv, redisSkip)
-	// The gateway refreshes tokens expiring within 30s: these are due
-	// window after they are issued (expires_in is whole seconds).
-	const window = time.Second
-	op := testop.New(t, testop.Config{AccessTokenTTL: 30*time.Second + window})
+	// The gateway refreshes a token a quarter of its lifetime before it
+	// expires (at most refresh_margin): these 2 s tokens are due window
+	// after they are issued (expires_in is whole seconds).
+	const ttl = 2 * time.Second
+	const window = ttl - ttl/4
+	op := testop.New(t, testop.Config{AccessTokenTTL: ttl})
 	api := newAPI(t)
 	const upstreams = 6
 	var replicas []*replica
