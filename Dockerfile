@@ -20,7 +20,10 @@ RUN go mod download
 COPY . .
 # bffgate -version prints it: docker build --build-arg VERSION=$(git describe --tags --always) .
 ARG VERSION=devel
-RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/bffgate ./cmd/bffgate
+# The context has no .git (.dockerignore), so the commit comes in too:
+# --build-arg COMMIT=$(git rev-parse HEAD).
+ARG COMMIT=
+RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" -o /out/bffgate ./cmd/bffgate
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/bffgate /usr/local/bin/bffgate

@@ -16,6 +16,12 @@ import (
 // a go install.
 var version string
 
+// commit is the commit of this build when the toolchain could not stamp
+// it (a container build has no .git): go build -ldflags
+// "-X main.commit=$(git rev-parse HEAD)". The build's own vcs.revision
+// wins when there is one.
+var commit string
+
 // options are the command line flags.
 type options struct {
 	configPath  string
@@ -70,11 +76,14 @@ func cmpErr(err, otherwise error) error {
 // "modified" for a build from changed files) and the Go release.
 func versionText() string {
 	bi, _ := debug.ReadBuildInfo()
-	return formatVersion(version, bi)
+	return formatVersion(version, commit, bi)
 }
 
-func formatVersion(v string, bi *debug.BuildInfo) string {
+func formatVersion(v, stamped string, bi *debug.BuildInfo) string {
 	commit := "unknown (built without version control information)"
+	if stamped != "" {
+		commit = stamped
+	}
 	if bi != nil {
 		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			v = bi.Main.Version

@@ -60,16 +60,20 @@ func TestVersionFlag(t *testing.T) {
 func TestVersionText(t *testing.T) {
 	stamp := []debug.BuildSetting{{Key: "vcs.revision", Value: "0123abcd"}, {Key: "vcs.modified", Value: "true"}}
 	for _, tc := range []struct {
-		version string
-		bi      *debug.BuildInfo
-		want    []string
+		version, commit string
+		bi              *debug.BuildInfo
+		want            []string
 	}{
-		{"v1.2.3", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: stamp}, []string{"bffgate v1.2.3\n", "commit: 0123abcd (modified)\n"}},
-		{"", &debug.BuildInfo{Main: debug.Module{Version: "v1.4.0"}}, []string{"bffgate v1.4.0\n", "commit: unknown"}},
-		{"", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: stamp[:1]}, []string{"bffgate devel\n", "commit: 0123abcd\n"}},
-		{"", nil, []string{"bffgate devel\n", "commit: unknown"}},
+		{"v1.2.3", "", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: stamp}, []string{"bffgate v1.2.3\n", "commit: 0123abcd (modified)\n"}},
+		{"", "", &debug.BuildInfo{Main: debug.Module{Version: "v1.4.0"}}, []string{"bffgate v1.4.0\n", "commit: unknown"}},
+		{"", "", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: stamp[:1]}, []string{"bffgate devel\n", "commit: 0123abcd\n"}},
+		{"", "", nil, []string{"bffgate devel\n", "commit: unknown"}},
+		// A container build has no .git: the commit given with -X main.commit.
+		{"v1.2.3", "feedbeef", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, []string{"bffgate v1.2.3\n", "commit: feedbeef\n"}},
+		// The toolchain's own stamp wins over -X main.commit.
+		{"", "feedbeef", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: stamp[:1]}, []string{"commit: 0123abcd\n"}},
 	} {
-		got := formatVersion(tc.version, tc.bi)
+		got := formatVersion(tc.version, tc.commit, tc.bi)
 		for _, w := range tc.want {
 			if !strings.Contains(got, w) {
 				t.Errorf("formatVersion(%q, %+v) = %q, want %q", tc.version, tc.bi, got, w)
