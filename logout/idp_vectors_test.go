@@ -56,6 +56,14 @@ var idpShapes = map[string]idpShape{
 		c["exp"] = time.Now().Add(5 * time.Minute).Unix()
 		c["logout_reason"] = "user_logout"
 	}},
+	// zitadel/zitadel internal/notification/handlers/back_channel_logout.go
+	// (oidc.NewLogoutTokenClaims: iss, sub, aud [client_id], iat, exp,
+	// jti, events, sid) and docs/docs/guides/integrate/back-channel-logout.mdx:
+	// exp 15 min after iat by default, header typ "JWT".
+	"zitadel": {typ: "JWT", set: func(op *testop.OP, c map[string]any) {
+		c["exp"] = time.Now().Add(15 * time.Minute).Unix()
+		c["aud"] = []string{op.ClientID()}
+	}},
 	// panva/node-oidc-provider lib/models/id_token.js (9.x): typ
 	// logout+jwt, expiresIn 120, aud the client, sub, sid.
 	"oidc-provider 9": {typ: "logout+jwt"},
@@ -85,6 +93,9 @@ func TestIdPLogoutTokens(t *testing.T) {
 		{idp: "dex"},
 		{idp: "dex", cfg: requireTyp, wantReason: "typ", wantSwitch: "require_logout_typ"},
 		{idp: "duende", cfg: requireTyp},
+		{idp: "zitadel"},
+		{idp: "zitadel", cfg: requireTyp, wantReason: "typ", wantSwitch: "logout_typ"},
+		{idp: "zitadel", cfg: func(c *logout.VerifierConfig) { c.ExpectedTyp = "JWT" }},
 		{idp: "oidc-provider 9", cfg: requireTyp},
 		{idp: "oidc-provider 6", cfg: allowNoExp},
 		{idp: "oidc-provider 6", wantReason: "exp_missing", wantSwitch: "allow_missing_exp"},
