@@ -88,6 +88,13 @@ func checkImport(dir, target string, isTest bool) string {
 			return ""
 		}
 		return "the test OP is for tests only"
+	case target == "internal/proctest":
+		// Child processes for tests (e2e, e2e/hostile, e2e/load): test
+		// support, like the test OP; it imports nothing of the project.
+		if isTest {
+			return ""
+		}
+		return "the test process helpers are for tests only"
 	case strings.HasPrefix(dir+"/", target+"/") || strings.HasPrefix(target+"/", dir+"/"):
 		return "" // a package and its own sub-packages (session/storetest)
 	case isTest && dir == "e2e":

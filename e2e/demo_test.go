@@ -94,11 +94,11 @@ func describePids(pids []int) string {
 // remain, and that nothing listens on its ports any more.
 func (d *demoRun) stopAndCheck(t *testing.T, p *proc) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(30 * time.Second):
 		t.Errorf("%s did not exit within 30 s of SIGTERM; its processes:%s", p.name, describePids(d.leftovers()))
 	}
@@ -285,7 +285,7 @@ func TestDemoReplicas(t *testing.T) {
 			t.Errorf("after the back-channel logout, /bff/user on %s = %d, want 401", r, got)
 		}
 	}
-	redis.stop()
+	redis.Stop()
 	d.stopAndCheck(t, p)
 }
 

@@ -11,12 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bffgate/bffgate/internal/proctest"
 )
 
 // freePorts asks the OS for n free loopback ports. The listeners are held
@@ -106,13 +106,11 @@ func (l *logBuffer) Lines() []string {
 	return strings.Split(s, "\n")
 }
 
-// proc is a child process of a test, in its own process group.
+// proc is a child process of a test.
 type proc struct {
+	*proctest.Proc
 	name string
-	cmd  *exec.Cmd
 	log  *logBuffer
-	done chan struct{} // closed when the process has exited
-	err  error         // cmd.Wait's result, valid after done
 }
 
 // startProc starts a child process whose output goes to
@@ -130,31 +128,14 @@ func startProc(t *testing.T, dir, name string, env []string, bin string, args ..
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout = lb
 	cmd.Stderr = lb
-	// Own process group, so that the stop signal reaches everything it
-	// starts; and killed by the kernel if the test binary dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	p := &proc{name: name, cmd: cmd, log: lb, done: make(chan struct{})}
-
-	// Pdeathsig fires when the OS thread that started the child exits, not
-	// the process: start and wait from one goroutine locked to its thread.
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
+	pp, err := proctest.Start(cmd)
+	if err != nil {
 		lb.file.Close()
 		t.Fatalf("start %s: %v", name, err)
 	}
+	p := &proc{Proc: pp, name: name, log: lb}
 	t.Cleanup(func() {
-		p.stop()
+		p.Stop()
 		lb.file.Close()
 		if t.Failed() {
 			t.Logf("---- %s output (%s) ----\n%s", name, lb.file.Name(), tail(lb.String(), 60))
@@ -163,41 +144,12 @@ func startProc(t *testing.T, dir, name string, env []string, bin string, args ..
 	return p
 }
 
-// stop ends the process group: SIGTERM, then SIGKILL after 5 s.
-func (p *proc) stop() {
-	pgid := p.cmd.Process.Pid
-	select {
-	case <-p.done:
-		_ = syscall.Kill(-pgid, syscall.SIGKILL) // anything it left behind
-		return
-	default:
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-p.done
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-}
-
-// exited reports whether the process has ended, with its error.
-func (p *proc) exited() (bool, error) {
-	select {
-	case <-p.done:
-		return true, p.err
-	default:
-		return false, nil
-	}
-}
-
 // waitHTTP polls url until it answers 200, or the process exits.
 func (p *proc) waitHTTP(ctx context.Context, url string) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	var last error
 	for {
-		if done, err := p.exited(); done {
+		if done, err := p.Exited(); done {
 			return fmt.Errorf("%s exited (%v) before %s answered", p.name, err, url)
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -223,7 +175,7 @@ func (p *proc) waitHTTP(ctx context.Context, url string) error {
 // diagnose describes the process's state (Linux: state, wchan and threads'
 // states from /proc), for a process that does not get ready.
 func (p *proc) diagnose() string {
-	pid := p.cmd.Process.Pid
+	pid := p.Pid()
 	var b strings.Builder
 	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, line := range strings.Split(string(status), "\n") {

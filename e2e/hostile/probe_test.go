@@ -151,13 +151,13 @@ func (s *stack) measure(t *testing.T, heap bool) usage {
 	t.Helper()
 	var u usage
 	var err error
-	if u.rss, err = rss(s.gw.pid()); err != nil {
+	if u.rss, err = rss(s.gw.Pid()); err != nil {
 		t.Fatal(err)
 	}
-	if u.fds, err = fds(s.gw.pid()); err != nil {
+	if u.fds, err = fds(s.gw.Pid()); err != nil {
 		t.Fatal(err)
 	}
-	if u.redisConns, err = connsTo(s.gw.pid(), s.redisPort); err != nil {
+	if u.redisConns, err = connsTo(s.gw.Pid(), s.redisPort); err != nil {
 		t.Fatal(err)
 	}
 	g, err := s.metric("go_goroutines")
@@ -205,8 +205,8 @@ func (s *stack) sample(every time.Duration) *sampler {
 		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for {
-			r, _ := rss(s.gw.pid())
-			n, _ := fds(s.gw.pid())
+			r, _ := rss(s.gw.Pid())
+			n, _ := fds(s.gw.Pid())
 			g, _ := s.metric("go_goroutines")
 			sm.mu.Lock()
 			sm.peak.rss = max(sm.peak.rss, r)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/internal/testop"
 )
 
@@ -81,13 +82,13 @@ func startStack(t *testing.T, serverSettings string) *stack {
 	defer cancel()
 
 	s := &stack{api: newRecorder(t), frontend: newRecorder(t), tmpDir: t.TempDir()}
-	s.gwAddr = freePort(t)
+	s.gwAddr = proctest.FreeAddr(t)
 	s.public = "http://" + s.gwAddr
-	adminAddr := freePort(t)
+	adminAddr := proctest.FreeAddr(t)
 	s.admin = "http://" + adminAddr
 	s.op = testop.New(t, testop.Config{ClientID: "demo", RedirectURL: s.public + "/bff/callback"})
 
-	redisAddr := freePort(t)
+	redisAddr := proctest.FreeAddr(t)
 	port := redisAddr[strings.LastIndexByte(redisAddr, ':')+1:]
 	s.redisPort, _ = strconv.Atoi(port)
 	rp := startProc(t, "redis", nil, redisServer, "--bind", "127.0.0.1", "--port", port,

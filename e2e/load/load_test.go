@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/internal/testop"
 )
 
@@ -22,7 +23,7 @@ func TestLoad(t *testing.T) {
 	rep := &report{started: time.Now(), machine: describeMachine(), loadBefore: loadAvg()}
 
 	op := testop.New(t, testop.Config{})
-	upAddr, bareAddr := freePort(t), freePort(t)
+	upAddr, bareAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
 	upstreamURL := "http://" + upAddr
 	up := start(t, "upstream", nil, bins.upstream, "-listen", upAddr)
 	must(t, up.waitListening(upAddr))

@@ -10,31 +10,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bffgate/bffgate/internal/proctest"
 )
 
-// freePort returns a free loopback address; the caller listens on it at once.
-func freePort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// proc is a target process, in its own process group.
+// proc is a target process.
 type proc struct {
+	*proctest.Proc
 	name string
-	cmd  *exec.Cmd
 	log  string // its stdout and stderr
-	done chan struct{}
-	err  error
 }
 
 // start runs bin as a child process, stopped when the test ends.
@@ -43,46 +30,23 @@ func start(t testing.TB, name string, env []string, bin string, args ...string) 
 	// Output goes straight to a file (no copying in this process, which
 	// shares the CPUs): the gateway's access log costs it a write per
 	// request, as in production.
-	p := &proc{name: name, log: filepath.Join(t.TempDir(), name+".log"), done: make(chan struct{})}
-	f, err := os.Create(p.log)
+	log := filepath.Join(t.TempDir(), name+".log")
+	f, err := os.Create(log)
 	if err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	defer f.Close()
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Dir = repoRoot
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig follows the thread that started the child.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := p.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	pp, err := proctest.Start(cmd)
+	if err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	t.Cleanup(p.stop)
+	p := &proc{Proc: pp, name: name, log: log}
+	t.Cleanup(p.Stop)
 	return p
-}
-
-func (p *proc) stop() {
-	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-p.done
-	}
 }
 
 // waitReady polls url until it answers 200, the process exits, or 15 s
@@ -116,8 +80,8 @@ func (p *proc) waitFor(what string, interval time.Duration, ok func() bool) erro
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited (%v): %s", p.name, p.err, p.tail(5))
+		case <-p.Done():
+			return fmt.Errorf("%s exited (%v): %s", p.name, p.Err(), p.tail(5))
 		default:
 		}
 		if ok() {

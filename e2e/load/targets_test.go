@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/internal/testop"
 )
 
@@ -51,8 +52,8 @@ func newGateway(name, store, redisURL string) *gateway {
 }
 
 func (g *gateway) reserve(t testing.TB) {
-	g.public = "http://" + freePort(t)
-	g.admin = freePort(t)
+	g.public = "http://" + proctest.FreeAddr(t)
+	g.admin = proctest.FreeAddr(t)
 	g.callbackPrefix = g.public + "/bff/callback"
 }
 
@@ -163,7 +164,7 @@ func startRedis(t testing.TB) (redisURL, reason string) {
 	if err != nil {
 		return "", "redis-server is not installed"
 	}
-	addr := freePort(t)
+	addr := proctest.FreeAddr(t)
 	port := addr[strings.LastIndexByte(addr, ':')+1:]
 	p := start(t, "redis", nil, bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--protected-mode", "yes")
 	if err := p.waitListening(addr); err != nil {
