@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,7 +8,6 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -61,33 +58,14 @@ func TestCheckConfigClientAuth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeConfig(t, `
-[server]
-public_url = "https://gw.example"
-[session]
-secret = "0123456789abcdef0123456789abcdef"
-[[apps]]
-name = "demo"
-issuer = "https://idp.example"
-client_id = "demo"
-frontend = "http://127.0.0.1:3000"
-`+tt.lines+"\n")
-			var stdout, stderr bytes.Buffer
-			err := run(context.Background(), []string{"bffgate", "-config", path, "-check-config"}, env(nil), &stdout, &stderr)
+			path := testConfig{scheme: "https", app: tt.lines}.write(t)
 			if len(tt.want) == 0 {
-				if err != nil {
+				if _, err := runCheckConfig(t, path, nil); err != nil {
 					t.Fatalf("valid config refused: %v", err)
 				}
 				return
 			}
-			if err == nil {
-				t.Fatal("run accepted the config")
-			}
-			for _, want := range tt.want {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("error lacks %q:\n%v", want, err)
-				}
-			}
+			wantProblems(t, path, tt.want...)
 		})
 	}
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"strings"
 	"testing"
 
@@ -37,8 +35,7 @@ func TestCheckConfigOnlineClientAuth(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			op := testop.New(t, tt.op)
 			path := onlineConfig(t, op.URL, op.ClientID(), tt.extra)
-			var stdout bytes.Buffer
-			err := run(context.Background(), []string{"bffgate", "-config", path, "-check-config", "-online"}, env(nil), &stdout, &bytes.Buffer{})
+			_, err := runCheckConfig(t, path, nil, "-online")
 			switch {
 			case tt.want == "" && err != nil:
 				t.Errorf("-online: %v, want valid", err)

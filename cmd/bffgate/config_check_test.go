@@ -7,14 +7,38 @@ import (
 	"testing"
 )
 
+// runCheckConfig runs -check-config (and args) on the config file at
+// path and returns its stdout and error.
+func runCheckConfig(t *testing.T, path string, vars map[string]string, args ...string) (string, error) {
+	t.Helper()
+	var stdout bytes.Buffer
+	err := run(context.Background(), append([]string{"bffgate", "-config", path, "-check-config"}, args...), env(vars), &stdout, &bytes.Buffer{})
+	return stdout.String(), err
+}
+
 // checkConfig runs -check-config on body and returns the error text.
 func checkConfig(t *testing.T, body string, vars map[string]string) string {
 	t.Helper()
-	path := writeConfig(t, body)
-	var stdout bytes.Buffer
-	err := run(context.Background(), []string{"bffgate", "-config", path, "-check-config"}, env(vars), &stdout, &bytes.Buffer{})
+	stdout, err := runCheckConfig(t, writeConfig(t, body), vars)
 	if err == nil {
-		t.Fatalf("-check-config accepted a broken config: %s", stdout.String())
+		t.Fatalf("-check-config accepted a broken config: %s", stdout)
+	}
+	return err.Error()
+}
+
+// wantProblems runs -check-config on the config file at path and checks
+// that it refuses it with each of want (a key path and its problem) in
+// the error, in any order; it returns the error text.
+func wantProblems(t *testing.T, path string, want ...string) string {
+	t.Helper()
+	_, err := runCheckConfig(t, path, nil)
+	if err == nil {
+		t.Fatal("-check-config accepted a broken config")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
 	}
 	return err.Error()
 }
@@ -167,7 +191,7 @@ frontend = "http://127.0.0.1:3000"
 logout_token_typ = "JWT"
 logout_typ = "application/secevent+jwt"
 `)
-	if err := run(context.Background(), []string{"bffgate", "-config", path, "-check-config"}, env(nil), &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+	if _, err := runCheckConfig(t, path, nil); err != nil {
 		t.Error(err)
 	}
 }

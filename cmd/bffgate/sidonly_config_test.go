@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"strings"
 	"testing"
 )
@@ -10,17 +8,6 @@ import (
 // TestCheckConfigFrontchannelSIDOnly: -check-config accepts
 // frontchannel_sid_only as a boolean and names the key when it is not one.
 func TestCheckConfigFrontchannelSIDOnly(t *testing.T) {
-	const base = `
-[server]
-public_url = "https://gw.example"
-[session]
-secret = "0123456789abcdef0123456789abcdef"
-[[apps]]
-name = "demo"
-issuer = "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0"
-client_id = "demo"
-frontend = "http://127.0.0.1:3000"
-`
 	tests := []struct {
 		name, line, wantErr string
 	}{
@@ -29,9 +16,8 @@ frontend = "http://127.0.0.1:3000"
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeConfig(t, base+tt.line+"\n")
-			var stdout, stderr bytes.Buffer
-			err := run(context.Background(), []string{"bffgate", "-config", path, "-check-config"}, env(nil), &stdout, &stderr)
+			path := testConfig{scheme: "https", app: tt.line}.write(t)
+			_, err := runCheckConfig(t, path, nil)
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatalf("got %v, want the config accepted", err)
