@@ -54,6 +54,22 @@ func sessionCookie(t *testing.T, c *http.Client, public string) string {
 	return strings.Join(parts, "; ")
 }
 
+// uploadGateway runs a gateway (body_read_timeout 1s) that users can sign
+// in to, with a slowAPI at /api/; it returns the gateway, the API and the
+// gateway's listen and admin addresses.
+func uploadGateway(t *testing.T) (g *runningGateway, api *slowAPI, listen, admin string) {
+	t.Helper()
+	op := testop.New(t, testop.Config{})
+	api = newSlowAPI(t)
+	listen, admin = freePort(t), freePort(t)
+	op.SetRedirectURL("http://" + listen + "/bff/callback")
+	path := signInConfig(t, op, listen, admin, `body_read_timeout = "1s"`, "",
+		fmt.Sprintf("[[apps.apis]]\npath = \"/api/\"\nupstream = %q\n", api.URL))
+	g = runGateway(t, path, listen, admin)
+	t.Cleanup(func() { g.cancel(); <-g.done })
+	return g, api, listen, admin
+}
+
 // slowBody opens a connection, sends the headers of a request with a
 // body and first bytes of that body, then nothing. The channel gets the
 // connection's end as the client sees it: nil when the server closed it
@@ -88,14 +104,7 @@ func slowBody(t *testing.T, addr, head, first string, within time.Duration) <-ch
 // upstream requests, while a normal request, an event stream and a slow
 // but steady upload keep working.
 func TestSlowBodiesAreClosed(t *testing.T) {
-	op := testop.New(t, testop.Config{})
-	api := newSlowAPI(t)
-	listen, admin := freePort(t), freePort(t)
-	op.SetRedirectURL("http://" + listen + "/bff/callback")
-	path := signInConfig(t, op, listen, admin, `body_read_timeout = "1s"`, "",
-		fmt.Sprintf("[[apps.apis]]\npath = \"/api/\"\nupstream = %q\n", api.URL))
-	g := runGateway(t, path, listen, admin)
-	t.Cleanup(func() { g.cancel(); <-g.done })
+	g, api, listen, admin := uploadGateway(t)
 	browser := signIn(t, g.public)
 	cookie := sessionCookie(t, browser, g.public)
 	stream := openStream(t, browser, g.public)
@@ -179,14 +188,7 @@ func grepLines(s, prefix string) string {
 // TestSteadyUploadOutlivesBodyTimeout: an upload that keeps making
 // progress is not cut at body_read_timeout.
 func TestSteadyUploadOutlivesBodyTimeout(t *testing.T) {
-	op := testop.New(t, testop.Config{})
-	api := newSlowAPI(t)
-	listen, admin := freePort(t), freePort(t)
-	op.SetRedirectURL("http://" + listen + "/bff/callback")
-	path := signInConfig(t, op, listen, admin, `body_read_timeout = "1s"`, "",
-		fmt.Sprintf("[[apps.apis]]\npath = \"/api/\"\nupstream = %q\n", api.URL))
-	g := runGateway(t, path, listen, admin)
-	t.Cleanup(func() { g.cancel(); <-g.done })
+	g, _, _, _ := uploadGateway(t)
 	cookie := sessionCookie(t, signIn(t, g.public), g.public)
 
 	pr, pw := io.Pipe()
