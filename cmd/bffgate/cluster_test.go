@@ -145,17 +145,7 @@ func TestRedisClusterOutageFailsClosed(t *testing.T) {
 	}
 
 	stop()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		left := gatewayGoroutines()
-		if len(left) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines of the gateway or go-redis left after it stopped:\n%s", len(left), strings.Join(left, "\n\n"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	wantNoGatewayGoroutines(t)
 }
 
 func containsInt(list []int, v int) bool {

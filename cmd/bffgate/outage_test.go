@@ -196,7 +196,15 @@ func TestRedisOutageFailsClosed(t *testing.T) {
 	// stops. (Idle HTTP keep-alive connections of the test's clients and
 	// servers are not the gateway's.)
 	stop()
-	deadline = time.Now().Add(10 * time.Second)
+	wantNoGatewayGoroutines(t)
+}
+
+// wantNoGatewayGoroutines waits up to 10 s for the goroutines of a
+// stopped gateway (and of go-redis) to end, and fails the test if some
+// are left.
+func wantNoGatewayGoroutines(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		left := gatewayGoroutines()
 		if len(left) == 0 {
