@@ -3,7 +3,6 @@ package logout_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"runtime"
 	"strconv"
@@ -37,8 +36,7 @@ const frontchannelFlood = 5000
 // frontchannelService returns a Service over mgr with one app of op.
 func frontchannelService(t *testing.T, op *testop.OP, mgr *session.Manager, reg *prometheus.Registry) *logout.Service {
 	t.Helper()
-	svc := logout.NewService(logout.ServiceConfig{}, mgr, reg, slog.New(slog.DiscardHandler))
-	t.Cleanup(func() { svc.Close(context.Background()) })
+	svc := newService(t, logout.ServiceConfig{}, mgr, reg, nil)
 	svc.Register(&logout.Client{App: app, Issuer: op.URL, ClientID: op.ClientID(), Verifier: newVerifier(t, op, nil)})
 	return svc
 }
@@ -87,8 +85,7 @@ func TestFrontchannelUnknownSIDLeavesNoState(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			st, size := mk(t)
-			mgr := session.NewManager(st, slog.New(slog.DiscardHandler))
-			t.Cleanup(func() { mgr.Close() })
+			mgr := newManager(t, st)
 			reg := prometheus.NewRegistry()
 			svc := frontchannelService(t, op, mgr, reg)
 
@@ -188,9 +185,7 @@ func TestVerifierCapsIdentifiers(t *testing.T) {
 // it is neither the IdP's sid nor the hashed id.
 func TestHandleKeyed(t *testing.T) {
 	mk := func(key string) *logout.Service {
-		svc := logout.NewService(logout.ServiceConfig{HandleKey: []byte(key)}, nil, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
-		t.Cleanup(func() { svc.Close(context.Background()) })
-		return svc
+		return newService(t, logout.ServiceConfig{HandleKey: []byte(key)}, nil, nil, nil)
 	}
 	a, b, other := mk("key-1"), mk("key-1"), mk("key-2")
 	s := &session.Session{ID: "id-1", SID: "idp-sid"}

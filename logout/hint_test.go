@@ -9,7 +9,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/bffgate/bffgate/internal/testop"
@@ -89,11 +88,9 @@ func (s *syncBuffer) String() string {
 // s1-s4 would need are made by the caller) logging to the returned buffer.
 func hintService(t *testing.T, op *testop.OP, sidOnly bool) (*logout.Service, *session.Manager, *syncBuffer) {
 	t.Helper()
-	mgr := session.NewManager(session.NewMemoryStore(session.MemoryConfig{}), slog.New(slog.DiscardHandler))
-	t.Cleanup(func() { mgr.Close() })
+	mgr := newManager(t, nil)
 	logs := &syncBuffer{}
-	svc := logout.NewService(logout.ServiceConfig{}, mgr, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(logs, nil)))
-	t.Cleanup(func() { svc.Close(context.Background()) })
+	svc := newService(t, logout.ServiceConfig{}, mgr, nil, slog.New(slog.NewTextHandler(logs, nil)))
 	svc.Register(&logout.Client{App: app, Issuer: op.URL, ClientID: op.ClientID(), Verifier: newVerifier(t, op, nil), FrontchannelSIDOnly: sidOnly})
 	return svc, mgr, logs
 }

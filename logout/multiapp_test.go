@@ -3,12 +3,10 @@ package logout_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"slices"
 	"sync/atomic"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/bffgate/bffgate/internal/testop"
@@ -42,11 +40,9 @@ type twoApps struct {
 
 func newTwoApps(t *testing.T, op *testop.OP, clientA, clientB string, trustedA, trustedB []string) *twoApps {
 	t.Helper()
-	mgr := session.NewManager(session.NewMemoryStore(session.MemoryConfig{}), slog.New(slog.DiscardHandler))
-	t.Cleanup(func() { mgr.Close() })
+	mgr := newManager(t, nil)
 	ta := &twoApps{mgr: mgr, sessions: &failApp{Sessions: mgr, app: "b"}}
-	ta.svc = logout.NewService(logout.ServiceConfig{}, ta.sessions, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
-	t.Cleanup(func() { ta.svc.Close(context.Background()) })
+	ta.svc = newService(t, logout.ServiceConfig{}, ta.sessions, nil, nil)
 	replay := logout.NewMemoryReplayCache()
 	for _, c := range []struct {
 		app, client string

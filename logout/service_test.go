@@ -53,18 +53,43 @@ type fixture struct {
 	client *logout.Client
 }
 
-func newFixture(t *testing.T, op *testop.OP, sessions func(*session.Manager) logout.Sessions) *fixture {
+// newManager is a session.Manager over st (nil: a new memory store),
+// closed when the test ends.
+func newManager(t *testing.T, st session.Store) *session.Manager {
 	t.Helper()
-	st := session.NewMemoryStore(session.MemoryConfig{})
+	if st == nil {
+		st = session.NewMemoryStore(session.MemoryConfig{})
+	}
 	mgr := session.NewManager(st, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { mgr.Close() })
+	return mgr
+}
+
+// newService is a Service over sessions, registering its metrics in reg
+// (nil: a new registry) and logging to logger (nil: nowhere), closed when
+// the test ends.
+func newService(t *testing.T, cfg logout.ServiceConfig, sessions logout.Sessions, reg prometheus.Registerer, logger *slog.Logger) *logout.Service {
+	t.Helper()
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	svc := logout.NewService(cfg, sessions, reg, logger)
+	t.Cleanup(func() { svc.Close(context.Background()) })
+	return svc
+}
+
+func newFixture(t *testing.T, op *testop.OP, sessions func(*session.Manager) logout.Sessions) *fixture {
+	t.Helper()
+	mgr := newManager(t, nil)
 	f := &fixture{mgr: mgr, op: op, ended: &causes{}, reg: prometheus.NewRegistry()}
 	var ss logout.Sessions = mgr
 	if sessions != nil {
 		ss = sessions(mgr)
 	}
-	f.svc = logout.NewService(logout.ServiceConfig{}, ss, f.reg, slog.New(slog.DiscardHandler))
-	t.Cleanup(func() { f.svc.Close(context.Background()) })
+	f.svc = newService(t, logout.ServiceConfig{}, ss, f.reg, nil)
 	f.client = &logout.Client{App: app, Issuer: op.URL, ClientID: op.ClientID(), Verifier: newVerifier(t, op, nil),
 		Revocation: logout.RevocationTarget{App: app, Endpoint: op.URL + "/revoke", ClientID: op.ClientID(), ClientSecret: op.ClientSecret()}}
 	f.svc.Register(f.client)
