@@ -186,11 +186,8 @@ max_event_streams_per_user = %d
 	var after usage
 	if err := eventually(10*time.Second, func() error {
 		after = s.measure(t, false)
-		if after.goroutines > base.goroutines+maxGoroutineGrowth ||
-			after.fds-after.redisConns > base.fds-base.redisConns+maxFDGrowth {
-			return fmt.Errorf("goroutines %d (before %d, bound +%d), fds besides Redis %d (before %d, bound +%d)",
-				after.goroutines, base.goroutines, maxGoroutineGrowth,
-				after.fds-after.redisConns, base.fds-base.redisConns, maxFDGrowth)
+		if err := after.backTo(base); err != nil {
+			return err
 		}
 		if n, err := s.metric("bffgate_event_streams"); err != nil || n != 0 {
 			return fmt.Errorf("bffgate_event_streams = %v (%v), want 0", n, err)

@@ -218,13 +218,7 @@ func TestHostileTraffic(t *testing.T) {
 	var after usage
 	if err := eventually(10*time.Second, func() error {
 		after = s.measure(t, false)
-		if after.goroutines > base.goroutines+maxGoroutineGrowth ||
-			after.fds-after.redisConns > base.fds-base.redisConns+maxFDGrowth {
-			return fmt.Errorf("goroutines %d (before %d, bound +%d), fds besides Redis %d (before %d, bound +%d)",
-				after.goroutines, base.goroutines, maxGoroutineGrowth,
-				after.fds-after.redisConns, base.fds-base.redisConns, maxFDGrowth)
-		}
-		return nil
+		return after.backTo(base)
 	}); err != nil {
 		t.Errorf("after the attack: %v", err)
 	}

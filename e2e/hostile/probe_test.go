@@ -26,6 +26,19 @@ type usage struct {
 	redisMem   int64 // used_memory_dataset of INFO memory: the keys, not client buffers
 }
 
+// backTo says how u, measured once an attack's connections are closed,
+// is still above base beyond maxGoroutineGrowth and maxFDGrowth (Redis
+// connections not counted), or nil.
+func (u usage) backTo(base usage) error {
+	if u.goroutines > base.goroutines+maxGoroutineGrowth ||
+		u.fds-u.redisConns > base.fds-base.redisConns+maxFDGrowth {
+		return fmt.Errorf("goroutines %d (before %d, bound +%d), fds besides Redis %d (before %d, bound +%d)",
+			u.goroutines, base.goroutines, maxGoroutineGrowth,
+			u.fds-u.redisConns, base.fds-base.redisConns, maxFDGrowth)
+	}
+	return nil
+}
+
 func (u usage) String() string {
 	return fmt.Sprintf("rss %.1f MiB, fds %d (%d to Redis), goroutines %d, live heap %.2f MiB, redis keys %d, redis dataset %.2f MiB",
 		mib(u.rss), u.fds, u.redisConns, u.goroutines, mib(u.liveHeap), u.redisKeys, mib(u.redisMem))
