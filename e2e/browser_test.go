@@ -19,6 +19,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/bffgate/bffgate/internal/proctest"
 )
 
 // actionTimeout bounds every browser step, so that a hang fails fast (with a
@@ -94,7 +96,7 @@ func newBrowser(t *testing.T) *browser {
 	err = chromedp.Do(ctx)
 	timer.Stop()
 	if err != nil {
-		t.Fatalf("start chromium: %v\n%s", err, tail(out.String(), 30))
+		t.Fatalf("start chromium: %v\n%s", err, proctest.Tail(out.String(), 30))
 	}
 	return b
 }

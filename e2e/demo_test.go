@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bffgate/bffgate/internal/proctest"
 )
 
 // The demo scripts (examples/demo.sh, examples/demo-replicas.sh) run as a
@@ -318,7 +320,7 @@ func (u *httpUser) get(target string) string {
 	req, _ := http.NewRequest(http.MethodGet, target, nil)
 	code, body := u.do(req)
 	if code != http.StatusOK {
-		u.t.Fatalf("GET %s: %d\n%s", target, code, tail(body, 20))
+		u.t.Fatalf("GET %s: %d\n%s", target, code, proctest.Tail(body, 20))
 	}
 	return body
 }
@@ -336,7 +338,7 @@ func (u *httpUser) postForm(target string, form url.Values) string {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	code, body := u.do(req)
 	if code != http.StatusOK {
-		u.t.Fatalf("POST %s: %d\n%s", target, code, tail(body, 20))
+		u.t.Fatalf("POST %s: %d\n%s", target, code, proctest.Tail(body, 20))
 	}
 	return body
 }
@@ -345,7 +347,7 @@ func mustMatch(t *testing.T, s, re string) string {
 	t.Helper()
 	m := regexp.MustCompile(re).FindStringSubmatch(s)
 	if m == nil {
-		t.Fatalf("no %s in:\n%s", re, tail(s, 30))
+		t.Fatalf("no %s in:\n%s", re, proctest.Tail(s, 30))
 	}
 	return m[1]
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bffgate/bffgate/internal/proctest"
 )
 
 // TestDownstreamLogoutToken (issue 5, scenario 7): the user signs in, calls
@@ -67,7 +69,7 @@ func TestDownstreamLogoutToken(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("the demo API logged no \"valid logout token\" with %s within 5 s of the IdP logout; its log:\n%s",
-			wantLine, tail(s.api.log.String(), 20))
+			wantLine, proctest.Tail(s.api.log.String(), 20))
 	}
 	t.Logf("the demo API validated the gateway's logout token %v after the IdP logout", time.Since(loggedOut).Round(time.Millisecond))
 	// The API logs the request line when its handler has returned, and the

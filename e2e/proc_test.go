@@ -138,7 +138,7 @@ func startProc(t *testing.T, dir, name string, env []string, bin string, args ..
 		p.Stop()
 		lb.file.Close()
 		if t.Failed() {
-			t.Logf("---- %s output (%s) ----\n%s", name, lb.file.Name(), tail(lb.String(), 60))
+			t.Logf("---- %s output (%s) ----\n%s", name, lb.file.Name(), proctest.Tail(lb.String(), 60))
 		}
 	})
 	return p
@@ -196,23 +196,8 @@ func (p *proc) diagnose() string {
 	return b.String()
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = append([]string{fmt.Sprintf("… (%d lines before)", len(lines)-n)}, lines[len(lines)-n:]...)
-	}
-	return strings.Join(lines, "\n")
-}
-
 // eventually polls cond every 50 ms until it returns nil or d has passed,
 // and returns its last error.
 func eventually(d time.Duration, cond func() error) error {
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return proctest.Eventually(d, 50*time.Millisecond, cond)
 }

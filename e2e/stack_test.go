@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bffgate/bffgate/internal/proctest"
 )
 
 // demoSecret is the client secret of demo and demo2 at the IdP and in the
@@ -377,6 +379,6 @@ func (s *stack) syncGatewayLog() {
 		return fmt.Errorf("no access-log line for request %s", rid)
 	})
 	if err != nil {
-		s.t.Fatalf("gateway log sync: %v within 5 s; the log's tail:\n%s", err, tail(s.gw.log.String(), 10))
+		s.t.Fatalf("gateway log sync: %v within 5 s; the log's tail:\n%s", err, proctest.Tail(s.gw.log.String(), 10))
 	}
 }

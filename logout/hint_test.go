@@ -1,16 +1,15 @@
 package logout_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/internal/testop"
 	"github.com/bffgate/bffgate/logout"
 	"github.com/bffgate/bffgate/session"
@@ -66,30 +65,12 @@ func TestRejectionNamesSwitch(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // hintService is a Service with one app of op (sessions as newFixture's
 // s1-s4 would need are made by the caller) logging to the returned buffer.
-func hintService(t *testing.T, op *testop.OP, sidOnly bool) (*logout.Service, *session.Manager, *syncBuffer) {
+func hintService(t *testing.T, op *testop.OP, sidOnly bool) (*logout.Service, *session.Manager, *proctest.Buffer) {
 	t.Helper()
 	mgr := newManager(t, nil)
-	logs := &syncBuffer{}
+	logs := &proctest.Buffer{}
 	svc := newService(t, logout.ServiceConfig{}, mgr, nil, slog.New(slog.NewTextHandler(logs, nil)))
 	svc.Register(&logout.Client{App: app, Issuer: op.URL, ClientID: op.ClientID(), Verifier: newVerifier(t, op, nil), FrontchannelSIDOnly: sidOnly})
 	return svc, mgr, logs

@@ -7,6 +7,15 @@ import (
 	"testing"
 )
 
+// checkHead is [server] and [session] of the -check-config tests that
+// write their [[apps]] by hand.
+const checkHead = `
+[server]
+public_url = "http://127.0.0.1:8080"
+[session]
+secret = "0123456789abcdef0123456789abcdef"
+`
+
 // runCheckConfig runs -check-config (and args) on the config file at
 // path and returns its stdout and error.
 func runCheckConfig(t *testing.T, path string, vars map[string]string, args ...string) (string, error) {
@@ -101,12 +110,7 @@ jwks_max_waiters = -3
 // TestCheckConfigTypeErrorInArrayOfTables: a wrong type inside the second
 // [[apps]] names that entry, and the first entry is still validated.
 func TestCheckConfigTypeErrorInArrayOfTables(t *testing.T) {
-	msg := checkConfig(t, `
-[server]
-public_url = "http://127.0.0.1:8080"
-[session]
-secret = "0123456789abcdef0123456789abcdef"
-[[apps]]
+	msg := checkConfig(t, checkHead+`[[apps]]
 name = "one"
 issuer = "ftp://idp"
 client_id = "one"
@@ -169,12 +173,7 @@ logout_typ = "application/json"
 // TestCheckConfigAcceptsTypSpellings: the media type spellings of RFC 8725
 // §3.11 (application/ optional, any case) and a consistent pair.
 func TestCheckConfigAcceptsTypSpellings(t *testing.T) {
-	path := writeConfig(t, `
-[server]
-public_url = "http://127.0.0.1:8080"
-[session]
-secret = "0123456789abcdef0123456789abcdef"
-[[apps]]
+	path := writeConfig(t, checkHead+`[[apps]]
 name = "demo"
 issuer = "http://127.0.0.1:9000"
 client_id = "demo"

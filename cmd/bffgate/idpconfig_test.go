@@ -34,12 +34,7 @@ userinfo_on_refresh = true
 // in [[apps]].
 func onlineConfig(t *testing.T, issuer, clientID, extra string) string {
 	t.Helper()
-	return writeConfig(t, fmt.Sprintf(`
-[server]
-public_url = "http://127.0.0.1:8080"
-[session]
-secret = "0123456789abcdef0123456789abcdef"
-[[apps]]
+	return writeConfig(t, fmt.Sprintf(checkHead+`[[apps]]
 name = "demo"
 issuer = %q
 client_id = %q

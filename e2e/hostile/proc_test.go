@@ -1,51 +1,30 @@
 package hostile
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bffgate/bffgate/internal/proctest"
 )
 
-// logBuffer keeps a process's output (stdout and stderr) for the test.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // proc is a child process of the test.
 type proc struct {
 	*proctest.Proc
 	name string
-	log  *logBuffer
+	log  *proctest.Buffer
 }
 
 // startProc runs bin, stopped (SIGTERM, then SIGKILL after 5 s) when the
 // test ends; on failure the tail of its output goes to t.Log.
 func startProc(t *testing.T, name string, env []string, bin string, args ...string) *proc {
 	t.Helper()
-	lb := &logBuffer{}
+	lb := &proctest.Buffer{}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = lb, lb
@@ -57,7 +36,7 @@ func startProc(t *testing.T, name string, env []string, bin string, args ...stri
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
-			t.Logf("---- %s output ----\n%s", name, tail(p.log.String(), 40))
+			t.Logf("---- %s output ----\n%s", name, proctest.Tail(p.log.String(), 40))
 		}
 	})
 	return p
@@ -103,20 +82,5 @@ func httpOK(url string) func() error {
 // eventually polls cond every 20 ms until it returns nil or d has passed,
 // and returns its last error.
 func eventually(d time.Duration, cond func() error) error {
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return proctest.Eventually(d, 20*time.Millisecond, cond)
 }

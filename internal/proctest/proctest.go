@@ -1,14 +1,19 @@
 // Package proctest owns the child processes that tests start (gateways,
 // example servers, IdPs, Redis): each runs in a process group of its own,
 // is killed by the kernel if the test binary dies, and is stopped with
-// SIGTERM to its group, then SIGKILL. Test support only: the import rules
+// SIGTERM to its group, then SIGKILL; and the waiting for what they do.
+// Test support only: the import rules
 // keep it out of non-test code.
 package proctest
 
 import (
+	"bytes"
+	"fmt"
 	"net"
 	"os/exec"
 	"runtime"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -104,4 +109,47 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// Eventually calls cond every interval until it returns nil or d has
+// passed, and returns its last error.
+func Eventually(d, interval time.Duration, cond func() error) error {
+	deadline := time.Now().Add(d)
+	for {
+		err := cond()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(interval)
+	}
+}
+
+// Tail returns the last n lines of a process's output s, after a line
+// that counts the ones left out.
+func Tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("… (%d lines before)", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Buffer keeps output written concurrently (a process's stdout and
+// stderr, a logger's lines) for the test to read.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
