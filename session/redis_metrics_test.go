@@ -16,13 +16,8 @@ import (
 // time: set by a ping that works, up turns 0 when a ping fails and the
 // time stays.
 func TestRedisUpMetric(t *testing.T) {
-	storetest.SkipWithoutRedis(t, redisSrv, redisSkip)
+	srv := ownRedis(t) // its own server: this test stops it
 	ctx := context.Background()
-	srv, err := storetest.StartRedis() // its own server: this test stops it
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
 	reg := prometheus.NewRegistry()
 	rdb, err := session.NewRedisClient(session.Config{RedisURL: srv.URL(0)}, reg)
 	if err != nil {

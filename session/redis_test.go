@@ -151,9 +151,9 @@ func TestRedisReplayCache(t *testing.T) {
 	}
 }
 
-// newOwnRedisClient starts a redis-server for t alone and returns a
-// client on it; both end with the test.
-func newOwnRedisClient(t *testing.T) redis.UniversalClient {
+// ownRedis starts a redis-server for t alone (a test that stops it), or
+// skips as SkipWithoutRedis does; it is stopped when the test ends.
+func ownRedis(t *testing.T) *storetest.RedisServer {
 	t.Helper()
 	storetest.SkipWithoutRedis(t, redisSrv, redisSkip)
 	srv, err := storetest.StartRedis()
@@ -161,6 +161,14 @@ func newOwnRedisClient(t *testing.T) redis.UniversalClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
+	return srv
+}
+
+// newOwnRedisClient starts a redis-server for t alone and returns a
+// client on it; both end with the test.
+func newOwnRedisClient(t *testing.T) redis.UniversalClient {
+	t.Helper()
+	srv := ownRedis(t)
 	rdb, err := session.NewRedisClient(session.Config{RedisURL: srv.URL(0)}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -284,13 +292,8 @@ func TestRedisBroadcast(t *testing.T) {
 // ErrNotFound, never a stale session), Ping fails, and everything works
 // again once Redis is back, with no goroutine left behind after Close.
 func TestRedisOutage(t *testing.T) {
-	storetest.SkipWithoutRedis(t, redisSrv, redisSkip)
+	srv := ownRedis(t) // its own server: this test stops it
 	ctx := context.Background()
-	srv, err := storetest.StartRedis() // its own server: this test stops it
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
 	before := runtime.NumGoroutine()
 
 	reg := prometheus.NewRegistry()
