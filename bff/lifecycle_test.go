@@ -1,11 +1,9 @@
 package bff
 
 import (
-	"context"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,24 +13,6 @@ import (
 	"github.com/bffgate/bffgate/session"
 	"github.com/bffgate/bffgate/session/storetest"
 )
-
-// endLog records the sessions that ended, for observers in tests.
-type endLog struct {
-	mu    sync.Mutex
-	lines []string // cause + " " + id
-}
-
-func (l *endLog) SessionEnded(_ context.Context, cause session.Cause, s *session.Session) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, string(cause)+" "+s.ID)
-}
-
-func (l *endLog) get() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.lines)
-}
 
 // metricValue reads the gauge or counter name with the labels from reg;
 // ok is false if it has no such sample.
@@ -72,7 +52,7 @@ func metricValue(t *testing.T, reg prometheus.Gatherer, name string, labels map[
 // are told, and the active-sessions gauge counts one session.
 func TestReloginReplacesSession(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
-	ended := &endLog{}
+	ended := &storetest.EndLog{}
 	h.mgr.Observe(ended)
 	c := h.login("/")
 	first := h.sessionOf(c)
@@ -84,7 +64,7 @@ func TestReloginReplacesSession(t *testing.T) {
 	if second.ID == first.ID {
 		t.Fatal("the second login kept the session id")
 	}
-	if got, want := ended.get(), []string{"replaced " + first.ID}; !slices.Equal(got, want) {
+	if got, want := ended.Lines(), []string{"replaced " + first.ID}; !slices.Equal(got, want) {
 		t.Errorf("observers told: got %q, want %q", got, want)
 	}
 	if got, ok := metricValue(t, h.gw.registry, "bffgate_sessions_active", map[string]string{"app": "demo"}); got != 1 {

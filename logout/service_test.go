@@ -5,9 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,29 +14,10 @@ import (
 	"github.com/bffgate/bffgate/internal/testop"
 	"github.com/bffgate/bffgate/logout"
 	"github.com/bffgate/bffgate/session"
+	"github.com/bffgate/bffgate/session/storetest"
 )
 
 const app = "demo"
-
-// causes records each ended session as "cause id", in order.
-type causes struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (c *causes) SessionEnded(_ context.Context, cause session.Cause, s *session.Session) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.lines = append(c.lines, string(cause)+" "+s.ID)
-}
-
-func (c *causes) get() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := slices.Clone(c.lines)
-	sort.Strings(out)
-	return out
-}
 
 // fixture is a Service over a real session.Manager (memory store) with
 // one registered app verifying tokens of op, and sessions:
@@ -48,7 +27,7 @@ type fixture struct {
 	svc    *logout.Service
 	mgr    *session.Manager
 	op     *testop.OP
-	ended  *causes
+	ended  *storetest.EndLog // its observer
 	reg    *prometheus.Registry
 	client *logout.Client
 }
@@ -84,7 +63,7 @@ func newService(t *testing.T, cfg logout.ServiceConfig, sessions logout.Sessions
 func newFixture(t *testing.T, op *testop.OP, sessions func(*session.Manager) logout.Sessions) *fixture {
 	t.Helper()
 	mgr := newManager(t, nil)
-	f := &fixture{mgr: mgr, op: op, ended: &causes{}, reg: prometheus.NewRegistry()}
+	f := &fixture{mgr: mgr, op: op, ended: &storetest.EndLog{}, reg: prometheus.NewRegistry()}
 	var ss logout.Sessions = mgr
 	if sessions != nil {
 		ss = sessions(mgr)
@@ -269,7 +248,7 @@ func TestServicePaths(t *testing.T) {
 			if n != tt.wantN {
 				t.Errorf("sessions ended = %d, want %d", n, tt.wantN)
 			}
-			if got := f.ended.get(); !slices.Equal(got, tt.wantEnded) {
+			if got := slices.Sorted(slices.Values(f.ended.Lines())); !slices.Equal(got, tt.wantEnded) {
 				t.Errorf("observers saw %q, want %q", got, tt.wantEnded)
 			}
 			if got, want := len(f.live(t)), 4-len(tt.wantEnded); got != want {

@@ -13,6 +13,10 @@
 // so it does not depend on a store's janitor or on TTLs kept by a server.
 // Every subtest uses its own app names, issuers, subjects and sids, so a
 // store shared between subtests (one Redis database) does not disturb it.
+//
+// It also starts the Redis servers, clusters and Sentinels those tests
+// run against, and records ended sessions (EndLog) for the tests of the
+// session manager's users.
 package storetest
 
 import (
