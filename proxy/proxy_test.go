@@ -112,16 +112,23 @@ func TestGatewayCookiesStripped(t *testing.T) {
 	p := newTestProxy(t, up.URL, staticTokens{token: "at-1"}, nil, func(c *Config) { c.Cookies.All = true })
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := httptest.NewRequest(http.MethodGet, "http://app.example/api/", nil)
-			for _, c := range tt.cookies {
-				req.Header.Add("Cookie", c)
-			}
-			got := decodeSeen(t, serve(p, req, validSession())).Header.Values("Cookie")
+			got := upstreamCookies(t, p, tt.cookies)
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Errorf("upstream Cookie = %q, want %q", got, tt.want)
 			}
 		})
 	}
+}
+
+// upstreamCookies sends a request with these Cookie headers through p and
+// returns the Cookie headers the upstream (an echo upstream) saw.
+func upstreamCookies(t *testing.T, p *Proxy, cookies []string) []string {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, "http://app.example/api/", nil)
+	for _, c := range cookies {
+		req.Header.Add("Cookie", c)
+	}
+	return decodeSeen(t, serve(p, req, validSession())).Header.Values("Cookie")
 }
 
 // TestCookieAllowList: by default the upstream gets no cookies; with
@@ -143,11 +150,7 @@ func TestCookieAllowList(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := newTestProxy(t, up.URL, staticTokens{token: "at-1"}, nil, func(c *Config) { c.Cookies.Names = tt.names })
-			req := httptest.NewRequest(http.MethodGet, "http://app.example/api/", nil)
-			for _, c := range tt.cookies {
-				req.Header.Add("Cookie", c)
-			}
-			got := decodeSeen(t, serve(p, req, validSession())).Header.Values("Cookie")
+			got := upstreamCookies(t, p, tt.cookies)
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Errorf("upstream Cookie = %q, want %q", got, tt.want)
 			}
