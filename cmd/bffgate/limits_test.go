@@ -4,19 +4,15 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/bffgate/bffgate/internal/testop"
 )
 
 // TestBodyDeadlineLiftedAtEOF: once a body is read to its end, a slow
@@ -51,13 +47,8 @@ func TestBodyDeadlineLiftedAtEOF(t *testing.T) {
 // TestSlowBodyOverHTTP2: over HTTP/2 the body deadline ends the stream
 // whose body stalls, and the connection's other streams go on.
 func TestSlowBodyOverHTTP2(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	cert := writeCert(t, certFile, keyFile, "h2", time.Now().Add(-time.Minute))
-	op := testop.New(t, testop.Config{})
-	listen, admin := freePort(t), freePort(t)
-	path := gatewayConfig(t, op, "https", listen, admin, fmt.Sprintf("tls_cert = %q\ntls_key = %q\nbody_read_timeout = \"1s\"", certFile, keyFile))
-	startRun(t, path, admin, io.Discard)
+	g := startTLSGateway(t, "h2", `body_read_timeout = "1s"`)
+	cert, listen := g.cert, g.listen
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}

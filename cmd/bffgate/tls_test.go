@@ -55,18 +55,34 @@ func writeCert(t *testing.T, certFile, keyFile, cn string, modTime time.Time) *x
 	return cert
 }
 
+// tlsGateway is a running gateway that serves HTTPS with a certificate
+// of its own files.
+type tlsGateway struct {
+	cert              *x509.Certificate
+	certFile, keyFile string
+	listen, admin     string
+}
+
+// startTLSGateway runs a gateway serving HTTPS with a certificate for
+// 127.0.0.1 named cn, with serverExtra lines more in [server].
+func startTLSGateway(t *testing.T, cn, serverExtra string) tlsGateway {
+	t.Helper()
+	dir := t.TempDir()
+	g := tlsGateway{certFile: filepath.Join(dir, "tls.crt"), keyFile: filepath.Join(dir, "tls.key"), listen: freePort(t), admin: freePort(t)}
+	g.cert = writeCert(t, g.certFile, g.keyFile, cn, time.Now().Add(-time.Minute))
+	op := testop.New(t, testop.Config{})
+	path := gatewayConfig(t, op, "https", g.listen, g.admin, fmt.Sprintf("tls_cert = %q\ntls_key = %q\n%s", g.certFile, g.keyFile, serverExtra))
+	startRun(t, path, g.admin, io.Discard)
+	return g
+}
+
 func TestTLSServingAndCertificateReload(t *testing.T) {
 	old := certCheckEvery
 	certCheckEvery = 10 * time.Millisecond
 	defer func() { certCheckEvery = old }()
 
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	first := writeCert(t, certFile, keyFile, "first", time.Now().Add(-time.Minute))
-	op := testop.New(t, testop.Config{})
-	listen, admin := freePort(t), freePort(t)
-	path := gatewayConfig(t, op, "https", listen, admin, fmt.Sprintf("tls_cert = %q\ntls_key = %q", certFile, keyFile))
-	startRun(t, path, admin, io.Discard)
+	g := startTLSGateway(t, "first", "")
+	first, listen, certFile, keyFile := g.cert, g.listen, g.certFile, g.keyFile
 
 	get := func(want *x509.Certificate) *http.Response {
 		t.Helper()
