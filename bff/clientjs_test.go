@@ -1,7 +1,6 @@
 package bff
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bffgate/bffgate/internal/proctest"
 )
 
 // fakeGateway plays a gateway that restarts, for client.js: each
@@ -108,14 +109,7 @@ onLogout((d) => { console.log('LOGOUT ' + JSON.stringify(d)); process.exit(0); }
 	}
 	defer cmd.Wait()
 	defer cancel()
-	lines := make(chan string, 10)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	lines := proctest.Lines(out, 10)
 
 	// The requests the client makes, in order, until it is back on a
 	// stream after the polls; a logout line before that fails the test.

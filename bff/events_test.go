@@ -1,12 +1,12 @@
 package bff
 
 import (
-	"bufio"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/internal/testop"
 )
 
@@ -21,15 +21,7 @@ func (h *harness) openEvents(c *http.Client) (*http.Response, <-chan string) {
 		h.t.Fatal(err)
 	}
 	h.t.Cleanup(func() { resp.Body.Close() })
-	lines := make(chan string, 100)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	return resp, lines
+	return resp, proctest.Lines(resp.Body, 100)
 }
 
 func waitLine(t *testing.T, lines <-chan string, prefix string, within time.Duration) (string, time.Time) {

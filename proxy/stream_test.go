@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -49,14 +50,7 @@ func TestSSEFlushesImmediately(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	lines := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(res.Body)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	lines := proctest.Lines(res.Body, 0)
 	for _, want := range []string{"event: ping", "data: 1"} {
 		select {
 		case got := <-lines:

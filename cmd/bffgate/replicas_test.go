@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/internal/testop"
 	"github.com/bffgate/bffgate/session/storetest"
 )
@@ -212,14 +212,7 @@ func replicasShareLogout(t *testing.T, o replicaOpts) {
 		t.Fatalf("events: %v %v", resp, err)
 	}
 	defer resp.Body.Close()
-	events := make(chan string, 10)
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			events <- sc.Text()
-		}
-		close(events)
-	}()
+	events := proctest.Lines(resp.Body, 10)
 	waitLine(t, events, ": connected", 5*time.Second)
 
 	token := logoutToken(op, alice.sid)

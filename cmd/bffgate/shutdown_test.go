@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/internal/testop"
 )
 
@@ -41,23 +41,7 @@ func runGateway(t *testing.T, path, listen, admin string) *runningGateway {
 // extra lines in [server], at the top level and in [[apps]].
 func signInConfig(t *testing.T, op *testop.OP, listen, admin, server, top, app string) string {
 	t.Helper()
-	return writeConfig(t, fmt.Sprintf(`
-[server]
-listen = %q
-public_url = "http://%s"
-admin_listen = %q
-%s
-[session]
-secret = %q
-%s
-[[apps]]
-name = "demo"
-issuer = %q
-client_id = %q
-client_secret = %q
-frontend = "http://127.0.0.1:1"
-%s
-`, listen, listen, admin, server, strings.Repeat("k", 40), top, op.URL, op.ClientID(), op.ClientSecret(), app))
+	return testConfig{op: op, listen: listen, admin: admin, server: server, app: app, tables: top}.write(t)
 }
 
 // signIn signs a new browser in (the OP signs alice in at once).
@@ -86,14 +70,7 @@ func openStream(t *testing.T, c *http.Client, public string) <-chan string {
 		t.Fatalf("events: %d", resp.StatusCode)
 	}
 	t.Cleanup(func() { resp.Body.Close() })
-	lines := make(chan string, 100)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
+	lines := proctest.Lines(resp.Body, 100)
 	waitLine(t, lines, ": connected", 10*time.Second)
 	return lines
 }

@@ -7,8 +7,10 @@
 package proctest
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"runtime"
@@ -152,4 +154,19 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Lines sends each line of r (a process's output, an event stream) to
+// the returned channel, which has room for n lines, and closes it when r
+// ends or fails.
+func Lines(r io.Reader, n int) <-chan string {
+	lines := make(chan string, n)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	return lines
 }
