@@ -163,14 +163,59 @@ func (c *RedisCluster) Stop() {
 	os.RemoveAll(c.root)
 }
 
-// The package's shared servers, started on first use and stopped by
-// MainWithRedis.
-var (
-	sharedMu      sync.Mutex
-	sharedCluster *RedisCluster
-	sharedErr     error
-	sharedDone    bool
-)
+// sharedMu guards the package's shared servers, started on first use and
+// stopped by MainWithRedis.
+var sharedMu sync.Mutex
+
+// sharedSet is a server set of the test binary, started on first use
+// and stopped by MainWithRedis.
+type sharedSet[T interface{ Stop() }] struct {
+	name    string // in a failure: "redis cluster"
+	ready   string // in the start-up line: "Redis Cluster of 3 masters"
+	start   func() (T, error)
+	done    bool // start was called
+	started bool // and it worked; v is to be stopped
+	v       T
+	err     error
+}
+
+// get returns the set, starting it on first use. If it cannot start for
+// want of a binary it skips t, unless CI=true: then t fails.
+func (s *sharedSet[T]) get(t testing.TB) T {
+	t.Helper()
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if !s.done {
+		s.done = true
+		start := time.Now()
+		s.v, s.err = s.start()
+		if s.err == nil {
+			s.started = true
+			fmt.Fprintf(os.Stderr, "storetest: %s ready in %v\n", s.ready, time.Since(start).Round(time.Millisecond))
+		}
+	}
+	if s.err != nil {
+		skip, err := requireOrSkip(s.err)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		t.Skip(skip)
+	}
+	return s.v
+}
+
+// stop stops the set if get started it; the caller holds sharedMu.
+func (s *sharedSet[T]) stop() {
+	if s.started {
+		s.v.Stop()
+		s.started = false
+		var zero T
+		s.v = zero
+	}
+}
+
+var sharedCluster = sharedSet[*RedisCluster]{name: "redis cluster", ready: "Redis Cluster of 3 masters",
+	start: func() (*RedisCluster, error) { return StartRedisCluster(3, false) }}
 
 // SharedCluster returns the test binary's 3-master Redis Cluster (not
 // persistent), starting it on first use; MainWithRedis stops it. Tests
@@ -178,36 +223,13 @@ var (
 // redis-server or redis-cli it skips t, unless CI=true: then t fails.
 func SharedCluster(t testing.TB) *RedisCluster {
 	t.Helper()
-	sharedMu.Lock()
-	defer sharedMu.Unlock()
-	if !sharedDone {
-		sharedDone = true
-		start := time.Now()
-		sharedCluster, sharedErr = StartRedisCluster(3, false)
-		if sharedErr == nil {
-			fmt.Fprintf(os.Stderr, "storetest: Redis Cluster of 3 masters ready in %v\n", time.Since(start).Round(time.Millisecond))
-		}
-	}
-	if sharedErr != nil {
-		skip, err := requireOrSkip(sharedErr)
-		if err != nil {
-			t.Fatalf("redis cluster: %v", err)
-		}
-		t.Skip(skip)
-	}
-	return sharedCluster
+	return sharedCluster.get(t)
 }
 
-// stopShared stops the servers SharedCluster started.
+// stopShared stops the servers SharedCluster and SharedSentinel started.
 func stopShared() {
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
-	if sharedCluster != nil {
-		sharedCluster.Stop()
-		sharedCluster = nil
-	}
-	if sharedSentinel != nil {
-		sharedSentinel.Stop()
-		sharedSentinel = nil
-	}
+	sharedCluster.stop()
+	sharedSentinel.stop()
 }

@@ -234,11 +234,7 @@ func NewRedisSentinel(t testing.TB) *RedisSentinel {
 	return s
 }
 
-var (
-	sharedSentinel     *RedisSentinel
-	sharedSentinelErr  error
-	sharedSentinelDone bool
-)
+var sharedSentinel = sharedSet[*RedisSentinel]{name: "redis sentinel", ready: "Redis Sentinel set", start: StartRedisSentinel}
 
 // SharedSentinel returns the test binary's Sentinel set, starting it on
 // first use; MainWithRedis stops it. A test that fails a set over uses
@@ -247,22 +243,5 @@ var (
 // fails.
 func SharedSentinel(t testing.TB) *RedisSentinel {
 	t.Helper()
-	sharedMu.Lock()
-	defer sharedMu.Unlock()
-	if !sharedSentinelDone {
-		sharedSentinelDone = true
-		start := time.Now()
-		sharedSentinel, sharedSentinelErr = StartRedisSentinel()
-		if sharedSentinelErr == nil {
-			fmt.Fprintf(os.Stderr, "storetest: Redis Sentinel set ready in %v\n", time.Since(start).Round(time.Millisecond))
-		}
-	}
-	if sharedSentinelErr != nil {
-		skip, err := requireOrSkip(sharedSentinelErr)
-		if err != nil {
-			t.Fatalf("redis sentinel: %v", err)
-		}
-		t.Skip(skip)
-	}
-	return sharedSentinel
+	return sharedSentinel.get(t)
 }
