@@ -31,16 +31,11 @@ func (r *RedisStore) RevokeSID(ctx context.Context, app, iss, sid, sub string, n
 	if app == "" || iss == "" || sid == "" {
 		return nil, errors.New("revoke sid: app, issuer and sid are required")
 	}
-	cur := r.now()
-	minLast, minCreated := r.thresholds(cur)
-	index, tomb := r.sidIndexKey(app, iss, sid), r.sidTombKey(app, iss, sid)
-	v, err := r.runDeclared(ctx, scriptRevoke, func(ctx context.Context) ([]string, error) {
-		return r.revokeKeys(ctx, index, tomb)
-	}, r.prefix, sub, stamp(now), minLast, minCreated, stamp(cur.Add(-r.timeouts.Absolute)), r.tombTTL(now, cur), "0")
+	v, err := r.revoke(ctx, r.sidIndexKey(app, iss, sid), r.sidTombKey(app, iss, sid), sub, now, "0")
 	if err != nil {
 		return nil, fmt.Errorf("revoke sid: %w", err)
 	}
-	return r.decodeList(v)
+	return v, nil
 }
 
 // RevokeSub implements Store.
@@ -48,16 +43,11 @@ func (r *RedisStore) RevokeSub(ctx context.Context, app, iss, sub string, now ti
 	if app == "" || iss == "" || sub == "" {
 		return nil, errors.New("revoke sub: app, issuer and subject are required")
 	}
-	cur := r.now()
-	minLast, minCreated := r.thresholds(cur)
-	index, tomb := r.subIndexKey(app, iss, sub), r.subTombKey(app, iss, sub)
-	v, err := r.runDeclared(ctx, scriptRevoke, func(ctx context.Context) ([]string, error) {
-		return r.revokeKeys(ctx, index, tomb)
-	}, r.prefix, "", stamp(now), minLast, minCreated, stamp(cur.Add(-r.timeouts.Absolute)), r.tombTTL(now, cur), "1")
+	v, err := r.revoke(ctx, r.subIndexKey(app, iss, sub), r.subTombKey(app, iss, sub), "", now, "1")
 	if err != nil {
 		return nil, fmt.Errorf("revoke sub: %w", err)
 	}
-	return r.decodeList(v)
+	return v, nil
 }
 
 // tombTTL is how long Redis keeps a tombstone set at at: its logical
@@ -79,4 +69,20 @@ func (r *RedisStore) decodeList(v any) ([]*Session, error) {
 	}
 	sortSessions(out)
 	return out, nil
+}
+
+// revoke runs scriptRevoke on the sessions of an index (a sid's or a
+// subject's) and writes its tombstone: sub, if set, limits the live
+// sessions ended to that subject's; dropIndex "1" also deletes the index
+// (a subject's), "0" keeps it (a sid's).
+func (r *RedisStore) revoke(ctx context.Context, index, tomb, sub string, now time.Time, dropIndex string) ([]*Session, error) {
+	cur := r.now()
+	minLast, minCreated := r.thresholds(cur)
+	v, err := r.runDeclared(ctx, scriptRevoke, func(ctx context.Context) ([]string, error) {
+		return r.revokeKeys(ctx, index, tomb)
+	}, r.prefix, sub, stamp(now), minLast, minCreated, stamp(cur.Add(-r.timeouts.Absolute)), r.tombTTL(now, cur), dropIndex)
+	if err != nil {
+		return nil, err
+	}
+	return r.decodeList(v)
 }
