@@ -62,6 +62,22 @@ func newTwoApps(t *testing.T, op *testop.OP, clientA, clientB string, trustedA, 
 
 func (ta *twoApps) live(t *testing.T) []string { return liveOf(t, ta.mgr, "s-a", "s-b") }
 
+// wantBothEnded delivers tok and checks that it ended the sessions of
+// both apps; what names the delivery in failures.
+func (ta *twoApps) wantBothEnded(t *testing.T, what, tok string) {
+	t.Helper()
+	rs, err := ta.svc.Backchannel(context.Background(), tok)
+	if err != nil {
+		t.Fatalf("%s: %v, want success", what, err)
+	}
+	if got := apps(rs); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("%s: results for apps %q, want [a b]", what, got)
+	}
+	if got := ta.live(t); len(got) != 0 {
+		t.Errorf("%s: sessions left: %q, want none", what, got)
+	}
+}
+
 func apps(rs []logout.Result) []string {
 	var out []string
 	for _, r := range rs {
@@ -90,16 +106,7 @@ func TestBackchannelEndsEveryAddressedApp(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ta := newTwoApps(t, op, tt.clientA, tt.clientB, tt.trustedA, tt.trustedB)
 			tok := op.Sign(op.LogoutToken(func(c map[string]any) { c["aud"] = tt.aud; c["sid"] = "sid-1" }), testop.SignOpts{})
-			rs, err := ta.svc.Backchannel(context.Background(), tok)
-			if err != nil {
-				t.Fatalf("Backchannel: %v", err)
-			}
-			if got := apps(rs); !slices.Equal(got, []string{"a", "b"}) {
-				t.Errorf("results for apps %q, want [a b]", got)
-			}
-			if got := ta.live(t); len(got) != 0 {
-				t.Errorf("sessions left: %q, want none", got)
-			}
+			ta.wantBothEnded(t, "Backchannel", tok)
 			for _, a := range []string{"a", "b"} {
 				if got := testutil.ToFloat64(ta.svc.Metric().WithLabelValues(a, "rejected", logout.ReasonReplay, "")); got != 0 {
 					t.Errorf("app %s counted %v replays of the first delivery, want 0", a, got)
@@ -125,14 +132,5 @@ func TestBackchannelStoreFailureInOneAppAllowsRetry(t *testing.T) {
 		t.Fatalf("Backchannel with app b's store down: %v, want a *StoreError", err)
 	}
 	ta.sessions.down.Store(false)
-	rs, err := ta.svc.Backchannel(context.Background(), tok)
-	if err != nil {
-		t.Fatalf("retry after the store recovered: %v, want success", err)
-	}
-	if got := apps(rs); !slices.Equal(got, []string{"a", "b"}) {
-		t.Errorf("retry: results for apps %q, want [a b]", got)
-	}
-	if got := ta.live(t); len(got) != 0 {
-		t.Errorf("sessions left after the retry: %q, want none", got)
-	}
+	ta.wantBothEnded(t, "retry after the store recovered", tok)
 }

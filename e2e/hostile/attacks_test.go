@@ -139,20 +139,26 @@ var pathTricks = []string{
 	"/static/..%5c..%5cadmin",
 }
 
-// pathTrick sends one trick, with and without a signed-in user's cookie.
-func (s *stack) pathTrick(path, cookie string) error {
-	head := "GET " + path + " HTTP/1.1\r\nHost: " + s.gwAddr + "\r\nX-CSRF: 1"
+// rawWant sends the request head (with the cookie, if any) and checks
+// that the gateway answers want; what names the request in errors.
+func (s *stack) rawWant(what, head, cookie string, want int) error {
 	if cookie != "" {
 		head += "\r\nCookie: " + cookie
 	}
 	got, err := raw(s.gwAddr, head, nil)
 	if err != nil {
-		return fmt.Errorf("path trick %s: %w", path, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	if got != http.StatusBadRequest {
-		return errStatus("path trick "+path, got, http.StatusBadRequest)
+	if got != want {
+		return errStatus(what, got, want)
 	}
 	return nil
+}
+
+// pathTrick sends one trick, with and without a signed-in user's cookie.
+func (s *stack) pathTrick(path, cookie string) error {
+	head := "GET " + path + " HTTP/1.1\r\nHost: " + s.gwAddr + "\r\nX-CSRF: 1"
+	return s.rawWant("path trick "+path, head, cookie, http.StatusBadRequest)
 }
 
 // repeatReader is n bytes of b repeated.
@@ -213,17 +219,7 @@ const spoofHeaders = "X-Forwarded-For: \r\nX-Forwarded-For: 1.2.3.4\r\nX-Real-IP
 // spoof sends the spoofed headers with Host: evil.example to path.
 func (s *stack) spoof(path, cookie string, n int) error {
 	head := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: evil.example\r\nX-CSRF: 1\r\nX-Hostile-Spoof: %d\r\n%s", path, n, spoofHeaders)
-	if cookie != "" {
-		head += "\r\nCookie: " + cookie
-	}
-	got, err := raw(s.gwAddr, head, nil)
-	if err != nil {
-		return fmt.Errorf("spoofed headers to %s: %w", path, err)
-	}
-	if got != http.StatusOK {
-		return errStatus("spoofed headers to "+path, got, http.StatusOK)
-	}
-	return nil
+	return s.rawWant("spoofed headers to "+path, head, cookie, http.StatusOK)
 }
 
 // forbiddenUpstream are headers (lower case, "_" as "-") that an upstream
