@@ -27,15 +27,7 @@ func TestDecryptionKeyFromOpenSSLECParams(t *testing.T) {
 	}
 	op := testop.New(t, testop.Config{})
 	listen, admin := freePort(t), freePort(t)
-	path := gatewayConfig(t, op, "http", listen, admin, "")
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString(`id_token_decryption_key_file = "` + keyFile + "\"\n"); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	path := testConfig{op: op, listen: listen, admin: admin, app: `id_token_decryption_key_file = "` + keyFile + `"`}.write(t)
 	startRun(t, path, admin, io.Discard)
 }
 
@@ -43,16 +35,9 @@ func TestDecryptionKeyFromOpenSSLECParams(t *testing.T) {
 // usable key is a config error with its key path, found before start.
 func TestDecryptionKeyFileErrorsAtLoad(t *testing.T) {
 	op := testop.New(t, testop.Config{})
-	path := gatewayConfig(t, op, "http", freePort(t), freePort(t), "")
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString(`id_token_decryption_key_file = "` + path + "\"\n"); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	_, err = loadConfig(path, env(nil))
+	notKey := writeConfig(t, "not a key")
+	path := testConfig{op: op, listen: freePort(t), admin: freePort(t), app: `id_token_decryption_key_file = "` + notKey + `"`}.write(t)
+	_, err := loadConfig(path, env(nil))
 	if err == nil || !strings.Contains(err.Error(), "apps[0].id_token_decryption_key_file:") {
 		t.Errorf("loadConfig error = %v, want one naming apps[0].id_token_decryption_key_file", err)
 	}

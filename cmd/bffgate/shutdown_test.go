@@ -25,6 +25,20 @@ type runningGateway struct {
 	done   chan error
 }
 
+// waitStopped waits up to d for run to return, and fails the test with
+// late if it does not, or with run's error.
+func (g *runningGateway) waitStopped(t *testing.T, d time.Duration, late string) {
+	t.Helper()
+	select {
+	case err := <-g.done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(d):
+		t.Fatal(late)
+	}
+}
+
 // runGateway starts run with the config at path and waits until it is
 // ready. The test must call stop.
 func runGateway(t *testing.T, path, listen, admin string) *runningGateway {
@@ -91,14 +105,7 @@ func TestShutdownTellsEventStreamsToReconnect(t *testing.T) {
 	if !closed {
 		t.Fatalf("the event stream is still open 20s after shutdown began (shutdown_timeout 30s); it got:\n%s", strings.Join(got, "\n"))
 	}
-	select {
-	case err := <-g.done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run still shutting down 15s after the stream closed: the stream held the HTTP drain")
-	}
+	g.waitStopped(t, 15*time.Second, "run still shutting down 15s after the stream closed: the stream held the HTTP drain")
 	all := strings.Join(got, "\n")
 	if !strings.Contains(all, "event: reconnect") || !strings.Contains(all, "retry: ") {
 		t.Errorf("stream at shutdown:\n%s\nwant a retry hint and a reconnect event", all)
@@ -168,14 +175,7 @@ timeout = "60s"`), fmt.Sprintf(`
 		readUntilClosed(lines, time.Minute)
 		releaseOnce.Do(func() { close(release) }) // the stream is closed: shutdown has begun
 	}()
-	select {
-	case err := <-g.done:
-		if err != nil {
-			t.Errorf("run: %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("run did not stop")
-	}
+	g.waitStopped(t, 60*time.Second, "run did not stop")
 	if n := delivered.Load(); n != 2 {
 		t.Errorf("%d of 2 downstream notifications delivered during shutdown", n)
 	}
