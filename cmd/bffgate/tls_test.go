@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -18,10 +17,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/internal/testop"
 )
 
@@ -141,7 +140,7 @@ func TestHealthcheckFlag(t *testing.T) {
 	if err := healthcheck(); err == nil {
 		t.Fatal("-healthcheck succeeded with no gateway running")
 	}
-	logw := &syncWriter{w: new(bytes.Buffer)}
+	logw := &proctest.Buffer{}
 	startRun(t, path, admin, logw)
 	if err := healthcheck(); err != nil {
 		t.Errorf("-healthcheck against a running gateway: %v", err)
@@ -167,22 +166,4 @@ func TestHealthcheckFlag(t *testing.T) {
 	if rid == "" || lines < 3 {
 		t.Errorf("request %q: %d log lines carry its id, want the rejection, the failure and the access line", rid, lines)
 	}
-}
-
-// syncWriter serialises writes to a buffer shared with the test.
-type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.String()
 }
