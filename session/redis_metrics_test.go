@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/bffgate/bffgate/session"
-	"github.com/bffgate/bffgate/session/storetest"
 )
 
 // TestRedisUpMetric checks bffgate_redis_up and the last successful ping
