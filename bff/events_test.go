@@ -145,3 +145,26 @@ func TestClientJS(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsHeartbeatRechecksSession: the shared wheel's heartbeat still
+// reaches each stream, and still re-checks the store: a session gone
+// without a message (here deleted behind the manager's back, as when a
+// cross-replica message is missed) ends the stream with cause "unknown".
+func TestEventsHeartbeatRechecksSession(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	h.gw.events.every = 250 * time.Millisecond // before the first stream
+	c := h.login("/")
+	_, lines := h.openEvents(c)
+	waitLine(t, lines, ": connected", 5*time.Second)
+	waitLine(t, lines, ": heartbeat", 5*time.Second)
+
+	if _, err := h.store.Delete(t.Context(), h.sessionOf(c).ID); err != nil {
+		t.Fatal(err)
+	}
+	waitLine(t, lines, "event: logout", 5*time.Second)
+	data, _ := waitLine(t, lines, "data:", 5*time.Second)
+	if !strings.Contains(data, `"cause":"unknown"`) {
+		t.Errorf("data = %q, want the backstop's cause unknown", data)
+	}
+	waitClosed(t, lines, 5*time.Second)
+}
