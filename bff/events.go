@@ -45,12 +45,14 @@ func (e *eventStreams) serve(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	user := userKey(s)
-	st, refused := e.broker.subscribe(s.ID, user)
+	// Keep only the id and the user key: the session record (claims and
+	// all) is not held for the life of the stream.
+	id, user := s.ID, userKey(s)
+	st, refused := e.broker.subscribe(id, user)
 	if refused != "" {
 		return refuseStream(c, refused)
 	}
-	defer e.broker.unsubscribe(s.ID, user, st)
+	defer e.broker.unsubscribe(id, user, st)
 
 	w := c.Response()
 	h := w.Header()
@@ -60,7 +62,7 @@ func (e *eventStreams) serve(c echo.Context) error {
 	w.WriteHeader(http.StatusOK)
 	// The session may have ended between the lookup and the subscription:
 	// then say so at once, with the cause if the broker already has it.
-	if _, err := e.sess.sessions.Get(r.Context(), s.ID); errors.Is(err, session.ErrNotFound) {
+	if _, err := e.sess.sessions.Get(r.Context(), id); errors.Is(err, session.ErrNotFound) {
 		cause := causeUnknown
 		select {
 		case cause = <-st.ended:
@@ -81,7 +83,7 @@ func (e *eventStreams) serve(c echo.Context) error {
 		case <-st.beat:
 			// A backstop for a missed cross-replica message: the store
 			// decides whether the session still lives.
-			if _, err := e.sess.sessions.Get(r.Context(), s.ID); errors.Is(err, session.ErrNotFound) {
+			if _, err := e.sess.sessions.Get(r.Context(), id); errors.Is(err, session.ErrNotFound) {
 				return writeLogout(w, causeUnknown)
 			}
 			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
