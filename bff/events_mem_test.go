@@ -55,16 +55,18 @@ func heapAndStacks() (heap, stacks uint64) {
 
 // measureStreams opens n streams through the real handler (httptest
 // server, real sessions, 8 streams a session) and returns the heap bytes,
-// stack bytes and goroutines each one adds.
+// stack bytes and goroutines each one adds. It measures between n and 2n
+// open streams, so that what the logins left behind (client and OP
+// connections) does not count.
 func measureStreams(tb testing.TB, n int) (heap, stack, goroutines float64) {
 	h := newHarness(tb, harnessOpts{server: func(c *ServerConfig) {
-		c.MaxEventStreams = n + 1
-		c.MaxEventStreamsPerUser = n + 1
+		c.MaxEventStreams = 2*n + 1
+		c.MaxEventStreamsPerUser = 2*n + 1
 		c.RateLimits.Login.Off = true
 	}})
 	u, _ := url.Parse(h.srv.URL)
 	var cookies []string
-	for range (n + maxStreamsPerSession - 1) / maxStreamsPerSession {
+	for range (2*n + maxStreamsPerSession - 1) / maxStreamsPerSession {
 		c := h.login("/")
 		var parts []string
 		for _, k := range c.Jar.Cookies(u) {
@@ -75,11 +77,13 @@ func measureStreams(tb testing.TB, n int) (heap, stack, goroutines float64) {
 	}
 	h.srv.Client().CloseIdleConnections()
 	addr := u.Host
-	rawStream(tb, addr, cookies[0]).Close() // warm up pools and the wheel
+	conns := make([]net.Conn, 0, 2*n)
+	for i := range n {
+		conns = append(conns, rawStream(tb, addr, cookies[i/maxStreamsPerSession]))
+	}
 	h0, s0 := heapAndStacks()
 	g0 := runtime.NumGoroutine()
-	conns := make([]net.Conn, 0, n)
-	for i := range n {
+	for i := n; i < 2*n; i++ {
 		conns = append(conns, rawStream(tb, addr, cookies[i/maxStreamsPerSession]))
 	}
 	h1, s1 := heapAndStacks()
