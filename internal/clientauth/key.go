@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -46,7 +47,7 @@ func NewKey(key crypto.Signer, kid, alg string) (*Key, error) {
 	a := jose.SignatureAlgorithm(alg)
 	if alg == "" {
 		a = def
-	} else if !contains(allowed, a) {
+	} else if !slices.Contains(allowed, a) {
 		return nil, fmt.Errorf("alg %s does not fit a %T key (use one of %v)", alg, key, allowed)
 	}
 	pub := jose.JSONWebKey{Key: key.Public(), Algorithm: string(a), Use: "sig"}
@@ -87,15 +88,6 @@ func algorithms(key crypto.Signer) (jose.SignatureAlgorithm, []jose.SignatureAlg
 		return jose.EdDSA, []jose.SignatureAlgorithm{jose.EdDSA}, nil
 	}
 	return "", nil, fmt.Errorf("%T is not an RSA, EC or Ed25519 private key", key)
-}
-
-func contains(list []jose.SignatureAlgorithm, a jose.SignatureAlgorithm) bool {
-	for _, x := range list {
-		if x == a {
-			return true
-		}
-	}
-	return false
 }
 
 // assertion returns a fresh client assertion (RFC 7523 §3): iss and sub
