@@ -164,8 +164,9 @@ func (s *Service) candidates(raw string) ([]*Client, *parsed) {
 func (s *Service) Backchannel(ctx context.Context, raw string) ([]Result, error) {
 	clients, p := s.candidates(raw)
 	if len(clients) == 0 {
-		s.reject(ctx, "", invalid(ReasonNoClient, "no configured app has this issuer and audience", nil))
-		return nil, invalid(ReasonNoClient, "no configured app has this issuer and audience", nil)
+		err := invalid(ReasonNoClient, "no configured app has this issuer and audience", nil)
+		s.reject(ctx, "", err)
+		return nil, err
 	}
 	var accepted []Result
 	var caches []ReplayCache
