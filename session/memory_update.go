@@ -21,7 +21,7 @@ func (m *MemoryStore) MarkUpstream(_ context.Context, id, name string) error {
 	n := *old
 	// Versions share their Upstreams: build a new slice, never insert
 	// into the one an older version (or a reader's Clone) is reading.
-	n.Upstreams = slices.Insert(slices.Clip(slices.Clone(old.Upstreams)), i, name)
+	n.Upstreams = slices.Insert(slices.Clone(old.Upstreams), i, name)
 	e.s.Store(&n)
 	return nil
 }
