@@ -58,13 +58,9 @@ func logoutForm(c echo.Context) (url.Values, error) {
 	return body, nil
 }
 
-// handleBackchannel is POST /bff/backchannel-logout (OpenID Connect
+// backchannel is POST /bff/backchannel-logout (OpenID Connect
 // Back-Channel Logout 1.0, errata 1, §2.5–2.8). Success is 200 with an
 // empty body; every failure is 400 with a JSON error.
-func handleBackchannel(svc *logout.Service) echo.HandlerFunc {
-	return func(c echo.Context) error { return backchannel(svc, c) }
-}
-
 func backchannel(svc *logout.Service, c echo.Context) error {
 	r := c.Request()
 	w := c.Response()

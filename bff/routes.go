@@ -59,7 +59,6 @@ func (g *Gateway) routes(sites []*site, issuer Issuer, public *url.URL) *echo.Ec
 	for _, s := range sites {
 		byPrefix[s.app.cfg.PathPrefix] = append(byPrefix[s.app.cfg.PathPrefix], s)
 	}
-	backchannel := handleBackchannel(g.logout)
 	for prefix, list := range byPrefix {
 		// Apps bound to hosts are tried before the catch-all one.
 		slices.SortStableFunc(list, func(x, y *site) int { return len(y.app.cfg.Hosts) - len(x.app.cfg.Hosts) })
@@ -78,7 +77,7 @@ func (g *Gateway) routes(sites []*site, issuer Issuer, public *url.URL) *echo.Ec
 		bff(http.MethodGet, "check-session", routeCheckSession, func(s *site, c echo.Context) error { return s.checkSession.serve(c) })
 		bff(http.MethodGet, "client.js", routeOther, func(_ *site, c echo.Context) error { return handleClientJS(c) })
 		e.Any(base+"/bff/backchannel-logout", dispatch(list, routeBackchannel, func(_ *site, c echo.Context) error {
-			return backchannel(c)
+			return backchannel(g.logout, c)
 		}), backLimit)
 		e.Any(base+"/bff/*", dispatch(list, routeOther, func(*site, echo.Context) error {
 			return jsonError(http.StatusNotFound, "not_found", "no such gateway endpoint", nil)
