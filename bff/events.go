@@ -72,10 +72,8 @@ func (e *eventStreams) serve(c echo.Context) error {
 	}
 	fmt.Fprintf(w, "retry: 5000\n: connected\n\n")
 	w.Flush()
-	if e.broker.isClosing() {
-		return writeReconnect(w)
-	}
 	// Heartbeats come from the broker's shared wheel, not a timer here.
+	// A stream opened after shutdown began finds closing ready at once.
 	for {
 		select {
 		case cause := <-st.ended:

@@ -225,12 +225,3 @@ func (b *broker) SessionEnded(_ context.Context, cause session.Cause, s *session
 func (b *broker) SessionEndedElsewhere(_ context.Context, cause session.Cause, id string) {
 	b.publish(id, cause)
 }
-
-func (b *broker) isClosing() bool {
-	select {
-	case <-b.closing:
-		return true
-	default:
-		return false
-	}
-}
