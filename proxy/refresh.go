@@ -282,6 +282,7 @@ func (r *Refresher) round(ctx context.Context, id, seen string) (tokens, error) 
 		// was read? Then its tokens are the session's.
 		now, gerr := r.stored(ctx, id)
 		if gerr != nil {
+			r.release(ctx, id)
 			return tokens{}, gerr
 		}
 		if now.RefreshToken == from {
