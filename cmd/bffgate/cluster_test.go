@@ -94,12 +94,8 @@ func TestRedisClusterOutageFailsClosed(t *testing.T) {
 	})
 	waitFor := func(what string, d time.Duration, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(d)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within %v", what, d)
-			}
-			time.Sleep(20 * time.Millisecond)
+		if !poll(d, cond) {
+			t.Fatalf("%s: not within %v", what, d)
 		}
 	}
 

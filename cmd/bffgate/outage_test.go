@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/internal/testop"
 	"github.com/bffgate/bffgate/session/storetest"
 )
@@ -238,12 +240,12 @@ func gatewayGoroutines() []string {
 // poll calls cond every 10 ms until it holds (true) or d has passed
 // (false).
 func poll(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
+	return proctest.Eventually(d, 10*time.Millisecond, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
+		return errNotYet
+	}) == nil
 }
+
+var errNotYet = errors.New("not yet")

@@ -162,12 +162,8 @@ timeout = "60s"`), fmt.Sprintf(`
 	if code, body, err := backchannel(&replica{public: public}, logoutToken(op, leaving)); err != nil || code != http.StatusOK {
 		t.Fatalf("back-channel logout: %d %q %v", code, body, err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for seen.Load() == 0 { // the first notification is in flight
-		if time.Now().After(deadline) {
-			t.Fatal("the receiver got no notification")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll(10*time.Second, func() bool { return seen.Load() > 0 }) { // the first notification is in flight
+		t.Fatal("the receiver got no notification")
 	}
 
 	g.cancel()
