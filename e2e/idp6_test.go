@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // startIdP6 starts e2e/idp6 (oidc-provider 6.31.1: front-channel logout and
@@ -23,18 +21,13 @@ func startIdP6(t *testing.T, dir, gwURL string) (*proc, string) {
 	t.Helper()
 	port := freePorts(t, 1)[0]
 	issuer := "http://127.0.0.1:" + strconv.Itoa(port)
-	p := startProc(t, dir, "idp6", []string{
+	p := startNode(t, dir, "idp6", []string{
 		"PORT=" + strconv.Itoa(port),
 		"HOST=127.0.0.1",
 		"GATEWAY_URL=" + gwURL,
 		"DEMO_CLIENT_SECRET=" + demoSecret,
 		"ISSUER=", "CLIENTS_FILE=", "CLIENTS_JSON=", "DEBUG=",
-	}, "node", filepath.Join(repoRoot, "e2e", "idp6", "server.js"))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := p.waitHTTP(ctx, issuer+"/.well-known/openid-configuration"); err != nil {
-		t.Fatal(err)
-	}
+	}, issuer+"/.well-known/openid-configuration", filepath.Join(repoRoot, "e2e", "idp6", "server.js"))
 	return p, issuer
 }
 

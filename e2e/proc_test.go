@@ -144,6 +144,43 @@ func startProc(t *testing.T, dir, name string, env []string, bin string, args ..
 	return p
 }
 
+// Node's start-up window and attempts for startNode. The IdPs are listening
+// within about 0.5 s here; a CI run once saw oidc-provider's process alive
+// but never listening (main thread asleep in a futex, before the provider
+// was built), which a restart clears.
+var nodeStartWindow = 10 * time.Second // a variable for TestStartNodeRestartsAHungStart
+
+const nodeStartAttempts = 3
+
+// startNode starts a Node.js IdP with startProc and waits until url answers
+// 200. A process that exits fails the test at once (its log says why); one
+// that is alive but not listening after nodeStartWindow has hung at start:
+// its state is logged, it is stopped, and it is started again, at most
+// nodeStartAttempts times in all. Attempts after the first log to
+// <name>-attempt<N>.log.
+func startNode(t *testing.T, dir, name string, env []string, url string, args ...string) *proc {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		logName := name
+		if attempt > 1 {
+			logName = fmt.Sprintf("%s-attempt%d", name, attempt)
+		}
+		p := startProc(t, dir, logName, env, "node", args...)
+		ctx, cancel := context.WithTimeout(context.Background(), nodeStartWindow)
+		err := p.waitHTTP(ctx, url)
+		cancel()
+		if err == nil {
+			return p
+		}
+		if done, _ := p.Exited(); done || attempt == nodeStartAttempts {
+			t.Fatal(err)
+		}
+		t.Logf("%s hung at start (attempt %d of %d), restarting it: %v\n%s", name, attempt, nodeStartAttempts,
+			err, proctest.Tail(p.log.String(), 20))
+		p.Stop()
+	}
+}
+
 // waitHTTP polls url until it answers 200, or the process exits.
 func (p *proc) waitHTTP(ctx context.Context, url string) error {
 	client := &http.Client{Timeout: 2 * time.Second}
@@ -189,8 +226,9 @@ func (p *proc) diagnose() string {
 	for _, task := range tasks {
 		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
 		wc, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/wchan", pid, task.Name()))
+		sc, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", pid, task.Name()))
 		if f := strings.Fields(string(st)); len(f) > 2 {
-			fmt.Fprintf(&b, "; task %s %s %s %s", task.Name(), f[1], f[2], wc)
+			fmt.Fprintf(&b, "; task %s %s %s %s (syscall %s)", task.Name(), f[1], f[2], wc, strings.TrimSpace(string(sc)))
 		}
 	}
 	return b.String()

@@ -110,9 +110,6 @@ func startStackWith(t *testing.T, opts stackOptions, apps ...appSpec) *stack {
 		gwURL:    url(ports[3]),
 		adminURL: url(ports[4]),
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-
 	idpEnv := []string{
 		"PORT=" + strconv.Itoa(ports[0]),
 		"HOST=127.0.0.1",
@@ -121,25 +118,27 @@ func startStackWith(t *testing.T, opts stackOptions, apps ...appSpec) *stack {
 		"ISSUER=" + s.idpURL, "CLIENTS_FILE=", "CLIENTS_JSON=" + opts.clientsJSON, "DEBUG=",
 	}
 	idpEnv = append(idpEnv, opts.idpEnv...)
-	if opts.idp6 {
-		s.idp = startProc(t, s.dir, "idp6", idpEnv, "node", filepath.Join(repoRoot, "e2e", "idp6", "server.js"))
-	} else {
-		hooks := filepath.Join(repoRoot, "e2e", "testdata", "idp-hooks.mjs")
-		s.idp = startProc(t, s.dir, "idp", idpEnv,
-			"node", "--import", "file://"+hooks, filepath.Join(repoRoot, "examples", "idp", "server.js"))
-	}
 	s.spa = startProc(t, s.dir, "spa", nil, bins.spa, "-listen", strings.TrimPrefix(s.spaURL, "http://"))
 	// The API validates access tokens at the IdP, and the gateway's logout
 	// tokens (POST /logout, audience demo-api) against the gateway.
 	s.api = startProc(t, s.dir, "api", []string{"DEMO_CLIENT_SECRET=" + demoSecret},
 		bins.api, "-listen", strings.TrimPrefix(s.apiURL, "http://"), "-issuer", s.idpURL, "-client-id", "demo",
 		"-gateway", s.gwURL, "-audience", demoAPIAudience)
+	discovery := s.idpURL + "/.well-known/openid-configuration"
+	if opts.idp6 {
+		s.idp = startNode(t, s.dir, "idp6", idpEnv, discovery, filepath.Join(repoRoot, "e2e", "idp6", "server.js"))
+	} else {
+		hooks := filepath.Join(repoRoot, "e2e", "testdata", "idp-hooks.mjs")
+		s.idp = startNode(t, s.dir, "idp", idpEnv, discovery,
+			"--import", "file://"+hooks, filepath.Join(repoRoot, "examples", "idp", "server.js"))
+	}
 
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	wg.Go(func() { errs[0] = s.idp.waitHTTP(ctx, s.idpURL+"/.well-known/openid-configuration") })
-	wg.Go(func() { errs[1] = s.spa.waitHTTP(ctx, s.spaURL+"/") })
-	wg.Go(func() { errs[2] = s.api.waitHTTP(ctx, s.apiURL+"/healthz") })
+	errs := make([]error, 2)
+	wg.Go(func() { errs[0] = s.spa.waitHTTP(ctx, s.spaURL+"/") })
+	wg.Go(func() { errs[1] = s.api.waitHTTP(ctx, s.apiURL+"/healthz") })
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {

@@ -53,10 +53,33 @@ build_demo() {
 
 # start_apps starts the IdP, the SPA and the API, each logging to its file.
 start_apps() {
-  PORT=$IDP GATEWAY_URL=http://127.0.0.1:$GW node examples/idp/server.js >"$LOGS/idp.log" 2>&1 &
+  : >"$LOGS/idp.log"
+  start_idp
   bin/demo-spa -listen "127.0.0.1:$SPA" >"$LOGS/spa.log" 2>&1 &
   bin/demo-api -listen "127.0.0.1:$API" -issuer "http://127.0.0.1:$IDP" -client-id demo \
     -gateway "http://127.0.0.1:$GW" >"$LOGS/api.log" 2>&1 &
+}
+
+start_idp() {
+  PORT=$IDP GATEWAY_URL=http://127.0.0.1:$GW node examples/idp/server.js >>"$LOGS/idp.log" 2>&1 &
+  IDP_PID=$!
+}
+
+# wait_idp waits for the IdP. It listens within a second or two; a Node
+# process that is alive but not listening after 10 s has hung at start (seen
+# rarely, on a busy machine): it is stopped and started once more.
+wait_idp() {
+  local u="http://127.0.0.1:$IDP/healthz"
+  for _ in $(seq 1 50); do
+    curl -fsS -o /dev/null "$u" 2>/dev/null && return 0
+    kill -0 "$IDP_PID" 2>/dev/null || { echo "demo: the IdP exited; see $LOGS/idp.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  echo "demo: the IdP is not listening after 10 s; starting it again" >&2
+  kill -KILL -- "-$IDP_PID" 2>/dev/null || true
+  wait "$IDP_PID" 2>/dev/null || true
+  start_idp
+  wait_ready "$u"
 }
 
 # wait_ready URL...: each must answer 200 within 30 s.

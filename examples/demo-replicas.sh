@@ -33,7 +33,7 @@ export DEMO_IDP_URL="http://127.0.0.1:$IDP" DEMO_SPA_URL="http://127.0.0.1:$SPA"
 redis-server --port "$REDIS" --bind 127.0.0.1 --save '' --appendonly no --dir "$LOGS" >"$LOGS/redis.log" 2>&1 &
 start_apps
 for _ in $(seq 1 150); do redis-cli -p "$REDIS" ping >/dev/null 2>&1 && break; sleep 0.2; done
-wait_ready "http://127.0.0.1:$IDP/healthz"
+wait_idp
 backends=()
 for i in 0 1 2; do
   n=$((i + 1))

@@ -21,7 +21,7 @@ sed -e "s/127\.0\.0\.1:8080/127.0.0.1:$GW/g; s/127\.0\.0\.1:9090/127.0.0.1:$ADMI
     -e "s/127\.0\.0\.1:4000/127.0.0.1:$API/g" config.toml >"$LOGS/gateway.toml"
 
 start_apps
-wait_ready "http://127.0.0.1:$IDP/healthz"
+wait_idp
 bin/bffgate -config "$LOGS/gateway.toml" 2>&1 | bin/demo-logview -file "$LOGS/gateway.log" &
 wait_ready "http://127.0.0.1:$ADMIN/readyz"
 
