@@ -59,6 +59,7 @@ type Notifier struct {
 	cancel      context.CancelFunc // cancels the workers; nil before Start
 	wg          sync.WaitGroup
 	undelivered atomic.Int64
+	queueDown   atomic.Bool // the durable queue's last Pop failed (logged once)
 }
 
 type notifierMetrics struct {
@@ -175,18 +176,30 @@ func (nt *Notifier) drop(n Notification, msg string, err error) {
 }
 
 func (nt *Notifier) work(ctx context.Context) {
+	// A durable queue's outage (Redis down): each worker backs off from
+	// 100 ms to 5 s between attempts, and the outage is logged once when it
+	// starts and once when it ends, not per worker per attempt.
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 100 * time.Millisecond
+	b.MaxInterval = 5 * time.Second
 	for ctx.Err() == nil {
 		n, err := nt.queue.Pop(ctx)
 		if err != nil {
 			if errors.Is(err, ErrQueueClosed) || ctx.Err() != nil {
 				return // closed and drained, or cancelled
 			}
-			nt.log.Error("downstream logout queue", "err", err) // a durable queue's outage
+			if nt.queueDown.CompareAndSwap(false, true) {
+				nt.log.Error("downstream logout queue unavailable; delivery waits until it is back", "err", err)
+			}
 			select {
-			case <-time.After(time.Second):
+			case <-time.After(b.NextBackOff()):
 			case <-ctx.Done():
 			}
 			continue
+		}
+		b.Reset()
+		if nt.queueDown.CompareAndSwap(true, false) {
+			nt.log.Info("downstream logout queue available again")
 		}
 		nt.deliver(ctx, n)
 	}
