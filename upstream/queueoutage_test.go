@@ -20,8 +20,10 @@ type downQueue struct {
 	given bool
 }
 
-func (q *downQueue) Push(context.Context, Notification) error { return errors.New("redis: connection refused") }
-func (q *downQueue) Close() error                             { return nil }
+func (q *downQueue) Push(context.Context, Notification) error {
+	return errors.New("redis: connection refused")
+}
+func (q *downQueue) Close() error { return nil }
 func (q *downQueue) Pop(ctx context.Context) (Notification, error) {
 	q.mu.Lock()
 	q.pops++
