@@ -20,7 +20,17 @@ import (
 type closedResult struct {
 	rps      float64
 	p50, p99 time.Duration
-	errors   int // non-2xx responses and socket errors
+	errors   int           // non-2xx responses and socket errors
+	requests int64         // requests answered in the run
+	cpu      time.Duration // the target process's CPU (utime+stime) over the run; -1 unknown
+}
+
+// cpuPerRequest is the target process's CPU per answered request, or -1.
+func (r closedResult) cpuPerRequest() time.Duration {
+	if r.cpu < 0 || r.requests == 0 {
+		return -1
+	}
+	return r.cpu / time.Duration(r.requests)
 }
 
 // useWrk says whether the closed-loop generator is wrk (Debian's package)
@@ -36,12 +46,19 @@ func useWrk() bool {
 	return err == nil
 }
 
-// closedLoop keeps `connections` requests in flight against tg for d.
+// closedLoop keeps `connections` requests in flight against tg for d,
+// and measures the CPU tg's process used meanwhile.
 func closedLoop(tg target, d time.Duration) (closedResult, error) {
+	m := startCPU(tg.pid)
+	var r closedResult
+	var err error
 	if useWrk() {
-		return runWrk(tg, d)
+		r, err = runWrk(tg, d)
+	} else {
+		r, err = goClosedLoop(tg, d)
 	}
-	return goClosedLoop(tg, d)
+	r.cpu = m.used()
+	return r, err
 }
 
 // wrkCommand is the wrk command line for tg (also printed in the docs).
@@ -55,6 +72,7 @@ func wrkCommand(tg target, d time.Duration) []string {
 
 var (
 	wrkRPS     = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	wrkCount   = regexp.MustCompile(`(\d+) requests in`)
 	wrkNon2xx  = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
 	wrkSockErr = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 	wrkPct     = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
@@ -72,6 +90,9 @@ func runWrk(tg target, d time.Duration) (closedResult, error) {
 		return r, fmt.Errorf("wrk %s: no Requests/sec in: %s", tg.name, out)
 	}
 	r.rps, _ = strconv.ParseFloat(string(m[1]), 64)
+	if m := wrkCount.FindSubmatch(out); m != nil {
+		r.requests, _ = strconv.ParseInt(string(m[1]), 10, 64)
+	}
 	if m := wrkNon2xx.FindSubmatch(out); m != nil {
 		n, _ := strconv.Atoi(string(m[1]))
 		r.errors += n
@@ -148,7 +169,7 @@ func goClosedLoop(tg target, d time.Duration) (closedResult, error) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	p50, p99 := percentiles(lat)
-	return closedResult{rps: float64(ok.Load()) / elapsed.Seconds(), p50: p50, p99: p99, errors: int(bad.Load())}, nil
+	return closedResult{rps: float64(ok.Load()) / elapsed.Seconds(), p50: p50, p99: p99, errors: int(bad.Load()), requests: ok.Load() + bad.Load()}, nil
 }
 
 // openWorkers bounds the open-loop generator's requests in flight.

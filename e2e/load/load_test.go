@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +24,8 @@ func TestLoad(t *testing.T) {
 	skipUnlessEnabled(t)
 	rep := &report{started: time.Now(), machine: describeMachine(), loadBefore: loadAvg()}
 
-	op := testop.New(t, testop.Config{})
+	clock := &opClock{}
+	op := testop.New(t, testop.Config{Wrap: clock.wrap})
 	upAddr, bareAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
 	upstreamURL := "http://" + upAddr
 	up := start(t, "upstream", nil, bins.upstream, "-listen", upAddr)
@@ -41,9 +44,23 @@ func TestLoad(t *testing.T) {
 		red2.reserve(t)
 		gws = append(gws, red, red2)
 	}
+	var streamsGW *gateway
+	if rep.streamsReason = streamsOff(); rep.streamsReason == "" {
+		streamsGW = newGateway("bffgate-streams", "memory", "")
+		streamsGW.serverExtra = fmt.Sprintf("max_connections = %d\nmax_event_streams = %d\nmax_event_streams_per_user = %d",
+			streamCount+1000, streamCount+100, streamCount+100)
+		streamsGW.reserve(t)
+		gws = append(gws, streamsGW)
+	}
 	var callbacks []string
 	for _, g := range gws {
 		callbacks = append(callbacks, g.callbackPrefix)
+	}
+	o2pBin, o2pReason := findOAuth2Proxy()
+	var o2p *oauth2Proxy
+	if o2pBin != "" {
+		o2p = newOAuth2Proxy(t, o2pBin)
+		callbacks = append(callbacks, o2p.callbackPrefix)
 	}
 	op.AddClient(op.ClientID(), op.ClientSecret(), callbacks...)
 	must(t, mem.start(t, op, upstreamURL))
@@ -60,8 +77,8 @@ func TestLoad(t *testing.T) {
 	_, err := mem.login()
 	must(t, err)
 	targets := []target{
-		{key: "A", name: "upstream direct", url: upstreamURL + apiPath, headers: []string{"Cookie: " + mem.cookie, "X-CSRF: 1", "Authorization: Bearer direct"}},
-		{key: "B", name: "bare httputil.ReverseProxy", url: "http://" + bareAddr + apiPath, headers: []string{"Cookie: " + mem.cookie, "X-CSRF: 1"}},
+		{key: "A", name: "upstream direct", url: upstreamURL + apiPath, headers: []string{"Cookie: " + mem.cookie, "X-CSRF: 1", "Authorization: Bearer direct"}, pid: up.Pid()},
+		{key: "B", name: "bare httputil.ReverseProxy", url: "http://" + bareAddr + apiPath, headers: []string{"Cookie: " + mem.cookie, "X-CSRF: 1"}, pid: bare.Pid()},
 		mem.target("C", "bffgate, memory store"),
 	}
 	if red != nil {
@@ -73,12 +90,26 @@ func TestLoad(t *testing.T) {
 			targets = append(targets, red.target("D", "bffgate, Redis store"))
 		}
 	}
+	if o2p != nil {
+		rep.o2pVersion = o2p.version
+		if err := o2p.start(t, op, upstreamURL); err != nil {
+			o2pReason = "oauth2-proxy does not start: " + err.Error()
+		} else if err := o2p.login(); err != nil {
+			o2pReason = "login through oauth2-proxy failed: " + err.Error()
+		} else {
+			targets = append(targets, o2p.target())
+		}
+	}
+	rep.o2pReason = o2pReason
+	if o2pReason != "" {
+		t.Logf("oauth2-proxy target left out: %s", o2pReason)
+	}
 	for _, tg := range targets {
 		must(t, tg.check())
 	}
 	rep.targets = targets
 
-	// Closed loop: warm-up, then interleaved rounds A B C D A B C D …
+	// Closed loop: warm-up, then interleaved rounds A B C D O A B C D O …
 	for _, tg := range targets {
 		if _, err := closedLoop(tg, warmupDur); err != nil {
 			t.Fatal(err)
@@ -93,7 +124,7 @@ func TestLoad(t *testing.T) {
 				t.Errorf("round %d, %s: %d errors (non-2xx or socket)", r+1, tg.name, res.errors)
 			}
 			rep.closed[tg.key] = append(rep.closed[tg.key], res)
-			t.Logf("closed loop, round %d, %s %-28s %9.0f req/s  p50 %v  p99 %v", r+1, tg.key, tg.name, res.rps, res.p50, res.p99)
+			t.Logf("closed loop, round %d, %s %-28s %9.0f req/s  p50 %v  p99 %v  CPU/request %v", r+1, tg.key, tg.name, res.rps, res.p50, res.p99, res.cpuPerRequest())
 		}
 	}
 
@@ -118,17 +149,13 @@ func TestLoad(t *testing.T) {
 		}
 	}
 
-	// Login round trip: /bff/callback as the browser sees it. For scale,
-	// the test OP's own share: signing one RS256 ID token.
+	// Logins, one at a time: /bff/callback as the browser sees it, and
+	// the test OP's handler time within it (token endpoint, with its RS256
+	// signing of the ID token; JWKS or discovery when hit).
 	for range logins {
-		d, err := mem.login()
+		_, lt, err := mem.loginSession(clock)
 		must(t, err)
-		rep.logins = append(rep.logins, d)
-	}
-	for range 50 {
-		t0 := time.Now()
-		op.Sign(op.LogoutToken(nil), testop.SignOpts{})
-		rep.opSign = append(rep.opSign, time.Since(t0))
+		rep.logins = append(rep.logins, lt)
 	}
 
 	// Cross-replica revocation: back-channel 200 at one replica, then how
@@ -138,8 +165,23 @@ func TestLoad(t *testing.T) {
 	} else if rep.crossReason == "" {
 		rep.crossReason = "needs the Redis target (" + rep.redisReason + ")"
 	}
-
 	rep.loadAfterLoad = loadAvg()
+
+	// Open event streams on a gateway of their own.
+	if streamsGW != nil {
+		if err := streamsGW.start(t, op, upstreamURL); err != nil {
+			rep.streamsReason = "the streams gateway does not start: " + err.Error()
+		} else {
+			res := measureStreams(op, streamsGW)
+			rep.streams = &res
+			if res.reason != "" {
+				t.Errorf("event streams: %s", res.reason)
+			}
+			t.Logf("event streams: %d open (%d sessions × %d): VmRSS %d → %d KiB (%.1f KiB/stream); CPU at rest %v over %v; push p99 %v over %d logouts; other streams ended: %d",
+				res.streams, res.sessions, res.perSession, res.rssBefore, res.rssAfter, res.perStreamKiB(), res.restCPU, res.restFor.Round(time.Millisecond), p99Of(res.push), len(res.push), res.othersEnded)
+		}
+	}
+
 	if withMicro {
 		rep.microLoad = loadAvg()
 		for _, m := range microBenches {
@@ -156,10 +198,24 @@ func TestLoad(t *testing.T) {
 	rep.finished = time.Now()
 	out := rep.markdown()
 	t.Logf("\n%s", out)
+	fmt.Printf("\n=== make bench: goals ===\n%s\n", rep.goalsText())
 	if docPath != "" {
 		must(t, writeSection(docPath, out))
 		t.Logf("wrote the generated section of %s", docPath)
 	}
+}
+
+// streamsOff is why the streams figure is not measured, or "".
+func streamsOff() string {
+	if os.Getenv("BFFGATE_LOAD_STREAMS") == "0" {
+		return "BFFGATE_LOAD_STREAMS=0"
+	}
+	return ""
+}
+
+func p99Of(d []time.Duration) time.Duration {
+	_, p99 := percentiles(slices.Clone(d))
+	return p99
 }
 
 var logins = envInt("BFFGATE_LOAD_LOGINS", 200)

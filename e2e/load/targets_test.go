@@ -33,6 +33,7 @@ type target struct {
 	key, name string
 	url       string
 	headers   []string // "Name: value"
+	pid       int      // the proxy's process, whose CPU is measured (0: none)
 }
 
 // gateway is a running bffgate process.
@@ -44,6 +45,7 @@ type gateway struct {
 	store          string
 	redisURL       string
 	callbackPrefix string
+	serverExtra    string // more [server] keys (the streams gateway's caps)
 }
 
 // newGateway reserves the addresses of a gateway; start runs it.
@@ -72,6 +74,7 @@ listen = %q
 public_url = %q
 admin_listen = %q
 %s
+%s
 [server.rate_limits.login]
 off = true
 [server.rate_limits.backchannel]
@@ -88,7 +91,7 @@ frontend = %q
   [[apps.apis]]
   path = "/api/"
   upstream = %q
-`, g.name, strings.TrimPrefix(g.public, "http://"), g.public, g.admin, profilingToken(), g.store, redis, sessionSecret,
+`, g.name, strings.TrimPrefix(g.public, "http://"), g.public, g.admin, profilingToken(), g.serverExtra, g.store, redis, sessionSecret,
 		op.URL, op.ClientID(), op.ClientSecret(), upstreamURL, upstreamURL)
 	path := filepath.Join(t.TempDir(), "config.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -103,6 +106,35 @@ frontend = %q
 // the client: code exchange with the (in-process, fast) test OP, ID token
 // validation, session creation and the cookie.
 func (g *gateway) login() (time.Duration, error) {
+	cookie, lt, err := g.loginSession(nil)
+	if err != nil {
+		return 0, err
+	}
+	g.cookie = cookie
+	return lt.callback, nil
+}
+
+// loginSession signs a new session in and returns its cookie, without
+// keeping it; safe for concurrent use when clock is nil.
+func (g *gateway) loginSession(clock *opClock) (string, loginTiming, error) {
+	return browserLogin(g.public, g.public+"/bff/login?returnUrl=/", g.callbackPrefix,
+		func(name string) bool { return name == "bffgate-demo" }, clock)
+}
+
+// loginTiming is one login's callback: its round trip as the browser
+// sees it, and the part of it the IdP's handler took (when timed).
+type loginTiming struct {
+	callback, idp time.Duration
+	idpCalls      int
+}
+
+// browserLogin follows a login from start to the callback the way a
+// browser does, with a cookie jar, and returns the session cookies
+// ("name=value; …", those whose name keep accepts). When clock is not
+// nil, the OP's handler time during the callback request is taken from
+// it (logins so timed must not overlap).
+func browserLogin(base, start, callbackPrefix string, keep func(string) bool, clock *opClock) (string, loginTiming, error) {
+	var lt loginTiming
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{
 		Jar:           jar,
@@ -110,48 +142,64 @@ func (g *gateway) login() (time.Duration, error) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	defer c.CloseIdleConnections()
-	next := g.public + "/bff/login?returnUrl=/"
-	var took time.Duration
+	next := start
 	for step := 0; ; step++ {
-		if step == 3 {
-			return 0, errors.New("login: too many redirects")
+		if step == 4 {
+			return "", lt, errors.New("login: too many redirects")
 		}
-		callback := strings.HasPrefix(next, g.callbackPrefix)
+		callback := strings.HasPrefix(next, callbackPrefix)
+		if callback && clock != nil {
+			clock.take()
+		}
 		t0 := time.Now()
 		resp, err := c.Get(next)
 		if err != nil {
-			return 0, fmt.Errorf("login: %w", err)
+			return "", lt, fmt.Errorf("login: %w", err)
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if callback {
-			took = time.Since(t0)
+			lt.callback = time.Since(t0)
+			if clock != nil {
+				lt.idp, lt.idpCalls = clock.take()
+			}
 		}
 		if resp.StatusCode != http.StatusFound {
-			return 0, fmt.Errorf("login: GET %s: status %d", next, resp.StatusCode)
+			return "", lt, fmt.Errorf("login: GET %s: status %d", redactQuery(next), resp.StatusCode)
 		}
 		if callback {
 			break
 		}
 		loc, err := resp.Location()
 		if err != nil {
-			return 0, fmt.Errorf("login: %w", err)
+			return "", lt, fmt.Errorf("login: %w", err)
 		}
 		next = loc.String()
 	}
-	u, _ := url.Parse(g.public)
+	u, _ := url.Parse(base)
+	var cookies []string
 	for _, ck := range jar.Cookies(u) {
-		if ck.Name == "bffgate-demo" {
-			g.cookie = ck.Name + "=" + ck.Value
-			return took, nil
+		if keep(ck.Name) {
+			cookies = append(cookies, ck.Name+"="+ck.Value)
 		}
 	}
-	return 0, errors.New("login: no session cookie after the callback")
+	if len(cookies) == 0 {
+		return "", lt, errors.New("login: no session cookie after the callback")
+	}
+	return strings.Join(cookies, "; "), lt, nil
+}
+
+// redactQuery drops a URL's query (codes and states) from messages.
+func redactQuery(s string) string {
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		return s[:i] + "?…"
+	}
+	return s
 }
 
 // target is the gateway as a load target, signed in.
 func (g *gateway) target(key, name string) target {
-	return target{key: key, name: name, url: g.public + apiPath, headers: []string{"Cookie: " + g.cookie, "X-CSRF: 1"}}
+	return target{key: key, name: name, url: g.public + apiPath, headers: []string{"Cookie: " + g.cookie, "X-CSRF: 1"}, pid: g.proc.Pid()}
 }
 
 // startRedis runs a throw-away redis-server on a free port, without

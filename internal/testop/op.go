@@ -56,6 +56,9 @@ type Config struct {
 	// (default: absent).
 	TokenAuthMethods      []string
 	RevocationAuthMethods []string
+	// Wrap, when not nil, wraps the OP's handler (the load harness times
+	// the IdP's share of a login with it).
+	Wrap func(http.Handler) http.Handler
 }
 
 // OP is a running test OpenID Provider.
@@ -144,7 +147,11 @@ func New(t testing.TB, cfg Config) *OP {
 	if !cfg.NoEndSession {
 		mux.HandleFunc("/end_session", op.endSession)
 	}
-	op.srv = httptest.NewServer(mux)
+	var h http.Handler = mux
+	if cfg.Wrap != nil {
+		h = cfg.Wrap(mux)
+	}
+	op.srv = httptest.NewServer(h)
 	op.URL = op.srv.URL
 	t.Cleanup(op.srv.Close)
 	return op
