@@ -47,14 +47,21 @@ check-config: build
 # interleaved rounds, then the Go benchmarks; about 4 minutes. It rewrites
 # the generated section of docs/benchmarks.md. Uses wrk when installed
 # (apt-get install wrk; else a Go generator) and redis-server when
-# installed (the Redis target). BENCH_ROUNDS=7 BENCH_DURATION=6s for more.
-BENCH_ROUNDS   ?= 5
-BENCH_DURATION ?= 4s
-BENCH_DOC      ?= $(CURDIR)/docs/benchmarks.md
+# installed (the Redis target), and oauth2-proxy beside them when
+# BENCH_OAUTH2_PROXY names its binary or one is on PATH or in
+# $(go env GOPATH)/bin (BENCH_OAUTH2_PROXY=0: never). It also opens
+# BENCH_STREAMS (10000) /bff/events streams on a gateway of their own.
+# BENCH_ROUNDS=7 BENCH_DURATION=6s for more.
+BENCH_ROUNDS       ?= 5
+BENCH_DURATION     ?= 4s
+BENCH_STREAMS      ?= 10000
+BENCH_OAUTH2_PROXY ?=
+BENCH_DOC          ?= $(CURDIR)/docs/benchmarks.md
 bench:
 	BFFGATE_LOAD=1 BFFGATE_LOAD_DOC=$(BENCH_DOC) BFFGATE_LOAD_ROUNDS=$(BENCH_ROUNDS) \
-	BFFGATE_LOAD_DURATION=$(BENCH_DURATION) GO=$(GO) \
-		$(GO) test -tags loadbench -count=1 -timeout 15m -run '^TestLoad$$' -v ./e2e/load
+	BFFGATE_LOAD_DURATION=$(BENCH_DURATION) BFFGATE_LOAD_STREAMS=$(BENCH_STREAMS) \
+	BFFGATE_LOAD_OAUTH2_PROXY=$(BENCH_OAUTH2_PROXY) GO=$(GO) \
+		$(GO) test -tags loadbench -count=1 -timeout 25m -run '^TestLoad$$' -v ./e2e/load
 
 # Fuzz the logout-token verifier and the back-channel endpoint
 # (FUZZTIME=5m make fuzz); neither may ever panic.

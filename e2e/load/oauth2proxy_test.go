@@ -58,8 +58,15 @@ func findOAuth2Proxy() (bin, reason string) {
 func newOAuth2Proxy(t testing.TB, bin string) *oauth2Proxy {
 	o := &oauth2Proxy{bin: bin, addr: proctest.FreeAddr(t)}
 	o.callbackPrefix = "http://" + o.addr + "/oauth2/callback"
-	if out, err := exec.Command(bin, "--version").CombinedOutput(); err == nil {
-		o.version = strings.TrimSpace(string(out))
+	o.version = "oauth2-proxy"
+	// A go-installed binary says "oauth2-proxy undefined" to --version;
+	// its module version is in the build information.
+	if out, err := exec.Command(goCmd(), "version", "-m", bin).Output(); err == nil {
+		for _, l := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(l); len(f) >= 3 && f[0] == "mod" {
+				o.version = "oauth2-proxy " + f[2]
+			}
+		}
 	}
 	return o
 }
@@ -81,6 +88,7 @@ func (o *oauth2Proxy) start(t testing.TB, op *testop.OP, upstreamURL string) err
 		"--upstream="+upstreamURL+"/",
 		"--email-domain=*",
 		"--insecure-oidc-allow-unverified-email",
+		"--insecure-oidc-skip-nonce=false", // send a nonce: the test OP requires one
 		"--cookie-secret=load-harness-cookie-secret-32byt",
 		"--cookie-secure=false",
 		"--skip-provider-button",
@@ -101,7 +109,10 @@ func (o *oauth2Proxy) login() error {
 		return strings.HasPrefix(name, "_oauth2_proxy") && !strings.HasSuffix(name, "_csrf")
 	}, nil)
 	o.cookie = ck
-	return err
+	if err != nil {
+		return fmt.Errorf("%w (oauth2-proxy: %s)", err, o.proc.tail(3))
+	}
+	return nil
 }
 
 func (o *oauth2Proxy) target() target {

@@ -204,6 +204,7 @@ func (r *report) markdown() string {
 	for _, g := range r.goalRows() {
 		p("| %s | %s | %s | %s |\n", g.figure, g.goal, g.measured, g.met)
 	}
+	p("\nBeside the goals: %s.\n", r.comparison())
 
 	// Closed loop.
 	p("\n#### Throughput, closed loop (requests/s; %d rounds of %v after a %v warm-up each, interleaved)\n\n", rounds, roundDur, warmupDur)
@@ -236,7 +237,7 @@ func (r *report) markdown() string {
 		p("\nD (Redis store) not measured: %s.\n", r.redisReason)
 	}
 	if r.has("O") {
-		p("\nO is %s, signed in through the same test OP (cookie store; the ID token passed upstream as the bearer).\n", r.o2pVersion)
+		p("\nO is %s, signed in through the same test OP (cookie store; the ID token passed upstream as the bearer, the access token as `X-Forwarded-Access-Token`; request logging off).\n", r.o2pVersion)
 	} else {
 		p("\nO (oauth2-proxy) not measured: %s.\n", r.o2pReason)
 	}
@@ -287,7 +288,7 @@ func (r *report) markdown() string {
 	}
 
 	// Commands.
-	p("\n#### Commands\n\n```sh\nmake bench   # = BFFGATE_LOAD=1 go test -tags loadbench -count=1 -timeout 15m -run TestLoad -v ./e2e/load\n")
+	p("\n#### Commands\n\n```sh\nmake bench   # = BFFGATE_LOAD=1 go test -tags loadbench -count=1 -timeout 25m -run TestLoad -v ./e2e/load\n")
 	for _, tg := range r.targets {
 		if useWrk() {
 			p("%s\n", redact(strings.Join(quoteArgs(wrkCommand(tg, roundDur)), " ")))

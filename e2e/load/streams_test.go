@@ -37,7 +37,8 @@ type streamsResult struct {
 	memBefore, memAfter           promSample
 	restCPU                       time.Duration // the gateway's CPU over restFor, all streams open
 	restFor                       time.Duration
-	push                          []time.Duration // per logout: back-channel 200 → the last of its tabs has the event
+	push                          []time.Duration // per logout: back-channel request sent → the last of its tabs has the event
+	ack                           []time.Duration // per logout: back-channel request sent → its 200 read
 	beforeAck                     int             // tabs that had the event before the client read the 200
 	othersEnded                   int             // streams of other sessions that ended meanwhile
 	stillOpen                     int             // streams open at the end
@@ -147,6 +148,7 @@ func measureStreams(op *testop.OP, g *gateway) (res streamsResult) {
 	defer c.CloseIdleConnections()
 	for i := range victims {
 		tok := op.Sign(op.LogoutToken(func(m map[string]any) { m["sid"] = sids[i] }), testop.SignOpts{})
+		sent := time.Now()
 		resp, err := c.PostForm(g.public+"/bff/backchannel-logout", url.Values{"logout_token": {tok}})
 		if err != nil {
 			res.reason = "back-channel: " + err.Error()
@@ -159,21 +161,23 @@ func measureStreams(op *testop.OP, g *gateway) (res streamsResult) {
 			res.reason = fmt.Sprintf("back-channel: %d %s", resp.StatusCode, strings.TrimSpace(string(body)))
 			return res
 		}
-		var last time.Duration
+		var last time.Time
 		for range res.perSession {
 			select {
 			case at := <-set.got[i]:
-				if d := at.Sub(acked); d > last {
-					last = d
-				} else if d < 0 {
+				if at.Before(acked) {
 					res.beforeAck++
+				}
+				if at.After(last) {
+					last = at
 				}
 			case <-time.After(5 * time.Second):
 				res.reason = fmt.Sprintf("logout %d: a tab had no logout event 5 s after the back-channel 200", i+1)
 				return res
 			}
 		}
-		res.push = append(res.push, last)
+		res.push = append(res.push, last.Sub(sent))
+		res.ack = append(res.ack, acked.Sub(sent))
 	}
 	res.othersEnded = int(set.unexpEnds.Load())
 	res.stillOpen = streamCount - victims*res.perSession - res.othersEnded
