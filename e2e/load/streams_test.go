@@ -34,7 +34,7 @@ type streamsResult struct {
 	streams, sessions, perSession int
 	fdLimit, gatewayFDLimit       uint64
 	rssBefore, rssAfter           int64 // KiB, VmRSS of the gateway
-	memBefore, memAfter           promSample
+	memBefore, memAfter, memEnd   promSample
 	restCPU                       time.Duration // the gateway's CPU over restFor, all streams open
 	restFor                       time.Duration
 	push                          []time.Duration // per logout: back-channel request sent → the last of its tabs has the event
@@ -181,6 +181,15 @@ func measureStreams(op *testop.OP, g *gateway) (res streamsResult) {
 	}
 	res.othersEnded = int(set.unexpEnds.Load())
 	res.stillOpen = streamCount - victims*res.perSession - res.othersEnded
+	// The gateway's own count, once it has let the ended streams go.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		res.memEnd = scrapeMemory(g.admin)
+		if !res.memEnd.ok || int(res.memEnd.streams) == res.stillOpen || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	return res
 }
 
