@@ -11,8 +11,14 @@
 //	C  bffgate memory  the gateway binary, store = "memory"
 //	D  bffgate redis   the gateway binary, store = "redis", when
 //	                   redis-server is installed and the build supports it
+//	O  oauth2-proxy    when a binary is given or installed (cookie store,
+//	                   same OP, same upstream; not a goal, a comparison)
 //
 // The user logs in through the in-process test OP (internal/testop); the
 // load is then authenticated API calls: cookie → session → token →
-// upstream.
+// upstream. Each target's CPU per request comes from /proc/<pid>/stat.
+// A further gateway holds 10,000 open /bff/events streams (issue 15):
+// memory per stream, CPU at rest, and back-channel logouts pushed to
+// their tabs (streams_test.go). Logins are split into the test OP's
+// handler time and the gateway's own (opclock_test.go).
 package load

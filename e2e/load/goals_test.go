@@ -223,11 +223,13 @@ func (r *report) goalsText() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "(not a goal) %s\n", r.comparison())
 	for _, g := range r.goalRows() {
-		m := strings.Trim(g.met, "*")
+		m, measured := strings.Trim(g.met, "*"), g.measured
 		if v, ok := map[string]string{"yes": "met", "no": "NOT MET", "—": "unknown"}[m]; ok {
 			m = v
+		} else { // "unknown: why"
+			m, measured = "unknown", measured+"; "+m
 		}
-		fmt.Fprintf(&b, "%-9s %s\n          goal %s; measured %s\n", m, g.figure, g.goal, g.measured)
+		fmt.Fprintf(&b, "%-9s %s\n          goal %s; measured %s\n", m, g.figure, g.goal, measured)
 	}
 	return b.String()
 }

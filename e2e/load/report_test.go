@@ -247,6 +247,9 @@ func (r *report) markdown() string {
 		p("\n#### Latency at a constant %.0f requests/s (half of B's median capacity), %d interleaved rounds of %v\n\n", r.openRate, rounds, roundDur)
 		p("| target | achieved req/s per round | p50 per round (ms) | p99 per round (ms) | median p50 | median p99 | p99 − B's p99 (median of rounds) |\n|---|---|---|---|---|---|---|\n")
 		for _, tg := range r.targets[1:] {
+			if len(r.open[tg.key]) == 0 {
+				continue // oauth2-proxy: not at this rate
+			}
 			var got, p50s, p99s []string
 			var a, z []float64
 			for _, o := range r.open[tg.key] {
