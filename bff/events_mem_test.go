@@ -93,16 +93,22 @@ func measureStreams(tb testing.TB, n int) (heap, stack, goroutines float64) {
 	return (float64(h1) - float64(h0)) / f, (float64(s1) - float64(s0)) / f, float64(g1-g0) / f
 }
 
-// TestEventStreamMemory reports what one open /bff/events stream costs
-// the process, and fails on a loose bound (a regression, not the goal).
+// TestEventStreamMemory: what one open /bff/events stream costs the
+// process, against issue 15's goal of at most 10 KiB, and no goroutine
+// per parked stream (an HTTP/1.1 stream is held by the broker, not by a
+// handler goroutine).
 func TestEventStreamMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens 1000 streams")
 	}
 	heap, stack, gs := measureStreams(t, 1000)
 	t.Logf("per stream: heap %.0f B, stacks %.0f B, total %.1f KiB, %.2f goroutines", heap, stack, (heap+stack)/1024, gs)
-	if heap+stack > 40*1024 {
-		t.Errorf("per stream %.1f KiB, want ≤ 40 KiB", (heap+stack)/1024)
+	if heap+stack > 10*1024 {
+		t.Errorf("per stream %.1f KiB, want ≤ 10 KiB", (heap+stack)/1024)
+	}
+	// A few transient goroutines may come and go; one per stream may not.
+	if gs > 0.01 {
+		t.Errorf("per stream %.2f goroutines, want 0", gs)
 	}
 }
 
