@@ -2,7 +2,7 @@ package bff
 
 import (
 	"errors"
-	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -52,13 +52,18 @@ func (e *eventStreams) serve(c echo.Context) error {
 	if refused != "" {
 		return refuseStream(c, refused)
 	}
-	defer e.broker.unsubscribe(id, user, st)
-
 	w := c.Response()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
+	// HTTP/1.1: the broker holds the connection, this goroutine ends.
+	if e.park(c, st, id, user) {
+		return nil
+	}
+	// HTTP/2, or a ResponseWriter that cannot be taken over: this
+	// goroutine holds the stream.
+	defer e.broker.unsubscribe(id, user, st)
 	w.WriteHeader(http.StatusOK)
 	// The session may have ended between the lookup and the subscription:
 	// then say so at once, with the cause if the broker already has it.
@@ -70,7 +75,7 @@ func (e *eventStreams) serve(c echo.Context) error {
 		}
 		return writeLogout(w, cause)
 	}
-	fmt.Fprintf(w, "retry: 5000\n: connected\n\n")
+	io.WriteString(w, connectedEvent)
 	w.Flush()
 	// Heartbeats come from the broker's shared wheel, not a timer here.
 	// A stream opened after shutdown began finds closing ready at once.
@@ -84,7 +89,7 @@ func (e *eventStreams) serve(c echo.Context) error {
 			if _, err := e.sess.sessions.Get(r.Context(), id); errors.Is(err, session.ErrNotFound) {
 				return writeLogout(w, causeUnknown)
 			}
-			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
+			if _, err := io.WriteString(w, heartbeatEvent); err != nil {
 				return nil
 			}
 			w.Flush()
@@ -120,18 +125,15 @@ func refuseStream(c echo.Context, refused string) error {
 	return nil
 }
 
-// writeReconnect ends a stream because the gateway shuts down: a retry
-// hint for EventSource's own reconnection, and a "reconnect" event for
-// client.js, which never reads it as a logout.
+// writeReconnect ends a stream because the gateway shuts down.
 func writeReconnect(w *echo.Response) error {
-	ms := reconnectAfter.Milliseconds()
-	fmt.Fprintf(w, "retry: %d\nevent: reconnect\ndata: {\"retry_ms\":%d}\n\n", ms, ms)
+	io.WriteString(w, reconnectEvent)
 	w.Flush()
 	return nil
 }
 
 func writeLogout(w *echo.Response, cause session.Cause) error {
-	fmt.Fprintf(w, "event: logout\ndata: {\"cause\":%q}\n\n", cause)
+	io.WriteString(w, logoutEvent(cause))
 	w.Flush()
 	return nil
 }

@@ -16,9 +16,10 @@ import (
 // hundred channel sends a second, not 10,000 timers firing at once.
 const wheelSlots = 25
 
-// stream is one open /bff/events stream as the broker sees it. Its
-// handler goroutine waits on both channels; the broker never blocks on
-// them.
+// stream is one open /bff/events stream as the broker sees it. Until it
+// is parked, its handler goroutine waits on both channels; the broker
+// never blocks on them. A parked stream (p set, channels nil) has no
+// goroutine: the broker writes to its connection (eventsparked.go).
 type stream struct {
 	// ended carries the cause of the session's end (room for one).
 	ended chan session.Cause
@@ -27,6 +28,7 @@ type stream struct {
 	// the wheel).
 	beat chan struct{}
 	slot int
+	p    *parked
 }
 
 // broker fans "session ended" out to the session's open event streams on
@@ -57,10 +59,21 @@ type broker struct {
 	wheel     [wheelSlots]map[*stream]struct{}
 	cursor    int
 	stopWheel chan struct{}
+
+	// sessions re-checks a parked stream's session at its heartbeat.
+	sessions sessionGetter
+	// hangups tells when the peer of a parked stream goes away.
+	hangups hangups
 }
 
-func newBroker(l ConnLimits, reg prometheus.Registerer) *broker {
+// sessionGetter is what the broker needs of the session manager.
+type sessionGetter interface {
+	Get(ctx context.Context, id string) (*session.Session, error)
+}
+
+func newBroker(l ConnLimits, sessions sessionGetter, reg prometheus.Registerer) *broker {
 	b := &broker{
+		sessions: sessions,
 		subs:     map[string]map[*stream]struct{}{},
 		perUser:  map[string]int{},
 		maxUser:  l.MaxEventStreamsPerUser,
@@ -100,14 +113,34 @@ func userKey(s *session.Session) string {
 }
 
 // shutdown tells every stream, open or opened from now on, to reconnect
-// (to another replica, or to this one once it is back) and to end.
-func (b *broker) shutdown() { b.closeOnce.Do(func() { close(b.closing) }) }
+// (to another replica, or to this one once it is back) and to end. It
+// returns once the parked streams are told and closed (within
+// shutdownWriteTimeout); handler streams end on their own goroutines,
+// which the HTTP drain waits for. Every call waits for the first.
+func (b *broker) shutdown() {
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		close(b.closing)
+		var parked []*stream
+		for _, set := range b.subs {
+			for st := range set {
+				if st.p != nil {
+					parked = append(parked, st)
+				}
+			}
+		}
+		b.mu.Unlock()
+		b.endAll(parked, reconnectEvent, time.Now().Add(shutdownWriteTimeout))
+	})
+}
 
 // CloseStreams tells every open /bff/events stream to reconnect and ends
 // it, at once; streams opened later get the same answer. Call it when
-// shutdown starts (http.Server.RegisterOnShutdown), so that no stream
-// holds the HTTP drain. A reconnect is not a logout: client.js opens the
-// stream again after the hinted delay.
+// shutdown starts (http.Server.RegisterOnShutdown, and in the HTTP drain:
+// net/http does not see the connections of parked streams), so that no
+// stream holds the drain. It returns once the parked streams are closed.
+// A reconnect is not a logout: client.js opens the stream again after the
+// hinted delay.
 func (g *Gateway) CloseStreams() { g.events.shutdown() }
 
 // subscribe registers a stream for a session id of a user; refused names
@@ -144,6 +177,13 @@ func (b *broker) subscribe(id, user string) (st *stream, refused string) {
 		go b.runWheel(b.stopWheel, b.every/wheelSlots)
 	}
 	return st, ""
+}
+
+// count is the number of open streams.
+func (b *broker) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.total
 }
 
 func (b *broker) unsubscribe(id, user string, st *stream) {
@@ -192,11 +232,19 @@ func (b *broker) turn(stop chan struct{}) {
 		return
 	}
 	b.cursor = (b.cursor + 1) % wheelSlots
+	var parked []*stream
 	for st := range b.wheel[b.cursor] {
+		if st.p != nil {
+			parked = append(parked, st)
+			continue
+		}
 		select {
 		case st.beat <- struct{}{}:
 		default:
 		}
+	}
+	if parked != nil {
+		go b.beatParked(parked)
 	}
 }
 
@@ -208,6 +256,10 @@ func (b *broker) publish(id string, cause session.Cause) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for st := range b.subs[id] {
+		if st.p != nil {
+			go b.end(st, logoutEvent(cause), time.Now().Add(streamWriteTimeout))
+			continue
+		}
 		select {
 		case st.ended <- cause:
 		default:

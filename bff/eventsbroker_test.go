@@ -9,7 +9,7 @@ import (
 )
 
 func testBroker() *broker {
-	return newBroker(ConnLimits{MaxEventStreams: 100000, MaxEventStreamsPerUser: 100000}, prometheus.NewRegistry())
+	return newBroker(ConnLimits{MaxEventStreams: 100000, MaxEventStreamsPerUser: 100000}, &fakeSessions{}, prometheus.NewRegistry())
 }
 
 func beats(st *stream) bool {

@@ -160,7 +160,7 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 		pages:    pages{logger: deps.Logger},
 		metrics:  newMetrics(deps.Metrics),
 		registry: deps.Metrics,
-		events:   newBroker(cfg.Server.ConnLimits, deps.Metrics),
+		events:   newBroker(cfg.Server.ConnLimits, deps.Sessions, deps.Metrics),
 		logout: logout.NewService(logout.ServiceConfig{
 			IdPClient: idp,
 			HandleKey: session.DeriveKey(deps.Secret, "logout-handle", 32),
