@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bffgate/bffgate/internal/proctest"
+	"github.com/bffgate/bffgate/internal/testop"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -232,4 +233,43 @@ func TestParkedStreamLogout(t *testing.T) {
 			t.Errorf("%d streams after the peer closed, want 0", b.count())
 		}
 	})
+}
+
+// pipeWriter is a ResponseWriter that cannot be taken over (no Hijack),
+// as under HTTP/2: what it gets is read from the other end of a pipe.
+type pipeWriter struct {
+	h http.Header
+	*io.PipeWriter
+}
+
+func (w pipeWriter) Header() http.Header { return w.h }
+func (w pipeWriter) WriteHeader(int)     {}
+func (w pipeWriter) Flush()              {}
+
+// TestEventsWithoutHijack: where the connection cannot be taken over the
+// handler's goroutine holds the stream, which still ends with the
+// logout's cause.
+func TestEventsWithoutHijack(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	c := h.login("/")
+	req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/bff/events", nil)
+	req.Header.Set("Cookie", h.cookieHeader(c))
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.gw.Handler().ServeHTTP(pipeWriter{http.Header{}, pw}, req)
+		pw.Close()
+	}()
+	lines := proctest.Lines(pr, 10)
+	waitLine(t, lines, ": connected", 5*time.Second)
+	if n := parkedStreams(h.gw.events); n != 0 || h.gw.events.count() != 1 {
+		t.Errorf("%d parked of %d streams, want 0 of 1", n, h.gw.events.count())
+	}
+	h.backchannel(h.logoutToken(nil, testop.SignOpts{}))
+	data, _ := waitLine(t, lines, "data:", 5*time.Second)
+	if !strings.Contains(data, `"cause":"backchannel"`) {
+		t.Errorf("data = %q, want the cause backchannel", data)
+	}
+	<-done
 }

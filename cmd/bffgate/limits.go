@@ -6,10 +6,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/netutil"
 )
 
 // connMetrics count the listeners' connections and the bodies cut by
@@ -34,25 +34,64 @@ func newConnMetrics(reg prometheus.Registerer) *connMetrics {
 	return m
 }
 
-// track counts srv's connections under the listener's name.
-func (m *connMetrics) track(srv *http.Server, listener string) {
-	g := m.open.WithLabelValues(listener)
-	srv.ConnState = func(_ net.Conn, st http.ConnState) {
-		switch st {
-		case http.StateNew:
-			g.Inc()
-		case http.StateClosed, http.StateHijacked:
-			g.Dec()
-		}
-	}
-}
-
 // limitListener caps the connections a listener holds at once; beyond it
 // new ones wait in the kernel's accept queue (no descriptor, no
-// goroutine) until one closes.
-func limitListener(ln net.Listener, max int) net.Listener {
-	return netutil.LimitListener(ln, max)
+// goroutine) until one closes. A connection counts, in open, until it is
+// closed, also after its handler took it over from net/http (a parked
+// event stream), which net/http's ConnState no longer sees.
+func limitListener(ln net.Listener, max int, open prometheus.Gauge) net.Listener {
+	return &cappedListener{Listener: ln, slots: make(chan struct{}, max), done: make(chan struct{}), open: open}
 }
+
+// cappedListener is netutil.LimitListener plus the count, with
+// connections that expose what they wrap (NetConn), so that the gateway
+// can watch a parked stream's socket for its peer going away.
+type cappedListener struct {
+	net.Listener
+	slots     chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	open      prometheus.Gauge
+}
+
+func (l *cappedListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	l.open.Inc()
+	return &cappedConn{Conn: c, l: l}, nil
+}
+
+func (l *cappedListener) Close() error {
+	err := l.Listener.Close()
+	l.closeOnce.Do(func() { close(l.done) })
+	return err
+}
+
+type cappedConn struct {
+	net.Conn
+	l       *cappedListener
+	release sync.Once
+}
+
+func (c *cappedConn) Close() error {
+	err := c.Conn.Close()
+	c.release.Do(func() {
+		c.l.open.Dec()
+		<-c.l.slots
+	})
+	return err
+}
+
+// NetConn is the connection it wraps (as crypto/tls's Conn.NetConn).
+func (c *cappedConn) NetConn() net.Conn { return c.Conn }
 
 // limitBodies puts a progress-based read deadline on every request body:
 // each read must get bytes within idle, and the time spent waiting for the

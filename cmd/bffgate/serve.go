@@ -20,7 +20,6 @@ import (
 func serve(cfg bff.ServerConfig, gw *bff.Gateway, reg prometheus.Registerer, logger *slog.Logger) ([]*http.Server, <-chan error, error) {
 	m := newConnMetrics(reg)
 	main := newServer(cfg.Listen, limitBodies(gw.Handler(), cfg.BodyReadTimeout, cfg.BodyMinRate, m.bodyTimeouts), cfg.MaxHeaderBytes, logger)
-	m.track(main, "gateway")
 	// An open event stream would hold Shutdown for its whole timeout:
 	// streams are told to reconnect and ended as soon as it starts.
 	main.RegisterOnShutdown(gw.CloseStreams)
@@ -34,12 +33,11 @@ func serve(cfg bff.ServerConfig, gw *bff.Gateway, reg prometheus.Registerer, log
 	servers := []*http.Server{main}
 	// Each listener has its own connection cap: the admin listener still
 	// answers health checks and metrics when the gateway's is full.
-	caps := []int{cfg.MaxConnections}
+	caps, names := []int{cfg.MaxConnections}, []string{"gateway"}
 	if cfg.AdminListen != "" {
 		admin := newServer(cfg.AdminListen, limitBodies(gw.AdminHandler(), cfg.BodyReadTimeout, cfg.BodyMinRate, m.bodyTimeouts), cfg.MaxHeaderBytes, logger)
-		m.track(admin, "admin")
 		servers = append(servers, admin)
-		caps = append(caps, cfg.AdminMaxConnections)
+		caps, names = append(caps, cfg.AdminMaxConnections), append(names, "admin")
 	}
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
@@ -51,7 +49,7 @@ func serve(cfg bff.ServerConfig, gw *bff.Gateway, reg prometheus.Registerer, log
 			return nil, nil, fmt.Errorf("listen %s: %w", srv.Addr, err)
 		}
 		logger.Info("listening", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil, "max_connections", caps[i])
-		ln = limitListener(ln, caps[i])
+		ln = limitListener(ln, caps[i], m.open.WithLabelValues(names[i]))
 		go func() {
 			var err error
 			if srv.TLSConfig != nil {

@@ -46,6 +46,9 @@ func shutdown(total time.Duration, s shutdownSteps, logger *slog.Logger) {
 
 	ctx, cancel := phase(httpDrainUntil)
 	var wg sync.WaitGroup
+	// Parked event streams are not net/http's any more: the drain waits
+	// for them to be told to reconnect and closed.
+	wg.Go(s.gateway.CloseStreams)
 	for _, srv := range s.servers {
 		wg.Go(func() {
 			if err := srv.Shutdown(ctx); err != nil {
