@@ -1,10 +1,15 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +89,57 @@ func TestParkedStreamsHoldConnections(t *testing.T) {
 	}
 	if err := proctest.Eventually(10*time.Second, 10*time.Millisecond, func() error { return gauge(2) }); err != nil {
 		t.Fatal(err) // the other stream and the half request
+	}
+}
+
+// TestEventStreamsOverTLS: over TLS an HTTP/1.1 stream is parked too (its
+// peer's close found through crypto/tls and the capped listener), and an
+// HTTP/2 stream is served by its handler; both end when the peer goes.
+func TestEventStreamsOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	cert := writeCert(t, certFile, keyFile, "gw", time.Now().Add(-time.Minute))
+	op := testop.New(t, testop.Config{})
+	listen, admin := freePort(t), freePort(t)
+	op.SetRedirectURL("https://" + listen + "/bff/callback")
+	startRun(t, gatewayConfig(t, op, "https", listen, admin, fmt.Sprintf("tls_cert = %q\ntls_key = %q", certFile, keyFile)), admin, io.Discard)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	streams := func(want int) error {
+		m := scrape(t, "http://"+admin+"/metrics")
+		if !strings.Contains(m, fmt.Sprintf("bffgate_event_streams %d\n", want)) {
+			return fmt.Errorf("want %d streams:\n%s", want, grepLines(m, "bffgate_event_streams"))
+		}
+		return nil
+	}
+	for _, proto := range []int{1, 2} {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: proto == 2}
+		if proto == 1 {
+			tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		}
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, Transport: tr}
+		resp, err := c.Get("https://" + listen + "/bff/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		resp, err = c.Get("https://" + listen + "/bff/events")
+		if err != nil || resp.StatusCode != http.StatusOK || resp.ProtoMajor != proto {
+			t.Fatalf("HTTP/%d stream: %v %v", proto, resp, err)
+		}
+		// Parked: the gateway's own head, delimited by the close.
+		if parked := resp.Close && len(resp.TransferEncoding) == 0; parked != (proto == 1) {
+			t.Errorf("HTTP/%d stream: Connection: close %v, transfer-encoding %v; want the parked head only on HTTP/1.1", proto, resp.Close, resp.TransferEncoding)
+		}
+		waitLine(t, proctest.Lines(resp.Body, 10), ": connected", 10*time.Second)
+		if err := streams(1); err != nil {
+			t.Fatalf("HTTP/%d: %v", proto, err)
+		}
+		resp.Body.Close()
+		tr.CloseIdleConnections()
+		if err := proctest.Eventually(5*time.Second, 10*time.Millisecond, func() error { return streams(0) }); err != nil {
+			t.Fatalf("HTTP/%d stream after its peer went: %v", proto, err)
+		}
 	}
 }
