@@ -163,6 +163,12 @@ func (m *Manager) List(ctx context.Context, f Filter) ([]*Session, error) {
 	return m.store.List(ctx, f)
 }
 
+// ListSubject returns up to limit of the live sessions of (app, iss,
+// sub), newest first (see Store.ListSubject).
+func (m *Manager) ListSubject(ctx context.Context, app, iss, sub string, limit int) ([]*Session, error) {
+	return m.store.ListSubject(ctx, app, iss, sub, limit)
+}
+
 // Ping reports whether the store is reachable.
 func (m *Manager) Ping(ctx context.Context) error { return m.store.Ping(ctx) }
 

@@ -134,6 +134,8 @@ type meta struct {
 	TokenIssued  time.Time `json:"ti,omitzero"`
 	SessionState string    `json:"ss,omitempty"`
 	Upstreams    []string  `json:"up,omitempty"`
+	Browser      string    `json:"br,omitempty"`
+	Address      string    `json:"ad,omitempty"`
 }
 
 // secrets is the part of a record sealed with the token cipher.
@@ -192,7 +194,8 @@ func unmarshalSecrets(p []byte) (secrets, error) {
 
 // encode returns the m and t fields of s.
 func (r *RedisStore) encode(s *Session) (m string, t []byte, err error) {
-	mb, err := json.Marshal(meta{TokenExpiry: s.TokenExpiry, TokenIssued: s.TokenIssued, SessionState: s.SessionState, Upstreams: s.Upstreams})
+	mb, err := json.Marshal(meta{TokenExpiry: s.TokenExpiry, TokenIssued: s.TokenIssued, SessionState: s.SessionState, Upstreams: s.Upstreams,
+		Browser: s.Browser, Address: s.Address})
 	if err != nil {
 		return "", nil, err
 	}
@@ -219,6 +222,7 @@ func (r *RedisStore) decode(f map[string]string) (*Session, error) {
 		return nil, fmt.Errorf("decode session: %w", err)
 	}
 	s.TokenExpiry, s.TokenIssued, s.SessionState, s.Upstreams = m.TokenExpiry, m.TokenIssued, m.SessionState, m.Upstreams
+	s.Browser, s.Address = m.Browser, m.Address
 	plain, err := r.crypt.open(s.ID, []byte(f["t"]))
 	if err != nil {
 		return nil, fmt.Errorf("decode session: %w", err)

@@ -35,6 +35,9 @@ const (
 	CauseExpired       Cause = "expired"
 	// CauseReplaced: a new login in the same browser replaced the session.
 	CauseReplaced Cause = "replaced"
+	// CauseUser: the user ended it from another of their sessions
+	// (POST /bff/sessions/end).
+	CauseUser Cause = "user"
 )
 
 // Session is one signed-in browser for one app. Stores hand out copies:
@@ -58,10 +61,22 @@ type Session struct {
 
 	CreatedAt time.Time `json:"created_at"`
 	LastSeen  time.Time `json:"last_seen"`
+	// Browser is a short description of the browser that signed in
+	// (from its User-Agent, at most MaxBrowserLen bytes) and Address the
+	// client address it signed in from (at most MaxAddressLen bytes): what
+	// the user's own session list shows. Fixed at Create.
+	Browser string `json:"browser,omitempty"`
+	Address string `json:"addr,omitempty"`
 	// Upstreams holds the names of the upstreams this session has called,
 	// sorted and without duplicates.
 	Upstreams []string `json:"upstreams,omitempty"`
 }
+
+// Caps of Session.Browser and Session.Address.
+const (
+	MaxBrowserLen = 128
+	MaxAddressLen = 64
+)
 
 // Clone returns a deep copy of s.
 func (s *Session) Clone() *Session {

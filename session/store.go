@@ -74,6 +74,10 @@ type Store interface {
 	// List returns the live sessions matching f (for the admin API),
 	// oldest first.
 	List(ctx context.Context, f Filter) ([]*Session, error)
+	// ListSubject returns up to limit of the live sessions of (app, iss,
+	// sub), newest (by CreatedAt) first: a user's own session list. Its
+	// work is bounded whatever the number of sessions (limit ≥ 1).
+	ListSubject(ctx context.Context, app, iss, sub string, limit int) ([]*Session, error)
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources and stops its goroutines.

@@ -74,6 +74,8 @@ func Run(t *testing.T, newStore func(t *testing.T, cfg Config) session.Store) {
 		{"SIDTombstone", testSIDTombstone},
 		{"SubTombstone", testSubTombstone},
 		{"List", testList},
+		{"ListSubject", testListSubject},
+		{"ListSubjectSkipsExpired", testListSubjectSkipsExpired},
 		{"Concurrent", testConcurrent},
 	}
 	for _, tt := range tests {
@@ -141,6 +143,8 @@ func (e *env) newSession(app, iss, sub, sid string) *session.Session {
 		CreatedAt:    now,
 		LastSeen:     now,
 		Upstreams:    []string{"api", "orders"},
+		Browser:      "Firefox 128 on Linux",
+		Address:      "203.0.113.7",
 	}
 }
 
@@ -191,6 +195,8 @@ func diff(got, want *session.Session) string {
 	str("SessionState", got.SessionState, want.SessionState)
 	tm("CreatedAt", got.CreatedAt, want.CreatedAt)
 	tm("LastSeen", got.LastSeen, want.LastSeen)
+	str("Browser", got.Browser, want.Browser)
+	str("Address", got.Address, want.Address)
 	if !slices.Equal(got.Upstreams, want.Upstreams) {
 		d = append(d, fmt.Sprintf("Upstreams: got %q, want %q", got.Upstreams, want.Upstreams))
 	}
