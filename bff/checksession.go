@@ -26,20 +26,21 @@ type checkSessionPage struct {
 func (p *checkSessionPage) serve(c echo.Context) error {
 	p.pages.render(c, http.StatusOK, "checksession.html", pageData{
 		Title:    "check session",
-		Origin:   p.origin(c.Request()),
+		Origin:   appOrigin(p.public, p.cfg, c.Request()),
 		ClientID: p.cfg.ClientID,
 		UserURL:  p.cfg.PathPrefix + "bff/user?slide=false",
 	}, "'self'")
 	return nil
 }
 
-// origin is the app's own origin as the browser sees it.
-func (p *checkSessionPage) origin(r *http.Request) string {
-	host := p.public.Host
-	if len(p.cfg.Hosts) > 0 {
-		host = r.Host // one of p.cfg.Hosts: siteFor chose the app by it
+// appOrigin is the app's own origin as the browser sees it: the public
+// URL's, or with hosts, the request's (siteFor chose the app by it).
+func appOrigin(public *url.URL, cfg *AppConfig, r *http.Request) string {
+	host := public.Host
+	if len(cfg.Hosts) > 0 {
+		host = r.Host // one of cfg.Hosts
 	}
-	return (&url.URL{Scheme: p.public.Scheme, Host: host}).String()
+	return (&url.URL{Scheme: public.Scheme, Host: host}).String()
 }
 
 // handleClientJS serves the SPA helper module.

@@ -176,6 +176,7 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 		states: newStateCookies(deps.Secret, pub.Scheme == "https"), pages: g.pages,
 		logout: g.logout, events: g.events, down: deps.Downstream, timeouts: deps.Timeouts,
 		idp: idp, logins: g.metrics.logins, maxBody: cfg.Server.MaxBodyBytes,
+		browsers: newBrowsers(), handleKey: session.DeriveKey(deps.Secret, "session-list-handle", 32),
 	}
 	defer func() {
 		if err != nil { // no Gateway to Close: stop the revoker's workers now

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -32,6 +33,11 @@ type loginFlow struct {
 	idp    *http.Client
 	logins *prometheus.CounterVec
 	logger *slog.Logger
+	// public and the app's hosts give the app's origin, the only one a
+	// silent login's result page posts to.
+	public *url.URL
+	// browsers describes the User-Agent of the browser that signs in.
+	browsers *browsers
 }
 
 // start starts the authorization code flow with PKCE S256.
@@ -44,77 +50,123 @@ func (l *loginFlow) start(c echo.Context) error {
 	if len(raw) > maxReturnURLBytes {
 		return pageError(http.StatusBadRequest, "The address to return to after signing in is too long.", nil)
 	}
-	state, err := l.states.saveLogin(c, l.cfg.PathPrefix, l.cfg.Name, localPathOr(raw, l.cfg.PathPrefix))
+	return l.redirect(c, p, localPathOr(raw, l.cfg.PathPrefix), false)
+}
+
+// redirect saves a new login's state and sends the browser to the IdP's
+// authorization endpoint; a silent login asks for prompt=none.
+func (l *loginFlow) redirect(c echo.Context, p *provider, returnURL string, silent bool) error {
+	state, err := l.states.saveLogin(c, l.cfg.PathPrefix, l.cfg.Name, returnURL, silent)
 	if err != nil {
 		return fmt.Errorf("save login state: %w", err)
 	}
 	nonce, verifier := l.states.loginSecrets(state)
-	authURL := p.oauth2.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
+	if silent {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "none"))
+	}
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.Redirect(http.StatusFound, authURL)
+	return c.Redirect(http.StatusFound, p.oauth2.AuthCodeURL(state, opts...))
 }
 
-// failed counts a failed callback and returns its page error.
+// loginError is a failed callback: the page an interactive login shows,
+// and the reason (bffgate_logins_total's label, and the error a silent
+// login reports to its page).
+type loginError struct {
+	reason string
+	page   error
+	// idp is the IdP's error code, for reason idp_error.
+	idp string
+}
+
+func (e *loginError) Error() string { return e.page.Error() }
+func (e *loginError) Unwrap() error { return e.page }
+
+// failed returns a failed callback's error (counted by the caller).
 func (l *loginFlow) failed(reason, msg string, err error) error {
-	l.logins.WithLabelValues(l.cfg.Name, "failed", reason).Inc()
-	return pageError(http.StatusBadRequest, msg, err)
+	return &loginError{reason: reason, page: pageError(http.StatusBadRequest, msg, err)}
 }
 
-// handleCallback finishes the login: state, code exchange, ID token
-// verification, session creation, cookie, redirect.
+// callback is GET /bff/callback: it finishes the login (complete), then
+// redirects to its returnUrl, or for a silent login answers the page
+// that tells the app (silentResult).
 func (l *loginFlow) callback(c echo.Context) error {
+	state := c.QueryParam("state")
+	ret, err := l.complete(c)
+	if isSilentState(state) && len(state) <= maxStateBytes {
+		return l.silentResult(c, err)
+	}
+	var le *loginError
+	switch {
+	case errors.As(err, &le):
+		l.logins.WithLabelValues(l.cfg.Name, "failed", le.reason).Inc()
+		return err
+	case err != nil:
+		return err
+	}
+	l.logins.WithLabelValues(l.cfg.Name, "ok", "").Inc()
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.Redirect(http.StatusFound, localPathOr(ret, l.cfg.PathPrefix))
+}
+
+// complete finishes the login: state, code exchange, ID token
+// verification, session creation, cookie. It returns the login's
+// returnUrl.
+func (l *loginFlow) complete(c echo.Context) (string, error) {
 	r := c.Request()
 	p := l.disc.get()
 	if p == nil {
-		return errNotReady
+		return "", errNotReady
 	}
 	q := r.URL.Query()
 	state := q.Get("state")
 	if state == "" {
-		return l.failed("missing_state", "The sign-in response has no state. Please start the sign-in again.", nil)
+		return "", l.failed("missing_state", "The sign-in response has no state. Please start the sign-in again.", nil)
 	}
 	if len(state) > maxStateBytes {
-		return l.failed("unknown_state", "This sign-in is unknown or has expired. Please start the sign-in again.", errors.New("state too long"))
+		return "", l.failed("unknown_state", "This sign-in is unknown or has expired. Please start the sign-in again.", errors.New("state too long"))
 	}
 	// The state is single use: loadLogin clears its cookie whatever
 	// happens next. A login older than loginTTL is not found.
 	returnURL, err := l.states.loadLogin(c, l.cfg.PathPrefix, l.cfg.Name, state)
 	if err != nil {
-		return l.failed("unknown_state", "This sign-in is unknown or has expired. Please start the sign-in again.", err)
+		return "", l.failed("unknown_state", "This sign-in is unknown or has expired. Please start the sign-in again.", err)
 	}
 	nonce, verifier := l.states.loginSecrets(state)
 
 	if idpErr := q.Get("error"); idpErr != "" {
-		return l.failed("idp_error", "The identity provider refused the sign-in ("+truncate(idpErr, 64)+").", errors.New(truncate(q.Get("error_description"), 200)))
+		le := l.failed("idp_error", "The identity provider refused the sign-in ("+truncate(idpErr, 64)+").", errors.New(truncate(q.Get("error_description"), 200))).(*loginError)
+		le.idp = idpErr
+		return "", le
 	}
 	code := q.Get("code")
 	if code == "" {
-		return l.failed("missing_code", "The sign-in response has no code. Please start the sign-in again.", nil)
+		return "", l.failed("missing_code", "The sign-in response has no code. Please start the sign-in again.", nil)
 	}
 	ctx := oidc.ClientContext(r.Context(), l.idp)
 	opts, err := p.auth.ExchangeOptions()
 	if err != nil {
-		return l.failed("exchange", "The sign-in could not be completed with the identity provider. Please try again.", fmt.Errorf("client assertion: %w", err))
+		return "", l.failed("exchange", "The sign-in could not be completed with the identity provider. Please try again.", fmt.Errorf("client assertion: %w", err))
 	}
 	issued := time.Now() // with the expiry, the token's lifetime (the refresh margin)
 	tok, err := p.oauth2.Exchange(ctx, code, append(opts, oauth2.VerifierOption(verifier))...)
 	if err != nil {
-		return l.failed("exchange", "The sign-in could not be completed with the identity provider. Please try again.", fmt.Errorf("code exchange: %w", err))
+		return "", l.failed("exchange", "The sign-in could not be completed with the identity provider. Please try again.", fmt.Errorf("code exchange: %w", err))
 	}
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
-		return l.failed("no_id_token", "The identity provider sent no ID token.", nil)
+		return "", l.failed("no_id_token", "The identity provider sent no ID token.", nil)
 	}
 	idt, err := p.verifier.Verify(ctx, rawID)
 	if err != nil {
-		return l.failed("id_token", "The identity provider's ID token is not valid.", fmt.Errorf("verify id token: %w", err))
+		return "", l.failed("id_token", "The identity provider's ID token is not valid.", fmt.Errorf("verify id token: %w", err))
 	}
 	if idt.Nonce != nonce {
-		return l.failed("nonce", "The identity provider's ID token does not match this sign-in.", errors.New("nonce mismatch"))
+		return "", l.failed("nonce", "The identity provider's ID token does not match this sign-in.", errors.New("nonce mismatch"))
 	}
 	var claims map[string]json.RawMessage
 	if err := idt.Claims(&claims); err != nil {
-		return l.failed("id_token", "The identity provider's ID token is not valid.", err)
+		return "", l.failed("id_token", "The identity provider's ID token is not valid.", err)
 	}
 	var sid string
 	if raw, ok := claims["sid"]; ok {
@@ -123,7 +175,7 @@ func (l *loginFlow) callback(c echo.Context) error {
 	if l.cfg.UserInfo {
 		ui, err := fetchUserinfo(ctx, l.idp, p, tok.AccessToken, idt.Subject)
 		if err != nil {
-			return l.failed("userinfo", "The identity provider's user information could not be used. Please try again.", err)
+			return "", l.failed("userinfo", "The identity provider's user information could not be used. Please try again.", err)
 		}
 		mergeUserinfo(claims, ui)
 	}
@@ -144,6 +196,8 @@ func (l *loginFlow) callback(c echo.Context) error {
 		SessionState: q.Get("session_state"),
 		CreatedAt:    now,
 		LastSeen:     now,
+		Browser:      l.browsers.describe(r.UserAgent()),
+		Address:      truncate(c.RealIP(), session.MaxAddressLen),
 	}
 	// A session cookie from before is replaced: no session fixation. The
 	// old session ends like any other, so its tabs, the downstream apps
@@ -155,19 +209,16 @@ func (l *loginFlow) callback(c echo.Context) error {
 	}
 	if err := l.sess.sessions.Create(r.Context(), s); err != nil {
 		if errors.Is(err, session.ErrRevoked) {
-			return l.failed("revoked", "You were signed out at the identity provider while signing in. Please sign in again.", err)
+			return "", l.failed("revoked", "You were signed out at the identity provider while signing in. Please sign in again.", err)
 		}
-		l.logins.WithLabelValues(l.cfg.Name, "failed", "store").Inc()
-		return pageError(http.StatusServiceUnavailable, "Sessions are unavailable right now. Please try again shortly.", fmt.Errorf("create session: %w", err))
+		return "", &loginError{reason: "store", page: pageError(http.StatusServiceUnavailable, "Sessions are unavailable right now. Please try again shortly.", fmt.Errorf("create session: %w", err))}
 	}
 	ck, err := l.sess.cookies.Encode(l.cfg.Name, s.ID)
 	if err != nil {
-		return fmt.Errorf("encode session cookie: %w", err)
+		return "", fmt.Errorf("encode session cookie: %w", err)
 	}
 	c.SetCookie(ck)
-	l.logins.WithLabelValues(l.cfg.Name, "ok", "").Inc()
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.Redirect(http.StatusFound, localPathOr(returnURL, l.cfg.PathPrefix))
+	return returnURL, nil
 }
 
 func truncate(s string, n int) string {

@@ -23,6 +23,8 @@ const (
 	routeFrontchannel = "frontchannel"
 	routeEvents       = "events"
 	routeCheckSession = "check_session"
+	routeSilentLogin  = "silent_login"
+	routeSessions     = "sessions"
 	routeAPI          = "api"
 	routeFrontend     = "frontend"
 	routeWellKnown    = "well_known"
@@ -67,6 +69,7 @@ func (g *Gateway) routes(sites []*site, issuer Issuer, public *url.URL) *echo.Ec
 			e.Add(method, base+"/bff/"+path, dispatch(list, kind, h), mw...)
 		}
 		bff(http.MethodGet, "login", routeLogin, func(s *site, c echo.Context) error { return s.login.start(c) }, loginLimit)
+		bff(http.MethodGet, "silent-login", routeSilentLogin, func(s *site, c echo.Context) error { return s.login.silentStart(c) }, loginLimit)
 		bff(http.MethodGet, "callback", routeCallback, func(s *site, c echo.Context) error { return s.login.callback(c) }, loginLimit)
 		bff(http.MethodGet, "user", routeUser, func(s *site, c echo.Context) error { return s.user.serve(c) })
 		bff(http.MethodGet, "logout", routeLogout, func(s *site, c echo.Context) error { return s.logout.rpInitiated(c) })
@@ -75,6 +78,8 @@ func (g *Gateway) routes(sites []*site, issuer Issuer, public *url.URL) *echo.Ec
 		bff(http.MethodGet, "frontchannel-logout", routeFrontchannel, func(s *site, c echo.Context) error { return s.logout.frontchannel(c) }, frontLimit)
 		bff(http.MethodGet, "events", routeEvents, func(s *site, c echo.Context) error { return s.events.serve(c) })
 		bff(http.MethodGet, "check-session", routeCheckSession, func(s *site, c echo.Context) error { return s.checkSession.serve(c) })
+		bff(http.MethodGet, "sessions", routeSessions, func(s *site, c echo.Context) error { return s.sessions.list(c) })
+		bff(http.MethodPost, "sessions/end", routeSessions, func(s *site, c echo.Context) error { return s.sessions.end(c) })
 		bff(http.MethodGet, "client.js", routeOther, func(_ *site, c echo.Context) error { return handleClientJS(c) })
 		e.Any(base+"/bff/backchannel-logout", dispatch(list, routeBackchannel, func(_ *site, c echo.Context) error {
 			return backchannel(g.logout, c)

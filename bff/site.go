@@ -22,6 +22,7 @@ type site struct {
 	logout       *logoutPages
 	events       *eventStreams
 	checkSession *checkSessionPage
+	sessions     *sessionsPage
 	proxy        *proxyDispatch
 }
 
@@ -39,6 +40,9 @@ type shared struct {
 	idp      *http.Client
 	logins   *prometheus.CounterVec
 	maxBody  int64
+	browsers *browsers
+	// handleKey keys the handles of GET /bff/sessions.
+	handleKey []byte
 }
 
 func newSite(a *app, sh shared) *site {
@@ -47,12 +51,13 @@ func newSite(a *app, sh shared) *site {
 	return &site{
 		app: a,
 		login: &loginFlow{cfg: cfg, disc: &a.disc, states: sh.states, sess: sess, idp: sh.idp,
-			logins: sh.logins, logger: sh.pages.logger},
+			logins: sh.logins, logger: sh.pages.logger, public: sh.public, browsers: sh.browsers},
 		user: &userPage{cfg: cfg, sess: sess, timeouts: sh.timeouts, handle: sh.logout.Handle},
 		logout: &logoutPages{cfg: cfg, disc: &a.disc, sess: sess, logout: sh.logout, states: sh.states,
 			pages: sh.pages, down: sh.down, signedOutURL: sh.public.String() + cfg.PathPrefix + "bff/signed-out"},
 		events:       &eventStreams{sess: sess, broker: sh.events},
 		checkSession: &checkSessionPage{cfg: cfg, public: sh.public, pages: sh.pages},
+		sessions:     &sessionsPage{sess: sess, key: sh.handleKey},
 		proxy:        &proxyDispatch{apis: a.apis, frontend: a.frontend, sess: sess, maxBody: sh.maxBody},
 	}
 }

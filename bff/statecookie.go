@@ -67,8 +67,11 @@ func newStateCookies(secret string, secure bool) *stateCookies {
 }
 
 // saveLogin starts a login of app (served under prefix) that returns to
-// returnURL: it stores it in the oldest slot and returns its new state.
-func (sc *stateCookies) saveLogin(c echo.Context, prefix, app, returnURL string) (string, error) {
+// returnURL: it stores it in the oldest slot and returns its new state,
+// marked as silent (prompt=none, see isSilentState) if silent. Logins and
+// silent logins take turns over the same slots: the cookie naming the
+// next slot is set on both paths.
+func (sc *stateCookies) saveLogin(c echo.Context, prefix, app, returnURL string, silent bool) (string, error) {
 	slot := 0
 	if ck, err := c.Request().Cookie(sc.prefixed(session.LoginCookiePrefix + "next")); err == nil {
 		if n, err := strconv.Atoi(ck.Value); err == nil && n >= 0 && n < maxLoginAttempts {
@@ -76,6 +79,9 @@ func (sc *stateCookies) saveLogin(c echo.Context, prefix, app, returnURL string)
 		}
 	}
 	state := session.NewID()
+	if silent {
+		state = silentStatePrefix + state
+	}
 	name := sc.slotName(slot)
 	value, err := sc.login.Encode(app+"|"+name+"|"+state, []byte(returnURL))
 	if err != nil {
@@ -83,9 +89,20 @@ func (sc *stateCookies) saveLogin(c echo.Context, prefix, app, returnURL string)
 	}
 	maxAge := int(loginTTL / time.Second)
 	c.SetCookie(sc.cookie(name, value, prefix+"bff/callback", maxAge))
-	c.SetCookie(sc.cookie(sc.prefixed(session.LoginCookiePrefix+"next"), strconv.Itoa((slot+1)%maxLoginAttempts), prefix+"bff/login", maxAge))
+	next := strconv.Itoa((slot + 1) % maxLoginAttempts)
+	for _, path := range []string{"bff/login", "bff/silent-login"} {
+		c.SetCookie(sc.cookie(sc.prefixed(session.LoginCookiePrefix+"next"), next, prefix+path, maxAge))
+	}
 	return state, nil
 }
+
+// silentStatePrefix marks the state of a silent login. The state is
+// bound to its slot cookie by the MAC, so the mark cannot be added to or
+// taken from a login's state.
+const silentStatePrefix = "silent."
+
+// isSilentState reports whether state is a silent login's.
+func isSilentState(state string) bool { return strings.HasPrefix(state, silentStatePrefix) }
 
 // loadLogin finds the login of app with this state among the slots the
 // browser sent, clears its slot (a state is single use) and returns its

@@ -64,7 +64,7 @@ func startLoginFor(t *testing.T, sc *stateCookies, app, ret string) (state strin
 	t.Helper()
 	rec := httptest.NewRecorder()
 	c := echo.New().NewContext(httptest.NewRequest(http.MethodGet, "/bff/login", nil), rec)
-	state, err := sc.saveLogin(c, "/", app, ret)
+	state, err := sc.saveLogin(c, "/", app, ret, false)
 	if err != nil {
 		t.Fatal(err)
 	}
