@@ -1,10 +1,13 @@
 // bffgate client: a tiny, dependency-free ES module for SPAs behind bffgate.
 //
-//   import { getUser, fetchApi, onLogout, login, logout } from '/bff/client.js';
+//   import { getUser, fetchApi, onLogout, login, logout, silentLogin,
+//            listSessions, endSession } from '/bff/client.js';
 //   const user = await getUser();            // null when signed out
 //   if (!user) login(location.pathname);
 //   onLogout(() => location.reload());       // every tab learns at once
 //   const res = await fetchApi('/api/hello'); // adds X-CSRF: 1
+//   if (await silentLogin()) location.reload(); // signed in without a redirect
+//   const { sessions } = await listSessions(); // the user's own sessions
 //
 // Endpoints are resolved next to this file, so an app under /app2/ loads
 // /app2/bff/client.js and talks to /app2/bff/*.
@@ -55,6 +58,75 @@ export async function logout(returnUrl) {
   const u = new URL(logoutUrl, location.origin);
   if (returnUrl) u.searchParams.set('returnUrl', returnUrl);
   location.assign(u.toString());
+}
+
+const silentTimeoutMs = 10000;
+let silentError = null;
+
+/**
+ * silentLogin tries to sign in without leaving the page: the gateway's
+ * bff/silent-login runs the code flow with prompt=none in a hidden
+ * iframe. It resolves true if a session now exists, false otherwise
+ * (silentLoginError() says why: "login_required", "timeout", …). It only
+ * works where the browser sends the IdP's cookies to an iframe: an IdP on
+ * the same site as the app, or third-party cookies allowed.
+ */
+export function silentLogin({ timeoutMs = silentTimeoutMs } = {}) {
+  return new Promise((resolve) => {
+    const iframe = document.createElement('iframe');
+    iframe.hidden = true;
+    iframe.title = 'bffgate silent login';
+    iframe.setAttribute('aria-hidden', 'true');
+    let timer = 0;
+    const done = (ok, error) => {
+      clearTimeout(timer);
+      window.removeEventListener('message', onMessage);
+      iframe.remove();
+      silentError = ok ? null : (error || 'error');
+      resolve(ok);
+    };
+    // Only the gateway's own page, in this very iframe, is believed.
+    function onMessage(e) {
+      if (e.origin !== base.origin || e.source !== iframe.contentWindow) return;
+      const d = e.data;
+      if (!d || d.type !== 'bffgate:silent-login') return;
+      done(d.ok === true, typeof d.error === 'string' ? d.error : null);
+    }
+    window.addEventListener('message', onMessage);
+    timer = setTimeout(() => done(false, 'timeout'), timeoutMs);
+    iframe.src = endpoint('silent-login');
+    document.body.appendChild(iframe);
+  });
+}
+
+/** silentLoginError is why the last silentLogin() resolved false, or null. */
+export function silentLoginError() {
+  return silentError;
+}
+
+/**
+ * listSessions returns the signed-in user's sessions in this app:
+ * { sessions: [{ handle, created, last_seen, browser, address, current }] }.
+ */
+export async function listSessions() {
+  const res = await fetchApi(endpoint('sessions'), { cache: 'no-store' });
+  if (!res.ok) throw new Error('bffgate: /bff/sessions answered ' + res.status);
+  return res.json();
+}
+
+/**
+ * endSession ends one of the user's sessions by its handle (from
+ * listSessions): the gateway signs it out everywhere (its tabs, the
+ * downstream apps, its refresh token). Resolves { ended, current }.
+ */
+export async function endSession(handle) {
+  const res = await fetchApi(endpoint('sessions/end'), {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ handle }),
+  });
+  if (!res.ok) throw new Error('bffgate: /bff/sessions/end answered ' + res.status);
+  return res.json();
 }
 
 const listeners = new Set();

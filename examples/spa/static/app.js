@@ -5,7 +5,9 @@
 //
 // "./bff/client.js" resolves next to this file, i.e. under the app's path
 // prefix ("/" or e.g. "/app2/"), so the same files serve every app.
-import { getUser, fetchApi, onLogout, login, logout } from './bff/client.js';
+import {
+  getUser, fetchApi, onLogout, login, logout, silentLogin, silentLoginError, listSessions, endSession,
+} from './bff/client.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -22,6 +24,11 @@ const el = {
   logout: $('logout'),
   callApi: $('call-api'),
   apiResult: $('api-result'),
+  silentLogin: $('silent-login'),
+  silentResult: $('silent-result'),
+  sessions: $('sessions'),
+  sessionsList: $('sessions-list'),
+  refreshSessions: $('refresh-sessions'),
 };
 
 // The app's own directory ("/" or "/app2/"): where login comes back to.
@@ -43,6 +50,7 @@ const reasons = {
   expired: 'Your session expired.',
   refresh_failed: 'The identity provider no longer accepts your sign-in (it could not be renewed).',
   replaced: 'A new sign-in in this browser replaced this session.',
+  user: 'You ended this session from another browser.',
 };
 
 function showSignedOut(cause) {
@@ -53,7 +61,10 @@ function showSignedOut(cause) {
   el.user.hidden = true;
   el.signedOutText.hidden = false;
   el.login.hidden = false;
+  el.silentLogin.hidden = false;
   el.logout.hidden = true;
+  el.sessions.hidden = true;
+  el.sessionsList.replaceChildren();
 }
 
 function formatSeconds(s) {
@@ -73,7 +84,9 @@ function showUser(user) {
   el.user.hidden = false;
   el.signedOutText.hidden = true;
   el.login.hidden = true;
+  el.silentLogin.hidden = true;
   el.logout.hidden = false;
+  el.sessions.hidden = false;
 }
 
 // watchLogout switches the page to "Signed out" by itself the moment the
@@ -109,6 +122,79 @@ async function loadUser({ slide = true } = {}) {
   }
   showUser(user);
   watchLogout();
+  loadSessions();
+}
+
+// trySilentLogin signs in without leaving the page if the IdP still knows
+// the user (a hidden iframe, prompt=none), and says what happened.
+async function trySilentLogin() {
+  el.silentLogin.disabled = true;
+  el.silentResult.hidden = false;
+  el.silentResult.dataset.state = 'loading';
+  el.silentResult.textContent = 'Asking the identity provider…';
+  const ok = await silentLogin();
+  el.silentLogin.disabled = false;
+  if (ok) {
+    el.silentResult.dataset.state = 'ok';
+    delete el.silentResult.dataset.error;
+    el.silentResult.textContent = 'Signed in silently.';
+    await loadUser();
+    return;
+  }
+  const error = silentLoginError();
+  el.silentResult.dataset.state = error === 'login_required' || error === 'interaction_required' ? 'none' : 'error';
+  el.silentResult.dataset.error = error || '';
+  el.silentResult.textContent = error === 'login_required'
+    ? 'No session at the identity provider: sign in with the Login button.'
+    : `Silent sign-in did not work (${error}).`;
+}
+
+function when(iso) {
+  const d = new Date(iso);
+  return isNaN(d) ? '—' : d.toLocaleString();
+}
+
+// loadSessions lists the user's sessions in this app, each with an End
+// button (the current one ends this browser's session).
+async function loadSessions() {
+  let list;
+  try {
+    list = (await listSessions()).sessions || [];
+  } catch (err) {
+    el.sessionsList.dataset.state = 'error';
+    el.sessionsList.replaceChildren(Object.assign(document.createElement('li'), { textContent: err.message }));
+    return;
+  }
+  el.sessionsList.dataset.state = 'ok';
+  el.sessionsList.replaceChildren(...list.map((s) => {
+    const li = document.createElement('li');
+    li.dataset.handle = s.handle;
+    li.dataset.current = String(s.current);
+    const text = document.createElement('div');
+    const name = document.createElement('strong');
+    name.className = 'browser';
+    name.textContent = (s.browser || 'Unknown browser') + (s.current ? ' (this browser)' : '');
+    const meta = document.createElement('div');
+    meta.className = 'meta';
+    meta.textContent = `from ${s.address || '—'} · signed in ${when(s.created)} · last seen ${when(s.last_seen)}`;
+    text.append(name, meta);
+    const end = document.createElement('button');
+    end.type = 'button';
+    end.className = 'end secondary';
+    end.textContent = 'End';
+    end.addEventListener('click', async () => {
+      end.disabled = true;
+      try {
+        const res = await endSession(s.handle);
+        if (!res.current) loadSessions();
+      } catch (err) {
+        end.disabled = false;
+        el.sessionsList.dataset.state = 'error';
+      }
+    });
+    li.append(text, end);
+    return li;
+  }));
 }
 
 async function callApi() {
@@ -143,6 +229,8 @@ async function callApi() {
 el.login.addEventListener('click', () => login(basePath));
 el.logout.addEventListener('click', () => logout());
 el.callApi.addEventListener('click', callApi);
+el.silentLogin.addEventListener('click', trySilentLogin);
+el.refreshSessions.addEventListener('click', loadSessions);
 
 // Coming back to the tab: refresh what it shows (the event stream already
 // covers the session ending).
