@@ -142,11 +142,13 @@ async function trySilentLogin() {
     return;
   }
   const error = silentLoginError();
-  el.silentResult.dataset.state = error === 'login_required' || error === 'interaction_required' ? 'none' : 'error';
+  // The IdP's "the user must interact" answers are not errors.
+  const answers = ['login_required', 'interaction_required', 'consent_required', 'account_selection_required'];
+  el.silentResult.dataset.state = answers.includes(error) ? 'none' : 'error';
   el.silentResult.dataset.error = error || '';
   el.silentResult.textContent = error === 'login_required'
     ? 'No session at the identity provider: sign in with the Login button.'
-    : `Silent sign-in did not work (${error}).`;
+    : `Silent sign-in did not work (${error}): sign in with the Login button.`;
 }
 
 function when(iso) {
