@@ -50,7 +50,7 @@ const reasons = {
   expired: 'Your session expired.',
   refresh_failed: 'The identity provider no longer accepts your sign-in (it could not be renewed).',
   replaced: 'A new sign-in in this browser replaced this session.',
-  user: 'You ended this session from another browser.',
+  user: 'This session was ended from your list of sessions.',
 };
 
 function showSignedOut(cause) {
