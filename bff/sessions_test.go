@@ -83,8 +83,36 @@ func (l sessionList) other() userSession {
 	return userSession{}
 }
 
-func TestUserSessionsList(t *testing.T) {
-	h := newHarness(t, harnessOpts{})
+// forStores runs f with the memory store and with a real Redis.
+func forStores(t *testing.T, f func(t *testing.T, o harnessOpts)) {
+	t.Run("memory", func(t *testing.T) { f(t, harnessOpts{}) })
+	t.Run("redis", func(t *testing.T) {
+		srv, skip, err := storetest.RequireRedis()
+		if err != nil {
+			t.Fatal(err)
+		}
+		storetest.SkipWithoutRedis(t, srv, skip)
+		t.Cleanup(srv.Stop)
+		rdb, err := session.NewRedisClient(session.Config{RedisURL: srv.URL(0)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rdb.Close() })
+		rs, err := session.NewRedisStore(rdb, session.RedisConfig{
+			Secret: testSecret, Timeouts: session.Timeouts{Idle: 30 * time.Minute, Absolute: 8 * time.Hour},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rs.Close() })
+		f(t, harnessOpts{wrapStore: func(session.Store) session.Store { return rs }})
+	})
+}
+
+func TestUserSessionsList(t *testing.T) { forStores(t, testUserSessionsList) }
+
+func testUserSessionsList(t *testing.T, o harnessOpts) {
+	h := newHarness(t, o)
 	a := h.loginWithUA("alice", firefoxUA)
 	b := h.loginWithUA("alice", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
 	h.loginWithUA("bob", firefoxUA)
@@ -138,8 +166,10 @@ func TestUserSessionsList(t *testing.T) {
 // sign-out does: the session is gone, its open event stream gets the
 // logout with cause user, its refresh token is revoked, the metric counts
 // cause user; the session that ended it stays.
-func TestUserEndsOwnSession(t *testing.T) {
-	h := newHarness(t, harnessOpts{})
+func TestUserEndsOwnSession(t *testing.T) { forStores(t, testUserEndsOwnSession) }
+
+func testUserEndsOwnSession(t *testing.T, o harnessOpts) {
+	h := newHarness(t, o)
 	ended := &storetest.EndLog{}
 	h.mgr.Observe(ended)
 	a := h.loginWithUA("alice", firefoxUA)
@@ -198,8 +228,10 @@ func TestUserEndsOwnSession(t *testing.T) {
 // TestUserCannotEndOthersSession: a handle of another user's session is
 // answered exactly like an unknown handle (404, no oracle), and that
 // session lives on.
-func TestUserCannotEndOthersSession(t *testing.T) {
-	h := newHarness(t, harnessOpts{})
+func TestUserCannotEndOthersSession(t *testing.T) { forStores(t, testUserCannotEndOthersSession) }
+
+func testUserCannotEndOthersSession(t *testing.T, o harnessOpts) {
+	h := newHarness(t, o)
 	bob := h.loginWithUA("bob", firefoxUA)
 	bobsHandle := h.listSessions(bob).Sessions[0].Handle
 	alice := h.loginWithUA("alice", firefoxUA)
@@ -254,8 +286,10 @@ func TestUserSessionsEndRequests(t *testing.T) {
 
 // TestUserSessionsCapped: the list holds at most maxUserSessions, the
 // newest, and always the current one.
-func TestUserSessionsCapped(t *testing.T) {
-	h := newHarness(t, harnessOpts{})
+func TestUserSessionsCapped(t *testing.T) { forStores(t, testUserSessionsCapped) }
+
+func testUserSessionsCapped(t *testing.T, o harnessOpts) {
+	h := newHarness(t, o)
 	c := h.loginWithUA("alice", firefoxUA)
 	cur := h.sessionOf(c)
 	for i := range maxUserSessions + 10 {

@@ -204,3 +204,23 @@ func TestUserEndsOtherSession(t *testing.T) {
 		t.Errorf("the demo API got no logout token for the ended session:\n%s", proctest.Tail(s.api.log.String(), 20))
 	}
 }
+
+// TestSilentLoginCrossSite: with the IdP on another site than the app
+// (localhost against 127.0.0.1), the IdP's SameSite=Lax session cookie is
+// not sent in the app's iframe, so silentLogin() answers false although
+// the user is signed in at the IdP: the README's "when it works".
+func TestSilentLoginCrossSite(t *testing.T) {
+	s := startStackWith(t, stackOptions{idpHost: "localhost"})
+	tb := newBrowser(t).newTab()
+	tb.loginToApp(s.gwURL+"/", "alice", "wonderland", false)
+	tb.deleteCookie(s.gwURL+"/", "bffgate-demo")
+	if st := tb.openApp(s.gwURL + "/"); st != "signed-out" {
+		t.Fatalf("without the gateway cookie #status = %q, want signed-out", st)
+	}
+	if o := tb.trySilentLogin(); o.State != "none" || o.Error != "login_required" {
+		t.Errorf("silent sign-in across sites: %+v, want none with login_required (the IdP cannot see its session)", o)
+	}
+	if n := len(s.idpEvents("login.success", nil)); n != 1 {
+		t.Errorf("the IdP logged %d password logins, want the one before", n)
+	}
+}
