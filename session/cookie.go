@@ -7,7 +7,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"iter"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -54,8 +56,8 @@ type CookieCodec struct {
 	sc     *securecookie.SecureCookie
 	secure bool
 	maxAge int // seconds
-	// decoded remembers recently verified cookie values (name and value →
-	// session id) for decodedTTL, so that the MAC and decryption run once
+	// decoded remembers recently verified cookie values (value → name
+	// and session id) for decodedTTL, so that the MAC and decryption run once
 	// a minute per cookie instead of on every request. Only values that
 	// verified are kept, so it grows with live sessions, not with junk.
 	decoded   *cache.Cache
@@ -113,21 +115,25 @@ func (c *CookieCodec) Encode(app, id string) (*http.Cookie, error) {
 // wrapping ErrInvalidCookie if no cookie of that name decodes (tampered,
 // expired, or made with another secret).
 func (c *CookieCodec) Decode(r *http.Request, app string) (string, error) {
-	name := c.Name(app)
+	return c.DecodeNamed(r, c.Name(app))
+}
+
+// DecodeNamed is Decode for the cookie name that Name returned for the
+// app, so that a caller on the hot path computes it once.
+func (c *CookieCodec) DecodeNamed(r *http.Request, name string) (string, error) {
 	var lastErr error
 	// A browser may send several cookies of one name (other paths or
 	// domains); the first that decodes wins.
-	for _, ck := range r.CookiesNamed(name) {
-		key := name + "=" + ck.Value
-		if id, ok := c.decoded.Get(key); ok {
-			return id.(string), nil
+	for value := range cookieValues(r.Header, name) {
+		if d, ok := c.decoded.Get(value); ok && d.(*decodedCookie).name == name {
+			return d.(*decodedCookie).id, nil
 		}
 		var id []byte
-		if err := c.sc.Decode(name, ck.Value, &id); err != nil {
+		if err := c.sc.Decode(name, value, &id); err != nil {
 			lastErr = err
 			continue
 		}
-		c.remember(key, string(id))
+		c.remember(value, &decodedCookie{name: name, id: string(id)})
 		return string(id), nil
 	}
 	if lastErr != nil {
@@ -136,10 +142,51 @@ func (c *CookieCodec) Decode(r *http.Request, app string) (string, error) {
 	return "", fmt.Errorf("session cookie %s: %w", name, ErrNotFound)
 }
 
+// decodedCookie is a verified cookie value's name and session id. The
+// cache is keyed by the value alone, so that a lookup builds no key; the
+// name is compared on a hit, since the MAC binds the value to its name.
+type decodedCookie struct{ name, id string }
+
+// cookieValues yields the values of the cookies named name in h's Cookie
+// lines, in order, as net/http's Request.CookiesNamed reads them (spaces
+// trimmed, one pair of double quotes removed, malformed values skipped).
+// Unlike Request.Cookies, it neither parses nor allocates the request's
+// other cookies.
+func cookieValues(h http.Header, name string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, line := range h["Cookie"] {
+			for line != "" {
+				var part string
+				part, line, _ = strings.Cut(line, ";")
+				n, v, _ := strings.Cut(textproto.TrimString(part), "=")
+				if textproto.TrimString(n) != name {
+					continue
+				}
+				if v, ok := cookieValue(v); ok && !yield(v) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// cookieValue unquotes and checks a cookie value as net/http does.
+func cookieValue(v string) (string, bool) {
+	if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
+			return "", false
+		}
+	}
+	return v, true
+}
+
 // remember caches a verified cookie value. Expired entries are swept
 // here, at most every decodedTTL, instead of by a janitor goroutine.
-func (c *CookieCodec) remember(key, id string) {
-	c.decoded.SetDefault(key, id)
+func (c *CookieCodec) remember(value string, d *decodedCookie) {
+	c.decoded.SetDefault(value, d)
 	now := time.Now().Unix()
 	if last := c.lastSweep.Load(); now-last >= int64(decodedTTL/time.Second) && c.lastSweep.CompareAndSwap(last, now) {
 		c.decoded.DeleteExpired()
