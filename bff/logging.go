@@ -5,19 +5,6 @@ import (
 	"log/slog"
 )
 
-type ctxKeyRequestID struct{}
-
-// withRequestID returns ctx carrying the request id for log lines.
-func withRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, ctxKeyRequestID{}, id)
-}
-
-// requestIDFrom returns the request id in ctx, or "".
-func requestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(ctxKeyRequestID{}).(string)
-	return id
-}
-
 // LogHandler wraps a slog.Handler so that every line logged with a
 // request's context carries its request_id, whichever package logs it.
 func LogHandler(h slog.Handler) slog.Handler { return requestIDHandler{h} }
@@ -25,8 +12,8 @@ func LogHandler(h slog.Handler) slog.Handler { return requestIDHandler{h} }
 type requestIDHandler struct{ slog.Handler }
 
 func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
-	if id, ok := ctx.Value(ctxKeyRequestID{}).(string); ok {
-		r.AddAttrs(slog.String("request_id", id))
+	if ri := requestInfo(ctx); ri != nil {
+		r.AddAttrs(slog.String("request_id", ri.id))
 	}
 	return h.Handler.Handle(ctx, r)
 }

@@ -99,7 +99,7 @@ func backchannel(svc *logout.Service, c echo.Context) error {
 		return jsonError(http.StatusBadRequest, "application_error", "the logout could not be completed", err)
 	}
 	if len(results) > 0 {
-		c.Set("app", results[0].App)
+		setApp(c, results[0].App)
 	}
 	return c.NoContent(http.StatusOK)
 }

@@ -1,6 +1,9 @@
 package bff
 
 import (
+	"strconv"
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -14,6 +17,45 @@ type metrics struct {
 	// jwksOverflow counts tokens refused at once because jwks_max_waiters
 	// tokens already waited for a JWKS fetch.
 	jwksOverflow *prometheus.CounterVec
+
+	// children caches the request metrics' children by (app, route,
+	// status), so that a request costs a map lookup instead of two
+	// WithLabelValues (hashing the labels, formatting the status).
+	mu       sync.RWMutex
+	children map[requestKey]requestChildren
+}
+
+// requestKey is the labels of one request's metrics.
+type requestKey struct {
+	app, route string
+	code       int
+}
+
+// requestChildren are the request metrics of one requestKey.
+type requestChildren struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
+}
+
+// request returns the request metrics' children for (app, route, code),
+// resolving them with WithLabelValues the first time only. The keys are
+// bounded: apps, route kinds, and status codes (100-999).
+func (m *metrics) request(app, route string, code int) requestChildren {
+	k := requestKey{app, route, code}
+	m.mu.RLock()
+	c, ok := m.children[k]
+	m.mu.RUnlock()
+	if ok {
+		return c
+	}
+	c = requestChildren{
+		count:   m.requests.WithLabelValues(app, route, strconv.Itoa(code)),
+		latency: m.latency.WithLabelValues(app, route),
+	}
+	m.mu.Lock()
+	m.children[k] = c
+	m.mu.Unlock()
+	return c
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -36,6 +78,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Tokens (logout or ID tokens) refused without waiting for a JWKS fetch because jwks_max_waiters were already waiting, by app.",
 		}, []string{"app"}),
 	}
+	m.children = make(map[requestKey]requestChildren)
 	reg.MustRegister(m.requests, m.latency, m.logins, m.jwksOverflow)
 	return m
 }

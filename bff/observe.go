@@ -50,21 +50,6 @@ func chain(mw ...echo.MiddlewareFunc) echo.MiddlewareFunc {
 	return func(echo.HandlerFunc) echo.HandlerFunc { return h }
 }
 
-// requestIDs gives every request an id: in the X-Request-ID response
-// header, in the echo.Context ("request_id") for the error boundary and
-// in the request's context, where LogHandler adds it to every log line.
-// An incoming X-Request-ID is kept only from a trusted proxy
-// (trustedForwarding removes it otherwise).
-func requestIDs() echo.MiddlewareFunc {
-	return middleware.RequestIDWithConfig(middleware.RequestIDConfig{
-		Generator: newRequestID,
-		RequestIDHandler: func(c echo.Context, rid string) {
-			c.Set("request_id", rid)
-			c.SetRequest(c.Request().WithContext(withRequestID(c.Request().Context(), rid)))
-		},
-	})
-}
-
 // recoverPanics turns a handler's panic into a logged 500. It re-panics
 // http.ErrAbortHandler, which httputil.ReverseProxy uses to cut the
 // client's connection when an upstream dies mid-body: swallowing it
@@ -90,7 +75,7 @@ func (g *Gateway) observeAborts(next echo.HandlerFunc) echo.HandlerFunc {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
 					g.recordRequest(c, c.Response().Status, time.Since(start))
-					app, _ := c.Get("app").(string)
+					app, _ := requestLabels(c)
 					g.logger.WarnContext(c.Request().Context(), "response aborted", "app", app,
 						"method", c.Request().Method, "path", c.Request().URL.Path, "status", c.Response().Status)
 				}
@@ -104,24 +89,16 @@ func (g *Gateway) observeAborts(next echo.HandlerFunc) echo.HandlerFunc {
 // recordRequest updates the request metrics and writes the access-log
 // line (when server.access_log is on).
 func (g *Gateway) recordRequest(c echo.Context, status int, d time.Duration) {
-	app, _ := c.Get("app").(string)
-	kind, _ := c.Get("route").(string)
-	if kind == "" {
-		kind = routeOther
-	}
-	g.metrics.requests.WithLabelValues(app, kind, strconv.Itoa(status)).Inc()
-	g.metrics.latency.WithLabelValues(app, kind).Observe(d.Seconds())
+	app, kind := requestLabels(c)
+	m := g.metrics.request(app, kind, status)
+	m.count.Inc()
+	m.latency.Observe(d.Seconds())
 	r := c.Request()
 	if g.server.AccessLog && g.logger.Enabled(r.Context(), levelAccess) {
 		g.logger.LogAttrs(r.Context(), levelAccess, "request", slog.String("app", app), slog.String("route", kind),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.Int("status", status), slog.Float64("duration_ms", float64(d.Microseconds())/1000))
 	}
-}
-
-func requestID(c echo.Context) string {
-	id, _ := c.Get("request_id").(string)
-	return id
 }
 
 // Request ids are a random per-process prefix and a counter: unique

@@ -47,12 +47,12 @@ func (g *Gateway) routes(sites []*site, issuer Issuer, public *url.URL) *echo.Ec
 		jwksURI := public.String() + "/.well-known/jwks.json"
 		discovery := issuer.Discovery(jwksURI)
 		e.GET("/.well-known/openid-configuration", func(c echo.Context) error {
-			c.Set("route", routeWellKnown)
+			setRoute(c, routeWellKnown)
 			c.Response().Header().Set("Cache-Control", "public, max-age=300")
 			return c.JSONBlob(http.StatusOK, discovery)
 		})
 		e.GET("/.well-known/jwks.json", func(c echo.Context) error {
-			c.Set("route", routeWellKnown)
+			setRoute(c, routeWellKnown)
 			c.Response().Header().Set("Cache-Control", "public, max-age=60")
 			return c.JSONBlob(http.StatusOK, issuer.JWKS())
 		})
@@ -103,8 +103,8 @@ func dispatch(list []*site, kind string, h func(*site, echo.Context) error) echo
 		if s == nil {
 			return jsonError(http.StatusNotFound, "not_found", "no app serves this host", nil)
 		}
-		c.Set("app", s.app.cfg.Name)
-		c.Set("route", kind)
+		setApp(c, s.app.cfg.Name)
+		setRoute(c, kind)
 		return h(s, c)
 	}
 }
@@ -145,11 +145,11 @@ func (d *proxyDispatch) serve(c echo.Context) error {
 		if !strings.HasPrefix(r.URL.Path, api.path) {
 			continue
 		}
-		c.Set("route", routeAPI)
+		setRoute(c, routeAPI)
 		if err := requireCSRF(r); err != nil {
 			return err
 		}
-		s, err := d.sess.load(r, true)
+		s, err := d.sess.loadView(r)
 		if err != nil {
 			return err
 		}

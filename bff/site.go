@@ -47,7 +47,7 @@ type shared struct {
 
 func newSite(a *app, sh shared) *site {
 	cfg := &a.cfg
-	sess := appSession{app: cfg.Name, cookies: sh.cookies, sessions: sh.sessions}
+	sess := appSession{app: cfg.Name, cookie: sh.cookies.Name(cfg.Name), cookies: sh.cookies, sessions: sh.sessions}
 	return &site{
 		app: a,
 		login: &loginFlow{cfg: cfg, disc: &a.disc, states: sh.states, sess: sess, idp: sh.idp,
@@ -75,6 +75,7 @@ func errStoreDown(err error) error {
 // appSession finds one app's session from the request's cookie.
 type appSession struct {
 	app      string
+	cookie   string // the app's session cookie name (CookieCodec.Name)
 	cookies  *session.CookieCodec
 	sessions *session.Manager
 }
@@ -83,11 +84,26 @@ type appSession struct {
 // answers 401 without one and 503 when the store is down. slide=false
 // leaves the idle expiry alone.
 func (as appSession) load(r *http.Request, slide bool) (*session.Session, error) {
-	id, err := as.cookies.Decode(r, as.app)
+	return as.find(r, slide, false)
+}
+
+// loadView is load for the proxy: the session without its claims
+// (session.Manager.View), which the proxy never reads.
+func (as appSession) loadView(r *http.Request) (*session.Session, error) {
+	return as.find(r, true, true)
+}
+
+func (as appSession) find(r *http.Request, slide, view bool) (*session.Session, error) {
+	id, err := as.cookies.DecodeNamed(r, as.cookie)
 	if err != nil {
 		return nil, errUnauthorized
 	}
-	s, err := as.sessions.Get(r.Context(), id)
+	var s *session.Session
+	if view {
+		s, err = as.sessions.View(r.Context(), id)
+	} else {
+		s, err = as.sessions.Get(r.Context(), id)
+	}
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 		return nil, errUnauthorized
@@ -110,7 +126,7 @@ func (as appSession) load(r *http.Request, slide bool) (*session.Session, error)
 
 // clearCookie clears the app's session cookie if the request has one.
 func (as appSession) clearCookie(c echo.Context) {
-	if _, err := c.Request().Cookie(as.cookies.Name(as.app)); err == nil {
+	if _, err := c.Request().Cookie(as.cookie); err == nil {
 		c.SetCookie(as.cookies.Clear(as.app))
 	}
 }

@@ -15,7 +15,7 @@ import (
 // requireCSRF demands the X-CSRF: 1 header that a cross-site page cannot
 // send without a CORS preflight the gateway never grants.
 func requireCSRF(r *http.Request) error {
-	if r.Header.Get("X-CSRF") != "1" {
+	if r.Header.Get("X-Csrf") != "1" { // canonical: Get need not allocate to canonicalize it
 		return jsonError(http.StatusUnauthorized, "unauthorized", "missing X-CSRF: 1 header", nil)
 	}
 	return nil

@@ -129,6 +129,29 @@ func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
 	return m.store.Get(ctx, id)
 }
 
+// viewer is implemented by stores that can hand out a session without
+// its Claims more cheaply than Get (MemoryStore).
+type viewer interface {
+	View(ctx context.Context, id string) (*Session, error)
+}
+
+// View returns the live session with that id, or ErrNotFound, like Get
+// but without its Claims (nil): the request path (the proxy, the token
+// refresh) never reads them, and copying them on every request is the
+// largest part of a Get. The caller may change the returned session's
+// fields, but must not save it with Update (its claims would be lost) nor
+// modify its Upstreams in place (AddUpstream is fine: it copies).
+func (m *Manager) View(ctx context.Context, id string) (*Session, error) {
+	if v, ok := m.store.(viewer); ok {
+		return v.View(ctx, id)
+	}
+	s, err := m.store.Get(ctx, id)
+	if s != nil {
+		s.Claims = nil
+	}
+	return s, err
+}
+
 // Touch slides the session's idle expiry to now (see Store.Touch).
 func (m *Manager) Touch(ctx context.Context, id string, now time.Time) error {
 	return m.store.Touch(ctx, id, now)
