@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/textproto"
@@ -15,28 +16,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		stripPrefix(pr.Out, p.cfg.StripPrefix)
 	}
 	pr.SetURL(p.cfg.Target)
-	if p.cfg.TrustForwarded {
-		// The caller vouches for these: it removed them from untrusted peers.
-		if xff := forwardedFor(pr.In.Header.Values("X-Forwarded-For")); xff != "" {
-			pr.Out.Header["X-Forwarded-For"] = []string{xff}
-		}
-	}
-	pr.SetXForwarded()
-	if p.cfg.TrustForwarded && pr.In.Header.Get("X-Forwarded-Proto") == "https" {
-		pr.Out.Header.Set("X-Forwarded-Proto", "https")
-	}
+	p.setForwarded(pr)
 	h := pr.Out.Header
-	// SetXForwarded copied the client's Host; the upstream gets the
-	// public host instead, or the one a trusted proxy forwarded.
-	host := p.cfg.ForwardedHost
-	if p.cfg.TrustForwarded {
-		if fh := pr.In.Header.Get("X-Forwarded-Host"); fh != "" {
-			host = fh
-		}
-	}
-	if v := h["X-Forwarded-Host"]; host != "" && len(v) == 1 {
-		v[0] = host // SetXForwarded made this slice: no new allocation
-	}
 	// The client cannot pick the upstream's view of its identity: its own
 	// Authorization never passes, and Forwarded is replaced by the
 	// X-Forwarded-* headers set above.
@@ -45,6 +26,41 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	h.Del("Forwarded")
 	p.filterCookies(h)
+}
+
+// setForwarded sets the X-Forwarded-* headers of pr.Out as
+// ProxyRequest.SetXForwarded does, with the gateway's changes: the host
+// is the public one (ForwardedHost) rather than the client's Host, and
+// with TrustForwarded the chain, host and https proto a trusted proxy
+// sent are kept. The three values share one allocation.
+// httputil.ReverseProxy has removed the inbound ones from pr.Out.
+func (p *Proxy) setForwarded(pr *httputil.ProxyRequest) {
+	in, h := pr.In, pr.Out.Header
+	trust := p.cfg.TrustForwarded
+	v := new([3]string)
+	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+		v[0] = ip
+		if trust {
+			// The caller vouches for these: it removed them from untrusted peers.
+			if xff := forwardedFor(in.Header.Values("X-Forwarded-For")); xff != "" {
+				v[0] = xff + ", " + ip
+			}
+		}
+		h["X-Forwarded-For"] = v[0:1:1]
+	}
+	v[1] = p.cfg.ForwardedHost
+	if trust && in.Header.Get("X-Forwarded-Host") != "" {
+		v[1] = in.Header.Get("X-Forwarded-Host")
+	}
+	if v[1] == "" {
+		v[1] = in.Host
+	}
+	h["X-Forwarded-Host"] = v[1:2:2]
+	v[2] = "http"
+	if in.TLS != nil || trust && in.Header.Get("X-Forwarded-Proto") == "https" {
+		v[2] = "https"
+	}
+	h["X-Forwarded-Proto"] = v[2:3:3]
 }
 
 // forwardedFor joins the elements of the X-Forwarded-For lines, trimmed
