@@ -49,8 +49,10 @@ func (p *Proxy) setForwarded(pr *httputil.ProxyRequest) {
 		h["X-Forwarded-For"] = v[0:1:1]
 	}
 	v[1] = p.cfg.ForwardedHost
-	if trust && in.Header.Get("X-Forwarded-Host") != "" {
-		v[1] = in.Header.Get("X-Forwarded-Host")
+	if trust {
+		if fh := in.Header.Get("X-Forwarded-Host"); fh != "" {
+			v[1] = fh
+		}
 	}
 	if v[1] == "" {
 		v[1] = in.Host
