@@ -1,8 +1,10 @@
 package bff
 
 import (
+	"maps"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -20,9 +22,11 @@ type metrics struct {
 
 	// children caches the request metrics' children by (app, route,
 	// status), so that a request costs a map lookup instead of two
-	// WithLabelValues (hashing the labels, formatting the status).
-	mu       sync.RWMutex
-	children map[requestKey]requestChildren
+	// WithLabelValues (hashing the labels, formatting the status). The
+	// map is never modified: an addition (under mu) stores a new one, so
+	// that lookups take no lock.
+	mu       sync.Mutex
+	children atomic.Pointer[map[requestKey]requestChildren]
 }
 
 // requestKey is the labels of one request's metrics.
@@ -42,19 +46,23 @@ type requestChildren struct {
 // bounded: apps, route kinds, and status codes (100-999).
 func (m *metrics) request(app, route string, code int) requestChildren {
 	k := requestKey{app, route, code}
-	m.mu.RLock()
-	c, ok := m.children[k]
-	m.mu.RUnlock()
-	if ok {
+	if c, ok := (*m.children.Load())[k]; ok {
 		return c
 	}
-	c = requestChildren{
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := *m.children.Load()
+	if c, ok := cur[k]; ok {
+		return c
+	}
+	c := requestChildren{
 		count:   m.requests.WithLabelValues(app, route, strconv.Itoa(code)),
 		latency: m.latency.WithLabelValues(app, route),
 	}
-	m.mu.Lock()
-	m.children[k] = c
-	m.mu.Unlock()
+	next := make(map[requestKey]requestChildren, len(cur)+1)
+	maps.Copy(next, cur)
+	next[k] = c
+	m.children.Store(&next)
 	return c
 }
 
@@ -78,7 +86,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Tokens (logout or ID tokens) refused without waiting for a JWKS fetch because jwks_max_waiters were already waiting, by app.",
 		}, []string{"app"}),
 	}
-	m.children = make(map[requestKey]requestChildren)
+	m.children.Store(&map[requestKey]requestChildren{})
 	reg.MustRegister(m.requests, m.latency, m.logins, m.jwksOverflow)
 	return m
 }
