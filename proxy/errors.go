@@ -18,11 +18,15 @@ const (
 	codeUnauthorized    = "unauthorized"
 	codeBadGateway      = "bad_gateway"
 	codeUpstreamTimeout = "upstream_timeout"
+	// codeTokenUnavailable: the IdP could not be reached for a client token.
+	codeTokenUnavailable = "token_unavailable"
 
-	descUnauthorized    = "no valid session"
-	descNoToken         = "no access token could be obtained"
-	descBadGateway      = "the upstream could not be reached"
-	descUpstreamTimeout = "the upstream did not answer in time"
+	descUnauthorized     = "no valid session"
+	descNoToken          = "no access token could be obtained"
+	descNoClientToken    = "the identity provider refused the gateway's client token request"
+	descTokenUnavailable = "no access token could be obtained from the identity provider; try again later"
+	descBadGateway       = "the upstream could not be reached"
+	descUpstreamTimeout  = "the upstream did not answer in time"
 )
 
 // ErrorWriter answers a request the proxy cannot serve with status and

@@ -21,11 +21,38 @@ import (
 	"github.com/bffgate/bffgate/session"
 )
 
-// The values of Config.Token.
+// The values of Config.Token: which access token the upstream gets, the
+// token types of Duende BFF (TokenType / RequiredTokenType) by another
+// name.
 const (
-	TokenUser = "user" // attach the session's access token; a session is required
-	TokenNone = "none" // attach nothing; no session is required
+	// TokenUser attaches the session's access token; a session is
+	// required (Duende's User).
+	TokenUser = "user"
+	// TokenClient attaches the gateway's own client token
+	// (client-credentials grant), with or without a session (Client).
+	TokenClient = "client"
+	// TokenUserOrClient attaches the session's token, or without a
+	// session the client token (UserOrClient).
+	TokenUserOrClient = "user_or_client"
+	// TokenUserOrNone attaches the session's token, or without a session
+	// nothing (UserOrNone).
+	TokenUserOrNone = "user_or_none"
+	// TokenNone attaches nothing; no session is required (an anonymous
+	// remote API).
+	TokenNone = "none"
 )
+
+// tokenKinds are the valid values of Config.Token.
+var tokenKinds = []string{TokenUser, TokenClient, TokenUserOrClient, TokenUserOrNone, TokenNone}
+
+// ValidToken reports whether v is a value of Config.Token.
+func ValidToken(v string) bool { return slices.Contains(tokenKinds, v) }
+
+// usesUser and usesClient report which token sources a kind needs.
+func usesUser(kind string) bool {
+	return kind == TokenUser || kind == TokenUserOrClient || kind == TokenUserOrNone
+}
+func usesClient(kind string) bool { return kind == TokenClient || kind == TokenUserOrClient }
 
 // Config describes one upstream.
 type Config struct {
@@ -35,8 +62,13 @@ type Config struct {
 	// Target is the upstream's base URL, from upstream.ParseTarget.
 	// Request paths are appended to its path. Required.
 	Target *url.URL
-	// Token is TokenUser (the zero value means TokenUser) or TokenNone.
+	// Token is which access token the upstream gets: TokenUser (the zero
+	// value means TokenUser), TokenClient, TokenUserOrClient,
+	// TokenUserOrNone or TokenNone.
 	Token string
+	// ClientTokens gives the client token of TokenClient and
+	// TokenUserOrClient (ClientTokens.For). Required for those.
+	ClientTokens ClientTokenSource
 	// StripPrefix, if set, is removed from the start of the request path
 	// before it is appended to Target's path. By default the full request
 	// path is forwarded.
@@ -101,8 +133,11 @@ func (c Config) Validate() error {
 	case c.Target.User != nil, c.Target.RawQuery != "", c.Target.Fragment != "":
 		errs = append(errs, errors.New("upstream: must not contain userinfo, query or fragment"))
 	}
-	if c.Token != "" && c.Token != TokenUser && c.Token != TokenNone {
-		errs = append(errs, fmt.Errorf("token: must be %q or %q", TokenUser, TokenNone))
+	if c.Token != "" && !ValidToken(c.Token) {
+		errs = append(errs, fmt.Errorf("token: must be one of %q", tokenKinds))
+	}
+	if usesClient(c.Token) && c.ClientTokens == nil {
+		errs = append(errs, fmt.Errorf("ClientTokens: must be set for token %q", c.Token))
 	}
 	if c.StripPrefix != "" && !strings.HasPrefix(c.StripPrefix, "/") {
 		errs = append(errs, errors.New("strip_prefix: must start with /"))
@@ -159,8 +194,8 @@ func New(cfg Config, transport http.RoundTripper, tokens TokenSource, used Usage
 	if transport == nil {
 		errs = append(errs, errors.New("transport: must not be nil"))
 	}
-	if tokens == nil && cfg.Token == TokenUser {
-		errs = append(errs, errors.New("token source: must not be nil for token \"user\""))
+	if tokens == nil && usesUser(cfg.Token) {
+		errs = append(errs, fmt.Errorf("token source: must not be nil for token %q", cfg.Token))
 	}
 	if used == nil {
 		errs = append(errs, errors.New("usage recorder: must not be nil"))
@@ -210,41 +245,92 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.ServeSession(w, r, nil)
 }
 
-// ServeSession proxies r of the session s (nil for none) to the upstream.
-// With token "user" it answers 401 JSON without a session or when the
-// session has ended, and 502 JSON when no access token could be obtained.
+// ServeSession proxies r of the session s (nil for none) to the upstream
+// with the access token its Config.Token says. Without a session (or when
+// the session has ended) token "user" answers 401 JSON, "user_or_client"
+// uses the client token, "user_or_none" forwards without a token. When no
+// token could be obtained it answers 502 JSON (the IdP refused the grant,
+// or a session's refresh failed for a transient reason) or 503 JSON (the
+// IdP could not be reached for a client token).
 func (p *Proxy) ServeSession(w http.ResponseWriter, r *http.Request, s *session.Session) {
 	ctx := r.Context()
-	if p.cfg.Token == TokenUser {
-		if s == nil {
-			p.cfg.WriteError(w, r, http.StatusUnauthorized, codeUnauthorized, descUnauthorized)
-			return
-		}
-		tok, err := p.tokens.AccessToken(ctx, s)
+	kind := p.cfg.Token
+	if kind == TokenUser || (s != nil && usesUser(kind)) {
+		tok, err := p.userToken(ctx, s)
 		switch {
+		case err == nil:
+			// The client's own Authorization never passes: it is replaced
+			// here (rewrite copies it to the outgoing request; no request
+			// copy on the hot path), and removed by rewrite for token "none".
+			r.Header["Authorization"] = []string{"Bearer " + tok}
+			p.markUsed(ctx, s)
+			p.rp.ServeHTTP(w, r)
+			return
+		case errors.Is(err, ErrSessionEnded) && kind != TokenUser:
+			s = nil // the session has ended: as without one
 		case errors.Is(err, ErrSessionEnded):
 			p.cfg.WriteError(w, r, http.StatusUnauthorized, codeUnauthorized, descUnauthorized)
 			return
-		case err != nil && ctx.Err() != nil:
+		case ctx.Err() != nil:
 			return // the client is gone
-		case err != nil:
+		default:
 			p.logger.ErrorContext(ctx, "get access token", "app", s.App, "err", err)
 			p.cfg.WriteError(w, r, http.StatusBadGateway, codeBadGateway, descNoToken)
 			return
 		}
-		// The client's own Authorization never passes: it is replaced
-		// here (rewrite copies it to the outgoing request; no request copy
-		// on the hot path), and removed by rewrite for token "none".
-		r.Header["Authorization"] = []string{"Bearer " + tok}
 	}
-	if s != nil && !s.UsedUpstream(p.cfg.Name) {
-		if err := p.used.MarkUpstream(ctx, s.ID, p.cfg.Name); err != nil {
-			// The request can still be served; the upstream may miss
-			// this session's logout if the record is never saved.
-			p.logger.WarnContext(ctx, "record upstream use", "app", s.App, "err", err)
-		} else {
-			s.AddUpstream(p.cfg.Name)
+	switch kind {
+	case TokenClient, TokenUserOrClient:
+		if !p.attachClientToken(w, r) {
+			return
 		}
+	case TokenUserOrNone:
+		delete(r.Header, "Authorization") // forwarded anonymously
 	}
+	p.markUsed(ctx, s)
 	p.rp.ServeHTTP(w, r)
+}
+
+// userToken returns the session's access token; without a session, the
+// error wraps ErrSessionEnded.
+func (p *Proxy) userToken(ctx context.Context, s *session.Session) (string, error) {
+	if s == nil {
+		return "", ErrSessionEnded
+	}
+	return p.tokens.AccessToken(ctx, s)
+}
+
+// attachClientToken puts the client token on r, or answers that none
+// could be obtained and returns false.
+func (p *Proxy) attachClientToken(w http.ResponseWriter, r *http.Request) bool {
+	ctx := r.Context()
+	tok, err := p.cfg.ClientTokens.ClientToken(ctx)
+	switch {
+	case err == nil:
+		r.Header["Authorization"] = []string{"Bearer " + tok}
+		return true
+	case ctx.Err() != nil:
+		return false // the client is gone
+	case rejected(err):
+		p.logger.ErrorContext(ctx, "get client token: the IdP refused the grant", "err", err)
+		p.cfg.WriteError(w, r, http.StatusBadGateway, codeBadGateway, descNoClientToken)
+	default:
+		p.logger.ErrorContext(ctx, "get client token", "err", err)
+		p.cfg.WriteError(w, r, http.StatusServiceUnavailable, codeTokenUnavailable, descTokenUnavailable)
+	}
+	return false
+}
+
+// markUsed records that the session s (nil: none) called the upstream.
+func (p *Proxy) markUsed(ctx context.Context, s *session.Session) {
+	if s == nil || s.UsedUpstream(p.cfg.Name) {
+		return
+	}
+	if err := p.used.MarkUpstream(ctx, s.ID, p.cfg.Name); err != nil {
+		// The request can still be served; the upstream may miss
+		// this session's logout if the record is never saved.
+		p.logger.WarnContext(ctx, "record upstream use", "app", s.App, "err", err)
+	} else {
+		s.AddUpstream(p.cfg.Name)
+	}
 }

@@ -21,8 +21,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// The client cannot pick the upstream's view of its identity: its own
 	// Authorization never passes, and Forwarded is replaced by the
 	// X-Forwarded-* headers set above.
-	if p.cfg.Token != TokenUser {
-		h.Del("Authorization") // with "user", ServeHTTP has put the bearer there
+	if p.cfg.Token == TokenNone {
+		h.Del("Authorization") // the other kinds: ServeSession set or removed it
 	}
 	h.Del("Forwarded")
 	p.filterCookies(h)

@@ -209,3 +209,25 @@ func cloneValues(v url.Values) url.Values {
 	}
 	return out
 }
+
+// ClientCredentials runs the client_credentials grant (RFC 6749 §4.4) at
+// tokenURL through x/oauth2's clientcredentials, authenticated by the
+// method, with scopes and extra form parameters (such as RFC 8707's
+// resource or an audience). The HTTP client is ctx's oauth2.HTTPClient.
+func (c *Client) ClientCredentials(ctx context.Context, tokenURL string, scopes []string, extra url.Values) (*oauth2.Token, error) {
+	params, err := c.Params()
+	if err != nil {
+		return nil, err
+	}
+	if params == nil {
+		params = url.Values{}
+	}
+	for k, vs := range extra {
+		params[k] = slices.Clone(vs)
+	}
+	cc := clientcredentials.Config{
+		ClientID: c.ID, ClientSecret: c.OAuth2Secret(), TokenURL: tokenURL,
+		Scopes: scopes, AuthStyle: c.AuthStyle(), EndpointParams: params,
+	}
+	return cc.Token(ctx)
+}

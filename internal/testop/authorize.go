@@ -92,6 +92,10 @@ func (op *OP) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
+	if f.Get("grant_type") == "client_credentials" {
+		op.clientCredentials(w, r, clientID)
+		return
+	}
 	op.mu.Lock()
 	defer op.mu.Unlock()
 	var g *grant

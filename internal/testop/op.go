@@ -1,5 +1,5 @@
 // Package testop is an in-process OpenID Provider for tests: discovery, JWKS,
-// authorization code + PKCE, refresh, userinfo, RFC 7009 revocation,
+// authorization code + PKCE, refresh, client credentials, userinfo, RFC 7009 revocation,
 // client authentication (client_secret_basic, client_secret_post and
 // private_key_jwt with its assertion checks) and
 // RP-initiated logout, on an httptest.Server, plus helpers to mint (and
@@ -44,8 +44,11 @@ type Config struct {
 	// when empty any value is followed.
 	PostLogoutRedirectURLs []string
 	AccessTokenTTL         time.Duration // default 1h
-	NoEndSession           bool          // no end_session_endpoint
-	NoRevocation           bool          // no revocation_endpoint
+	// ClientTokenTTL is the lifetime of client_credentials tokens
+	// (default AccessTokenTTL); SetClientTokenTTL changes it later.
+	ClientTokenTTL time.Duration
+	NoEndSession   bool // no end_session_endpoint
+	NoRevocation   bool // no revocation_endpoint
 	// OmitSID leaves sid out of ID tokens. By default every authorization
 	// starts an OP session with a fresh random sid, carried by the ID tokens
 	// of that login and of its refreshes.
@@ -87,6 +90,7 @@ type OP struct {
 	authMethods            []string
 	assertionJTIs          map[string]bool
 	ui                     UserinfoOpts
+	cc                     clientCredentials
 }
 
 type client struct {
@@ -119,6 +123,9 @@ func New(t testing.TB, cfg Config) *OP {
 	if cfg.AccessTokenTTL == 0 {
 		cfg.AccessTokenTTL = time.Hour
 	}
+	if cfg.ClientTokenTTL == 0 {
+		cfg.ClientTokenTTL = cfg.AccessTokenTTL
+	}
 	rk, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatalf("testop: rsa key: %v", err)
@@ -132,6 +139,7 @@ func New(t testing.TB, cfg Config) *OP {
 		clients: map[string]*client{}, codes: map[string]*grant{},
 		access: map[string]*grant{}, refresh: map[string]*grant{},
 		assertionJTIs: map[string]bool{},
+		cc:            clientCredentials{ttl: cfg.ClientTokenTTL, tokens: map[string]ClientToken{}},
 	}
 	op.AddClient(cfg.ClientID, cfg.ClientSecret, cfg.RedirectURL)
 
@@ -248,7 +256,7 @@ func (op *OP) discovery(w http.ResponseWriter, _ *http.Request) {
 		"userinfo_endpoint":                     op.URL + "/userinfo",
 		"response_types_supported":              []string{"code"},
 		"subject_types_supported":               []string{"public"},
-		"grant_types_supported":                 []string{"authorization_code", "refresh_token"},
+		"grant_types_supported":                 []string{"authorization_code", "refresh_token", "client_credentials"},
 		"code_challenge_methods_supported":      []string{"S256"},
 		"token_endpoint_auth_methods_supported": op.cfg.TokenAuthMethods,
 		"scopes_supported":                      []string{"openid", "profile", "email", "offline_access"},
