@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -36,6 +37,9 @@ type app struct {
 	// refresher hands out the sessions' access tokens, refreshing them
 	// when due; it can refresh once discovery set its oauth2 config.
 	refresher *proxy.Refresher
+	// clientTokens obtains the client tokens of the APIs with token
+	// "client" and "user_or_client" (nil: none has).
+	clientTokens *proxy.ClientTokens
 	// decryptionKeys open encrypted logout tokens (from
 	// id_token_decryption_key_file).
 	decryptionKeys []jose.JSONWebKey
@@ -65,11 +69,17 @@ type appParts struct {
 	clients        clientRegistry
 	trustForwarded bool
 	jwksOverflow   *prometheus.CounterVec // by app
+	// clientTokenStore shares client tokens between replicas (nil: per
+	// process).
+	clientTokenStore proxy.ClientTokenStore
 }
 
 type apiRoute struct {
 	path  string
 	proxy *proxy.Proxy
+	// anonymous: the API is also served without a session (its token
+	// kind needs none).
+	anonymous bool
 }
 
 func newApp(cfg AppConfig, parts appParts) (*app, error) {
@@ -91,6 +101,16 @@ func newApp(cfg AppConfig, parts appParts) (*app, error) {
 		}
 	}
 	a.refresher = proxy.NewRefresher(rc, parts.sessions, parts.logger)
+	if slices.ContainsFunc(cfg.APIs, func(api APIConfig) bool { return usesClientToken(api.Token) }) {
+		logger := parts.logger
+		if logger != nil {
+			logger = logger.With("app", cfg.Name)
+		}
+		a.clientTokens = proxy.NewClientTokens(proxy.ClientTokensConfig{
+			Issuer: cfg.Issuer, ClientID: cfg.ClientID, HTTPClient: parts.idp,
+			Leeway: cfg.RefreshMargin, Store: parts.clientTokenStore,
+		}, logger)
+	}
 	switch {
 	case cfg.DecryptionKey != nil:
 		a.decryptionKeys = []jose.JSONWebKey{{Key: cfg.DecryptionKey}}
@@ -114,12 +134,15 @@ func newApp(cfg AppConfig, parts appParts) (*app, error) {
 		pc := proxy.Config{
 			Name:            UpstreamName(cfg.Name, api.Path),
 			Target:          target,
-			Token:           api.Token,
+			Token:           proxyToken(api.Token),
 			IsGatewayCookie: session.IsGatewayCookie,
 			Cookies:         proxy.CookiePolicy{Names: api.Cookies},
 			WriteError:      writeJSONError,
 			TrustForwarded:  parts.trustForwarded,
 			ForwardedHost:   forwardedHost,
+		}
+		if usesClientToken(api.Token) {
+			pc.ClientTokens = a.clientTokens.For(api.clientGrant())
 		}
 		if api.StripPrefix {
 			pc.StripPrefix = strings.TrimSuffix(api.Path, "/")
@@ -128,7 +151,7 @@ func newApp(cfg AppConfig, parts appParts) (*app, error) {
 		if err != nil {
 			return nil, fmt.Errorf("apis[%d]: %w", i, err)
 		}
-		a.apis = append(a.apis, apiRoute{path: api.Path, proxy: p})
+		a.apis = append(a.apis, apiRoute{path: api.Path, proxy: p, anonymous: api.Token != proxy.TokenUser && api.Token != proxy.TokenNone})
 	}
 	target, _ := url.Parse(cfg.Frontend)
 	fp, err := proxy.New(proxy.Config{Name: cfg.Name + ":frontend", Target: target, Token: "none",
@@ -208,5 +231,8 @@ func (a *app) build(op *oidc.Provider) (*provider, error) {
 	}
 	p.auth = tokenAuth
 	a.refresher.SetTokenEndpoint(endpoint.TokenURL, tokenAuth)
+	if a.clientTokens != nil {
+		a.clientTokens.SetTokenEndpoint(endpoint.TokenURL, tokenAuth)
+	}
 	return p, nil
 }

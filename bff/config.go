@@ -108,8 +108,18 @@ type APIConfig struct {
 	// Path is the full request path prefix, inside the app's path prefix.
 	Path     string `toml:"path"`
 	Upstream string `toml:"upstream"`
-	// Token is "user" (attach the access token, default) or "none".
+	// Token is which access token the API gets (Duende BFF's token
+	// types): "user" (the session's; a session is required; default),
+	// "client" (the gateway's own, from the client-credentials grant),
+	// "user_or_client", "user_or_none", "none" (no token, a session is
+	// required) or "anonymous" (no token, no session needed).
 	Token string `toml:"token"`
+	// ClientScopes, ClientAudience and ClientResource are the scope, the
+	// audience parameter and the RFC 8707 resource of the
+	// client-credentials grant of token "client" and "user_or_client".
+	ClientScopes   []string `toml:"client_scopes"`
+	ClientAudience string   `toml:"client_audience"`
+	ClientResource string   `toml:"client_resource"`
 	// StripPrefix removes Path before forwarding. Default false.
 	StripPrefix bool `toml:"strip_prefix"`
 	// Cookies are the names of the browser's cookies the API gets. Default
@@ -281,9 +291,7 @@ func (c *AppConfig) Validate() error {
 		if err := checkURL(api.Upstream); err != nil {
 			add("apis[%d].upstream: %v", i, err)
 		}
-		if api.Token != "user" && api.Token != "none" {
-			add("apis[%d].token: must be \"user\" or \"none\", not %q", i, api.Token)
-		}
+		errs = append(errs, c.apiTokenErrors(i, api)...)
 		for j, name := range api.Cookies {
 			switch {
 			case !cookieNameRE.MatchString(name):

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bffgate/bffgate/logout"
+	"github.com/bffgate/bffgate/proxy"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -105,6 +106,10 @@ type Deps struct {
 	// Replay remembers the jti of accepted logout tokens; nil means an
 	// in-memory cache (use a shared one with several replicas).
 	Replay logout.ReplayCache
+	// ClientTokens shares the client tokens of token "client" and
+	// "user_or_client" between replicas (session.RedisClientTokens); nil
+	// keeps them per process.
+	ClientTokens proxy.ClientTokenStore
 }
 
 // Issuer is the gateway as an OpenID Provider for its downstream apps.
@@ -169,7 +174,8 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 	parts := appParts{
 		public: pub, transport: deps.Transport, idp: idp, sessions: deps.Sessions, logger: deps.Logger,
 		replay: replay, clients: g.logout, trustForwarded: len(cfg.Server.TrustedProxies) > 0,
-		jwksOverflow: g.metrics.jwksOverflow,
+		clientTokenStore: deps.ClientTokens,
+		jwksOverflow:     g.metrics.jwksOverflow,
 	}
 	sh := shared{
 		public: pub, sessions: deps.Sessions, cookies: deps.Cookies,

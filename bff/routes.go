@@ -150,7 +150,7 @@ func (d *proxyDispatch) serve(c echo.Context) error {
 			return err
 		}
 		s, err := d.sess.loadView(r)
-		if err != nil {
+		if err != nil && (err != errUnauthorized || !api.anonymous) {
 			return err
 		}
 		api.proxy.ServeSession(interim{c.Response()}, r, s)

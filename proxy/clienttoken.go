@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -73,6 +74,9 @@ type ClientTokens struct {
 	endpoint atomic.Pointer[grantEndpoint]
 	logger   *slog.Logger
 	group    singleflight.Group
+
+	mu     sync.Mutex
+	grants map[string]*clientGrant // by key: equal grants share their token
 }
 
 // NewClientTokens returns an app's client-token source; its token
@@ -111,8 +115,8 @@ type ClientGrant struct {
 	Audience, Resource string
 }
 
-// For returns the token source of one grant. Sources of equal grants
-// share nothing in this process but their key: build one per API.
+// For returns the token source of one grant; equal grants (the same
+// scopes in any order, audience and resource) share one token.
 func (c *ClientTokens) For(g ClientGrant) ClientTokenSource {
 	g.Scopes = slices.Clone(g.Scopes)
 	h := sha256.New()
@@ -120,7 +124,18 @@ func (c *ClientTokens) For(g ClientGrant) ClientTokenSource {
 		h.Write([]byte(v))
 		h.Write([]byte{0})
 	}
-	return &clientGrant{c: c, g: g, key: hex.EncodeToString(h.Sum(nil)[:16])}
+	key := hex.EncodeToString(h.Sum(nil)[:16])
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.grants[key]; ok {
+		return s
+	}
+	if c.grants == nil {
+		c.grants = map[string]*clientGrant{}
+	}
+	s := &clientGrant{c: c, g: g, key: key}
+	c.grants[key] = s
+	return s
 }
 
 // clientGrant is the ClientTokenSource of one ClientGrant.

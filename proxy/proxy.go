@@ -37,8 +37,8 @@ const (
 	// TokenUserOrNone attaches the session's token, or without a session
 	// nothing (UserOrNone).
 	TokenUserOrNone = "user_or_none"
-	// TokenNone attaches nothing; no session is required (an anonymous
-	// remote API).
+	// TokenNone attaches nothing, with or without a session (whether the
+	// API needs one is the caller's decision).
 	TokenNone = "none"
 )
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/bffgate/bffgate/bff"
 	"github.com/bffgate/bffgate/logout"
+	"github.com/bffgate/bffgate/proxy"
 	"github.com/bffgate/bffgate/session"
 	"github.com/bffgate/bffgate/upstream"
 )
@@ -131,7 +132,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	down := downstream{fanout}
 	mgr.Observe(down)
 
-	gw, err := bff.New(cfg.gateway(), bff.Deps{
+	deps := bff.Deps{
 		Sessions:   mgr,
 		Cookies:    cookies,
 		Transport:  proxyTransport,
@@ -143,7 +144,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Issuer:     signer,
 		Downstream: down,
 		Replay:     shared.replay(),
-	})
+	}
+	if deps.ClientTokens, err = shared.clientTokens(cfg.Session.Secret); err != nil {
+		return err
+	}
+	gw, err := bff.New(cfg.gateway(), deps)
 	if err != nil {
 		return err
 	}
@@ -226,6 +231,19 @@ func (s sharedState) replay() logout.ReplayCache {
 		return nil
 	}
 	return session.NewRedisReplayCache(s.rdb)
+}
+
+// clientTokens returns the store of the client tokens the replicas
+// share, or nil for per-process ones.
+func (s sharedState) clientTokens(secret string) (proxy.ClientTokenStore, error) {
+	if s.rdb == nil {
+		return nil, nil
+	}
+	st, err := session.NewRedisClientTokens(s.rdb, secret)
+	if err != nil {
+		return nil, fmt.Errorf("client token store: %w", err)
+	}
+	return st, nil
 }
 
 func (s sharedState) close(logger *slog.Logger) {
