@@ -29,6 +29,10 @@ type tokenInfo struct {
 	Scope    string
 	Name     string // from userinfo, best effort
 	Expiry   time.Time
+	// Audience is the resource a JWT access token was issued for; JWT
+	// says the token was one (verified locally, not introspected).
+	Audience string
+	JWT      bool
 }
 
 type introspectorConfig struct {

@@ -27,6 +27,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
 )
 
 const defaultClientSecret = "demo-secret-change-me"
@@ -49,6 +51,7 @@ type config struct {
 	cacheTTL     time.Duration
 	gateway      string // the gateway's issuer URL, for POST /logout; empty: off
 	audience     string // aud of the gateway's logout tokens for this API
+	resource     string // the API's resource indicator: JWT access tokens for it are accepted; empty: off
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -62,6 +65,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	flags.DurationVar(&cfg.cacheTTL, "cache-ttl", 30*time.Second, "how long an active introspection result is cached (at most 30s)")
 	flags.StringVar(&cfg.gateway, "gateway", "http://127.0.0.1:8080", "the gateway's issuer URL (server.public_url): POST /logout validates its logout tokens against its discovery document; empty turns POST /logout off")
 	flags.StringVar(&cfg.audience, "audience", "demo-api", "the aud of the gateway's logout tokens for this API ([[apps.downstream]] audience)")
+	flags.StringVar(&cfg.resource, "resource", "", "the API's resource indicator (RFC 8707): JWT access tokens (RFC 9068) with this aud, such as the gateway's client token, are verified with the IdP's keys; empty: introspection only")
 	if err := flags.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -102,6 +106,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		CacheTTL:     cfg.cacheTTL,
 	}, httpClient)
 
+	var tokens tokenVerifier = verifier
+	if cfg.resource != "" {
+		tokens = newJWTAccessTokens(oidc.ClientContext(ctx, httpClient), cfg.issuer, cfg.resource, verifier)
+	}
+
 	var logoutHandler http.Handler
 	if cfg.gateway != "" {
 		logoutHandler = newLogoutReceiver(logoutReceiverConfig{Gateway: cfg.gateway, Audience: cfg.audience},
@@ -113,11 +122,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           logRequests(logger, routes(logger, verifier, logoutHandler)),
+		Handler:           logRequests(logger, routes(logger, tokens, logoutHandler)),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	logger.Info("api listening", "url", "http://"+ln.Addr().String(), "issuer", cfg.issuer, "client_id", cfg.clientID,
-		"gateway", cfg.gateway, "audience", cfg.audience)
+		"gateway", cfg.gateway, "audience", cfg.audience, "resource", cfg.resource)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -166,6 +175,8 @@ func handleHello(w http.ResponseWriter, r *http.Request) {
 		"name":      tok.Name,
 		"client_id": tok.ClientID,
 		"scope":     tok.Scope,
+		"aud":       tok.Audience,
+		"jwt":       tok.JWT,
 		"token_ok":  true,
 	})
 }

@@ -16,6 +16,11 @@
 //                       expanded in its string values
 //   CLIENTS_JSON        the same JSON inline (CLIENTS_FILE wins)
 //   ACCESS_TOKEN_TTL    seconds (300)
+//   API_RESOURCE        (urn:bffgate:demo-api) the demo API's resource
+//                       indicator (RFC 8707): a client_credentials grant
+//                       with resource=API_RESOURCE gets a JWT access token
+//                       (RFC 9068) with that aud and the scope api:read
+//   CLIENT_TOKEN_TTL    seconds (ACCESS_TOKEN_TTL) of those tokens
 //   USERINFO_ONLY_CLAIMS 1: profile and email claims only from userinfo, not
 //                       in the ID token (oidc-provider's default, as some
 //                       IdPs do); default: in the ID token too
@@ -37,6 +42,7 @@ const ISSUER = stripSlash(process.env.ISSUER || `http://127.0.0.1:${PORT}`);
 const GATEWAY_URL = stripSlash(process.env.GATEWAY_URL || 'http://127.0.0.1:8080');
 const DEMO_CLIENT_SECRET = process.env.DEMO_CLIENT_SECRET || 'demo-secret-change-me';
 const OTHER_CLIENT_SECRET = process.env.OTHER_CLIENT_SECRET || 'other-secret-change-me';
+const API_RESOURCE = process.env.API_RESOURCE || 'urn:bffgate:demo-api';
 
 function stripSlash(s) {
   return s.replace(/\/+$/, '');
@@ -106,7 +112,9 @@ function defaultClients() {
       post_logout_redirect_uris: [`${gw}/bff/signed-out`],
       backchannel_logout_uri: `${gw}/bff/backchannel-logout`,
       backchannel_logout_session_required: true,
-      grant_types: ['authorization_code', 'refresh_token'],
+      // client_credentials: the gateway's own token for APIs with
+      // token = "client" or "user_or_client".
+      grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
     },
@@ -183,6 +191,19 @@ function generateSigningKey() {
 
 // ---------------------------------------------------------------- provider
 
+async function getResourceServerInfo(_ctx, resourceIndicator) {
+  if (resourceIndicator !== API_RESOURCE) {
+    throw new errors.InvalidTarget(`unknown resource ${resourceIndicator}`);
+  }
+  return {
+    scope: 'api:read',
+    audience: API_RESOURCE,
+    accessTokenTTL: seconds('CLIENT_TOKEN_TTL', seconds('ACCESS_TOKEN_TTL', 300)),
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: 'RS256' } },
+  };
+}
+
 function buildProvider(clients) {
   const cookieKeys = process.env.COOKIE_KEYS
     ? process.env.COOKIE_KEYS.split(',')
@@ -215,6 +236,18 @@ function buildProvider(clients) {
       revocation: { enabled: true, allowedPolicy: revocationAllowed },
       introspection: { enabled: true, allowedPolicy: introspectionAllowed },
       claimsParameter: { enabled: false },
+      // The gateway's client tokens (token = "client" in [[apps.apis]]).
+      clientCredentials: { enabled: true },
+      // RFC 8707: a token request naming API_RESOURCE gets a JWT access
+      // token for it (aud API_RESOURCE, scope api:read at most). Requests
+      // without a resource (the SPA's login) get opaque tokens for
+      // userinfo, as before.
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async (_ctx, _client, oneOf) => oneOf,
+        useGrantedResource: async () => false,
+        getResourceServerInfo,
+      },
     },
     // Default: only when the grant has offline_access. The demo always issues
     // one to clients allowed the refresh_token grant.
@@ -222,6 +255,7 @@ function buildProvider(clients) {
     pkce: { required: () => true },
     ttl: {
       AccessToken: seconds('ACCESS_TOKEN_TTL', 300),
+      ClientCredentials: seconds('CLIENT_TOKEN_TTL', seconds('ACCESS_TOKEN_TTL', 300)),
       AuthorizationCode: 60,
       IdToken: seconds('ID_TOKEN_TTL', 3600),
       RefreshToken: seconds('REFRESH_TOKEN_TTL', 86400),
