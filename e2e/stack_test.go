@@ -24,6 +24,11 @@ import (
 // gateway's config.
 const demoSecret = "e2e-demo-secret-0123456789"
 
+// demoAPIResource is the demo API's resource indicator (RFC 8707): the
+// IdP's API_RESOURCE default and the API's -resource, for JWT client
+// tokens.
+const demoAPIResource = "urn:bffgate:demo-api"
+
 // demoAPIAudience is the aud of the logout tokens the gateway signs for the
 // demo API ([[apps.downstream]] audience, the API's -audience).
 const demoAPIAudience = "demo-api"
@@ -37,7 +42,8 @@ type appSpec struct {
 	// "allow_missing_exp = true".
 	settings string
 	// downstream is extra TOML appended after the app's [[apps.apis]] and
-	// the demo API's [[apps.downstream]], e.g. more [[apps.downstream]].
+	// the demo API's [[apps.downstream]], e.g. more [[apps.downstream]] or
+	// [[apps.apis]]; ${API_URL} stands for the demo API's URL.
 	downstream string
 }
 
@@ -123,7 +129,7 @@ func startStackWith(t *testing.T, opts stackOptions, apps ...appSpec) *stack {
 	// tokens (POST /logout, audience demo-api) against the gateway.
 	s.api = startProc(t, s.dir, "api", []string{"DEMO_CLIENT_SECRET=" + demoSecret},
 		bins.api, "-listen", strings.TrimPrefix(s.apiURL, "http://"), "-issuer", s.idpURL, "-client-id", "demo",
-		"-gateway", s.gwURL, "-audience", demoAPIAudience)
+		"-gateway", s.gwURL, "-audience", demoAPIAudience, "-resource", demoAPIResource)
 	discovery := s.idpURL + "/.well-known/openid-configuration"
 	if opts.idp6 {
 		s.idp = startNode(t, s.dir, "idp6", idpEnv, discovery, filepath.Join(repoRoot, "e2e", "idp6", "server.js"))
@@ -207,7 +213,7 @@ post_logout_redirect = %q
   audience = %q
   api = %q
 `, s.apiURL+"/logout", demoAPIAudience, apiPath)
-		b.WriteString(a.downstream)
+		b.WriteString(strings.ReplaceAll(a.downstream, "${API_URL}", s.apiURL))
 	}
 	return b.String()
 }
