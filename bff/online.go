@@ -17,6 +17,7 @@ type onlineMeta struct {
 	providerMeta
 	UserinfoEndpoint     string   `json:"userinfo_endpoint"`
 	CodeChallengeMethods []string `json:"code_challenge_methods_supported"`
+	GrantTypes           []string `json:"grant_types_supported"`
 }
 
 // CheckOnline fetches the discovery document of cfg's IdP with client and
@@ -59,6 +60,11 @@ func CheckOnline(ctx context.Context, client *http.Client, cfg AppConfig) (probl
 	}
 	if m.RevocationEndpoint == "" {
 		warn("issuer: the IdP has no revocation_endpoint: refresh tokens are not revoked at sign-out")
+	}
+	for i, api := range cfg.APIs {
+		if usesClientToken(api.Token) && len(m.GrantTypes) > 0 && !slices.Contains(m.GrantTypes, "client_credentials") {
+			warn("apis[%d].token: the IdP does not list client_credentials in grant_types_supported: %q needs it", i, api.Token)
+		}
 	}
 	if !m.BackchannelSupport && !m.FrontchannelSupport {
 		warn("issuer: the IdP supports neither back-channel nor front-channel logout: sign-outs elsewhere do not reach the gateway")

@@ -65,7 +65,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	flags.DurationVar(&cfg.cacheTTL, "cache-ttl", 30*time.Second, "how long an active introspection result is cached (at most 30s)")
 	flags.StringVar(&cfg.gateway, "gateway", "http://127.0.0.1:8080", "the gateway's issuer URL (server.public_url): POST /logout validates its logout tokens against its discovery document; empty turns POST /logout off")
 	flags.StringVar(&cfg.audience, "audience", "demo-api", "the aud of the gateway's logout tokens for this API ([[apps.downstream]] audience)")
-	flags.StringVar(&cfg.resource, "resource", "", "the API's resource indicator (RFC 8707): JWT access tokens (RFC 9068) with this aud, such as the gateway's client token, are verified with the IdP's keys; empty: introspection only")
+	flags.StringVar(&cfg.resource, "resource", "urn:bffgate:demo-api", "the API's resource indicator (RFC 8707): JWT access tokens (RFC 9068) with this aud, such as the gateway's client token, are verified with the IdP's keys; empty: introspection only")
 	if err := flags.Parse(args); err != nil {
 		return config{}, err
 	}
