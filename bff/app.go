@@ -72,6 +72,7 @@ type appParts struct {
 	// clientTokenStore shares client tokens between replicas (nil: per
 	// process).
 	clientTokenStore proxy.ClientTokenStore
+	clientGrants     *prometheus.CounterVec // by app, result
 }
 
 type apiRoute struct {
@@ -106,10 +107,14 @@ func newApp(cfg AppConfig, parts appParts) (*app, error) {
 		if logger != nil {
 			logger = logger.With("app", cfg.Name)
 		}
-		a.clientTokens = proxy.NewClientTokens(proxy.ClientTokensConfig{
+		ctc := proxy.ClientTokensConfig{
 			Issuer: cfg.Issuer, ClientID: cfg.ClientID, HTTPClient: parts.idp,
 			Leeway: cfg.RefreshMargin, Store: parts.clientTokenStore,
-		}, logger)
+		}
+		if parts.clientGrants != nil {
+			ctc.Observe = func(result string) { parts.clientGrants.WithLabelValues(cfg.Name, result).Inc() }
+		}
+		a.clientTokens = proxy.NewClientTokens(ctc, logger)
 	}
 	switch {
 	case cfg.DecryptionKey != nil:

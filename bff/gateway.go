@@ -174,8 +174,8 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 	parts := appParts{
 		public: pub, transport: deps.Transport, idp: idp, sessions: deps.Sessions, logger: deps.Logger,
 		replay: replay, clients: g.logout, trustForwarded: len(cfg.Server.TrustedProxies) > 0,
-		clientTokenStore: deps.ClientTokens,
-		jwksOverflow:     g.metrics.jwksOverflow,
+		clientTokenStore: deps.ClientTokens, clientGrants: g.metrics.clientGrants,
+		jwksOverflow: g.metrics.jwksOverflow,
 	}
 	sh := shared{
 		public: pub, sessions: deps.Sessions, cookies: deps.Cookies,

@@ -19,6 +19,9 @@ type metrics struct {
 	// jwksOverflow counts tokens refused at once because jwks_max_waiters
 	// tokens already waited for a JWKS fetch.
 	jwksOverflow *prometheus.CounterVec
+	// clientGrants counts the client-credentials grants of the APIs'
+	// client tokens.
+	clientGrants *prometheus.CounterVec
 
 	// children caches the request metrics' children by (app, route,
 	// status), so that a request costs a map lookup instead of two
@@ -85,8 +88,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "bffgate_jwks_wait_overflow_total",
 			Help: "Tokens (logout or ID tokens) refused without waiting for a JWKS fetch because jwks_max_waiters were already waiting, by app.",
 		}, []string{"app"}),
+		clientGrants: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bffgate_client_token_grants_total",
+			Help: "Client-credentials grants for the APIs' client tokens, by app and result (ok, refused, failed).",
+		}, []string{"app", "result"}),
 	}
 	m.children.Store(&map[requestKey]requestChildren{})
-	reg.MustRegister(m.requests, m.latency, m.logins, m.jwksOverflow)
+	reg.MustRegister(m.requests, m.latency, m.logins, m.jwksOverflow, m.clientGrants)
 	return m
 }

@@ -60,6 +60,10 @@ type ClientTokensConfig struct {
 	// Store shares the tokens between replicas; nil keeps them in this
 	// process (the memory session store).
 	Store ClientTokenStore
+	// Observe, if set, is told the outcome of each grant: "ok",
+	// "refused" (the IdP answered 4xx) or "failed" (unreachable, 5xx,
+	// no token endpoint yet, a bad answer).
+	Observe func(result string)
 }
 
 // ClientTokens obtains an app's client tokens with the
@@ -275,6 +279,7 @@ func (s *clientGrant) unshared(ctx context.Context, storeErr error) (session.Cli
 func (s *clientGrant) grant(ctx context.Context) (session.ClientToken, error) {
 	te := s.c.endpoint.Load()
 	if te == nil {
+		s.c.observe(errNoTokenEndpoint)
 		return session.ClientToken{}, errNoTokenEndpoint
 	}
 	if s.c.cfg.HTTPClient != nil {
@@ -289,11 +294,12 @@ func (s *clientGrant) grant(ctx context.Context) (session.ClientToken, error) {
 	}
 	issued := s.c.cfg.Now()
 	tok, err := te.auth.ClientCredentials(ctx, te.url, s.g.Scopes, extra)
+	if err == nil && tok.AccessToken == "" {
+		err = errors.New("no access_token in the answer")
+	}
+	s.c.observe(err)
 	if err != nil {
 		return session.ClientToken{}, fmt.Errorf("client credentials grant: %w", err)
-	}
-	if tok.AccessToken == "" {
-		return session.ClientToken{}, errors.New("client credentials grant: no access_token in the answer")
 	}
 	expiry := tok.Expiry
 	if expiry.IsZero() {
@@ -303,4 +309,17 @@ func (s *clientGrant) grant(ctx context.Context) (session.ClientToken, error) {
 		expiry = issued.Add(time.Until(tok.Expiry).Round(time.Second))
 	}
 	return session.ClientToken{AccessToken: tok.AccessToken, Expiry: expiry, Issued: issued}, nil
+}
+
+// observe reports a grant's outcome to Config.Observe.
+func (c *ClientTokens) observe(err error) {
+	switch {
+	case c.cfg.Observe == nil:
+	case err == nil:
+		c.cfg.Observe("ok")
+	case rejected(err):
+		c.cfg.Observe("refused")
+	default:
+		c.cfg.Observe("failed")
+	}
 }

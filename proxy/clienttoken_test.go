@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -208,15 +209,19 @@ func TestClientTokenIdPFailures(t *testing.T) {
 		fail       func(op *testop.OP)
 		wantStatus int
 		wantCode   string
+		wantResult string // what Observe is told of the failed grants
 	}{
-		{"idp answers 503", func(op *testop.OP) { op.FailClientCredentials(http.StatusServiceUnavailable) }, http.StatusServiceUnavailable, codeTokenUnavailable},
-		{"idp refuses the grant", func(op *testop.OP) { op.FailClientCredentials(http.StatusBadRequest) }, http.StatusBadGateway, codeBadGateway},
+		{"idp answers 503", func(op *testop.OP) { op.FailClientCredentials(http.StatusServiceUnavailable) }, http.StatusServiceUnavailable, codeTokenUnavailable, "failed"},
+		{"idp refuses the grant", func(op *testop.OP) { op.FailClientCredentials(http.StatusBadRequest) }, http.StatusBadGateway, codeBadGateway, "refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			op := testop.New(t, testop.Config{})
+			var mu sync.Mutex
+			var results []string
+			observe := func(r string) { mu.Lock(); results = append(results, r); mu.Unlock() }
 			p := newTestProxy(t, up.URL, nil, nil, func(c *Config) {
-				c.Token, c.ClientTokens = TokenClient, newClientTokens(t, op, nil).For(apiGrant)
+				c.Token, c.ClientTokens = TokenClient, newClientTokens(t, op, func(c *ClientTokensConfig) { c.Observe = observe }).For(apiGrant)
 			})
 			tt.fail(op)
 			for range 2 { // nothing is cached: each request asks again
@@ -232,6 +237,11 @@ func TestClientTokenIdPFailures(t *testing.T) {
 			op.FailClientCredentials(0)
 			if got := decodeSeen(t, serve(p, httptest.NewRequest(http.MethodGet, "/api/x", nil), nil)); !strings.HasPrefix(got.Header.Get("Authorization"), "Bearer cc-") {
 				t.Errorf("after recovery: Authorization %q, want the client token", got.Header.Get("Authorization"))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if want := []string{tt.wantResult, tt.wantResult, "ok"}; !slices.Equal(results, want) {
+				t.Errorf("grant results = %q, want %q", results, want)
 			}
 		})
 	}
