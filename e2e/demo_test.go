@@ -204,6 +204,13 @@ func TestDemoReplicas(t *testing.T) {
 	if got := c.status(d.url("DEMO_GATEWAY_PORT", "/api/hello")); got != http.StatusOK {
 		t.Fatalf("/api/hello through the balancer = %d, want 200", got)
 	}
+	// The client token's API answers signed out, on every replica.
+	anon := newHTTPUser(t)
+	for _, r := range replicas {
+		if got := anon.status(d.url(r, "/client-api/hello")); got != http.StatusOK {
+			t.Errorf("/client-api/hello signed out on %s = %d, want 200", r, got)
+		}
+	}
 	balancerLines := func() []string {
 		var lines []string
 		for _, l := range p.log.Lines() {
