@@ -204,6 +204,40 @@ func TestAgainstTestOP(t *testing.T) {
 	}
 }
 
+// TestClientCredentialsAgainstTestOP: the client-credentials grant with
+// each method, its scopes and extra parameters, and no secret or
+// assertion in the recorded form beyond what the method sends.
+func TestClientCredentialsAgainstTestOP(t *testing.T) {
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	for _, m := range clientauth.Methods {
+		t.Run(string(m), func(t *testing.T) {
+			op := testop.New(t, testop.Config{})
+			c := &clientauth.Client{ID: op.ClientID(), Secret: op.ClientSecret(), Method: m, Audience: op.URL}
+			var pub crypto.PublicKey
+			if m == clientauth.PrivateKeyJWT {
+				k, err := clientauth.NewKey(rsaKey, "", "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Key, pub = k, rsaKey.Public()
+			}
+			op.SetClientAuth(op.ClientID(), string(m), pub)
+			tok, err := c.ClientCredentials(context.Background(), op.URL+"/token", []string{"api:read", "api:write"},
+				url.Values{"resource": {"https://api.example/"}, "audience": {"api"}})
+			if err != nil {
+				t.Fatalf("client credentials: %v (failures %q)", err, op.ClientAuthFailures())
+			}
+			info, ok := op.ClientTokenInfo(tok.AccessToken)
+			if !ok || info.Scope != "api:read api:write" || info.Resource != "https://api.example/" || info.Audience != "api" || tok.Expiry.IsZero() {
+				t.Errorf("token %+v issued for %+v (%v)", tok, info, ok)
+			}
+			if got, want := op.ClientAuthMethods(), []string{"token " + string(m)}; !slices.Equal(got, want) {
+				t.Errorf("authentications = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 // exchange logs in at op and exchanges the code with c's method.
 func exchange(t *testing.T, op *testop.OP, c *clientauth.Client) *oauth2.Token {
 	t.Helper()
