@@ -45,8 +45,9 @@ type AppConfig struct {
 	// replaces the session's claims with the merged ones; a userinfo sub
 	// other than the session's ends the session. Needs UserInfo.
 	UserInfoOnRefresh bool `toml:"userinfo_on_refresh"`
-	// RefreshMargin: an access token is refreshed this long before it
-	// expires, or a quarter of its lifetime before if that is shorter.
+	// RefreshMargin: an access token (a session's, or an API's client
+	// token) is renewed this long before it expires, or a quarter of its
+	// lifetime before if that is shorter.
 	// Default 30s.
 	RefreshMargin time.Duration `toml:"refresh_margin"`
 	// PostLogoutRedirect is the local path the browser lands on after

@@ -180,8 +180,14 @@ func (in *introspector) introspect(ctx context.Context, endpoint, token string) 
 // access token (not a refresh token presented as one), from our issuer,
 // unexpired.
 func (in *introspector) check(ir introspectionResponse) (tokenInfo, error) {
-	if !ir.Active || ir.Subject == "" {
+	if !ir.Active || (ir.Subject == "" && ir.ClientID == "") {
 		return tokenInfo{}, errInactive
+	}
+	if ir.Subject == "" {
+		// A client's own token (client_credentials, such as the gateway's
+		// for token = "client"): its subject is the client, as RFC 9068
+		// §2.2 says of JWT access tokens.
+		ir.Subject = ir.ClientID
 	}
 	// oidc-provider sets token_type only for access tokens ("Bearer", or
 	// "DPoP" for sender-constrained ones this API cannot check).

@@ -49,3 +49,31 @@ func TestJWTAccessTokens(t *testing.T) {
 		}
 	}
 }
+
+// An opaque client token (client_credentials without a resource)
+// introspects without sub: its subject is the client.
+func TestIntrospectionClientToken(t *testing.T) {
+	in := newIntrospector(introspectorConfig{Issuer: "https://idp.example"}, nil)
+	tests := []struct {
+		name    string
+		ir      introspectionResponse
+		wantSub string // "" : inactive
+	}{
+		{"user token", introspectionResponse{Active: true, Subject: "alice", ClientID: "demo", TokenType: "Bearer"}, "alice"},
+		{"client token", introspectionResponse{Active: true, ClientID: "demo", TokenType: "Bearer"}, "demo"},
+		{"neither sub nor client", introspectionResponse{Active: true, TokenType: "Bearer"}, ""},
+		{"inactive", introspectionResponse{Active: false, ClientID: "demo", TokenType: "Bearer"}, ""},
+		{"a refresh token", introspectionResponse{Active: true, ClientID: "demo"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			info, err := in.check(tt.ir)
+			switch {
+			case tt.wantSub == "" && !errors.Is(err, errInactive):
+				t.Errorf("check = %+v, %v; want errInactive", info, err)
+			case tt.wantSub != "" && (err != nil || info.Subject != tt.wantSub):
+				t.Errorf("check = %+v, %v; want sub %q", info, err, tt.wantSub)
+			}
+		})
+	}
+}

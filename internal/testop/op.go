@@ -59,6 +59,9 @@ type Config struct {
 	// (default: absent).
 	TokenAuthMethods      []string
 	RevocationAuthMethods []string
+	// GrantTypes is what discovery lists as grant_types_supported
+	// (default authorization_code, refresh_token, client_credentials).
+	GrantTypes []string
 	// Wrap, when not nil, wraps the OP's handler (the load harness times
 	// the IdP's share of a login with it).
 	Wrap func(http.Handler) http.Handler
@@ -122,6 +125,9 @@ func New(t testing.TB, cfg Config) *OP {
 	}
 	if cfg.AccessTokenTTL == 0 {
 		cfg.AccessTokenTTL = time.Hour
+	}
+	if cfg.GrantTypes == nil {
+		cfg.GrantTypes = []string{"authorization_code", "refresh_token", "client_credentials"}
 	}
 	if cfg.ClientTokenTTL == 0 {
 		cfg.ClientTokenTTL = cfg.AccessTokenTTL
@@ -256,7 +262,7 @@ func (op *OP) discovery(w http.ResponseWriter, _ *http.Request) {
 		"userinfo_endpoint":                     op.URL + "/userinfo",
 		"response_types_supported":              []string{"code"},
 		"subject_types_supported":               []string{"public"},
-		"grant_types_supported":                 []string{"authorization_code", "refresh_token", "client_credentials"},
+		"grant_types_supported":                 op.cfg.GrantTypes,
 		"code_challenge_methods_supported":      []string{"S256"},
 		"token_endpoint_auth_methods_supported": op.cfg.TokenAuthMethods,
 		"scopes_supported":                      []string{"openid", "profile", "email", "offline_access"},
