@@ -285,3 +285,35 @@ func decodeSeenBody(rec *httptest.ResponseRecorder) seen {
 	_ = json.Unmarshal(rec.Body.Bytes(), &got)
 	return got
 }
+
+// At the margin, concurrent requests make one new grant between them.
+func TestClientTokenOneGrantAtExpiry(t *testing.T) {
+	op := testop.New(t, testop.Config{ClientTokenTTL: 100 * time.Second})
+	clock := newFakeClock()
+	src := newClientTokens(t, op, func(c *ClientTokensConfig) { c.Now = clock.Now }).For(apiGrant)
+	ctx := context.Background()
+	first, err := src.ClientToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(99 * time.Second)
+	held, release := op.HoldClientCredentials()
+	const n = 30
+	got := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { got[i], errs[i] = src.ClientToken(ctx) })
+	}
+	<-held
+	release()
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || got[i] == first || got[i] != got[0] {
+			t.Fatalf("request %d: %q, %v; want one new token for all", i, got[i], errs[i])
+		}
+	}
+	if c := op.ClientCredentialsCount(); c != 2 {
+		t.Errorf("grants = %d, want 2 (the first, and one at the margin for %d requests)", c, n)
+	}
+}
