@@ -9,9 +9,10 @@ import (
 	"github.com/bffgate/bffgate/upstream"
 )
 
-// BenchmarkProxy compares a bare httputil.ReverseProxy with the gateway's
-// Proxy (a session, valid token, gateway cookie to strip) against
-// the same upstream and transport.
+// BenchmarkProxy compares a bare httputil.ReverseProxy (the fair floor of
+// e2e/load's bareproxy: SetXForwarded and a bearer) with the gateway's
+// Proxy (a session, valid token, gateway cookie to strip) against the
+// same upstream and transport.
 func BenchmarkProxy(b *testing.B) {
 	body := []byte(`{"ok":true}`)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -28,6 +29,7 @@ func BenchmarkProxy(b *testing.B) {
 		BufferPool: bufferPool{}, // as the gateway's, so that the floor is fair
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
+			pr.SetXForwarded()
 			pr.Out.Header.Set("Authorization", "Bearer at-1")
 		},
 	}
