@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
+	"sync"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
@@ -26,9 +26,11 @@ import (
 // (and what discovery builds: ID token and logout token verifiers, the
 // oauth2 config) and its proxies. The handlers of its routes are in site.
 type app struct {
-	cfg  AppConfig
-	idp  *http.Client
-	disc discovery
+	cfg AppConfig
+	idp *http.Client
+	// disc is shared with the app this one replaced in a reload when
+	// their OIDC settings are the same (reload.go).
+	disc *discovery
 	// replay and clients are what build needs for the logout verifier.
 	replay   logout.ReplayCache
 	clients  clientRegistry
@@ -83,7 +85,11 @@ type apiRoute struct {
 	anonymous bool
 }
 
-func newApp(cfg AppConfig, parts appParts) (*app, error) {
+// newApp builds an app. With prev (the app it replaces in a reload, whose
+// OIDC settings are the same: sameIdentity), it takes over prev's
+// discovery, refresher and keys instead of building them again, so that
+// no discovery is fetched again; only its proxies are new.
+func newApp(cfg AppConfig, parts appParts, prev *app) (*app, error) {
 	a := &app{
 		cfg:         cfg,
 		idp:         parts.idp,
@@ -91,43 +97,12 @@ func newApp(cfg AppConfig, parts appParts) (*app, error) {
 		clients:     parts.clients,
 		redirectURL: parts.public.String() + cfg.PathPrefix + "bff/callback",
 	}
-	if parts.jwksOverflow != nil {
-		a.jwksOverflow = parts.jwksOverflow.WithLabelValues(cfg.Name)
-	}
-	a.disc.done = make(chan struct{})
-	rc := proxy.RefresherConfig{HTTPClient: parts.idp, Leeway: cfg.RefreshMargin}
-	if cfg.UserInfoOnRefresh {
-		rc.Claims = func(ctx context.Context, s *session.Session, at string) (json.RawMessage, error) {
-			return a.refreshedClaims(ctx, s, at, parts.logger)
-		}
-	}
-	a.refresher = proxy.NewRefresher(rc, parts.sessions, parts.logger)
-	if slices.ContainsFunc(cfg.APIs, func(api APIConfig) bool { return usesClientToken(api.Token) }) {
-		logger := parts.logger
-		if logger != nil {
-			logger = logger.With("app", cfg.Name)
-		}
-		ctc := proxy.ClientTokensConfig{
-			Issuer: cfg.Issuer, ClientID: cfg.ClientID, HTTPClient: parts.idp,
-			Leeway: cfg.RefreshMargin, Store: parts.clientTokenStore,
-		}
-		if parts.clientGrants != nil {
-			ctc.Observe = func(result string) { parts.clientGrants.WithLabelValues(cfg.Name, result).Inc() }
-		}
-		a.clientTokens = proxy.NewClientTokens(ctc, logger)
-	}
-	switch {
-	case cfg.DecryptionKey != nil:
-		a.decryptionKeys = []jose.JSONWebKey{{Key: cfg.DecryptionKey}}
-	case cfg.DecryptionKeyFile != "": // fail closed: tokens must be encrypted
-		return nil, errors.New("id_token_decryption_key_file: the key was not loaded")
-	}
-	key, err := cfg.AssertionKey()
-	if err != nil {
+	if prev != nil {
+		a.disc, a.refresher, a.jwksOverflow, a.clientTokens = prev.disc, prev.refresher, prev.jwksOverflow, prev.clientTokens
+		a.decryptionKeys, a.assertionKey = prev.decryptionKeys, prev.assertionKey
+	} else if err := a.buildIdentity(parts); err != nil {
 		return nil, err
 	}
-	a.assertionKey = key
-	logAssertionKey(parts.logger, cfg.Name, key)
 	// The upstreams see the public host, not whatever Host a client sent;
 	// an app with hosts was chosen by its Host, which is then one of them.
 	forwardedHost := parts.public.Host
@@ -169,10 +144,55 @@ func newApp(cfg AppConfig, parts appParts) (*app, error) {
 	return a, nil
 }
 
-// startDiscovery runs discovery until it succeeds or ctx ends.
-func (a *app) startDiscovery(ctx context.Context, logger *slog.Logger) {
+// startDiscovery runs discovery in the background (counted in wg) until
+// it succeeds, ctx ends or the app is retired (disc.halt).
+func (a *app) startDiscovery(ctx context.Context, wg *sync.WaitGroup, logger *slog.Logger) {
 	ctx = oidc.ClientContext(ctx, a.idp)
-	a.disc.run(ctx, a.cfg.Issuer, logger, a.build)
+	a.disc.start(ctx, wg, a.cfg.Issuer, logger.With("app", a.cfg.Name), a.build)
+}
+
+// buildIdentity builds what the app's OIDC settings make: its discovery
+// (not started), refresher and keys.
+func (a *app) buildIdentity(parts appParts) error {
+	cfg := &a.cfg
+	if parts.jwksOverflow != nil {
+		a.jwksOverflow = parts.jwksOverflow.WithLabelValues(cfg.Name)
+	}
+	a.disc = newDiscovery()
+	rc := proxy.RefresherConfig{HTTPClient: parts.idp, Leeway: cfg.RefreshMargin}
+	if cfg.UserInfoOnRefresh {
+		rc.Claims = func(ctx context.Context, s *session.Session, at string) (json.RawMessage, error) {
+			return a.refreshedClaims(ctx, s, at, parts.logger)
+		}
+	}
+	a.refresher = proxy.NewRefresher(rc, parts.sessions, parts.logger)
+	// Made whether or not an API uses client tokens yet: a reload that
+	// keeps this identity may add one (discovery sets its endpoint once).
+	logger := parts.logger
+	if logger != nil {
+		logger = logger.With("app", cfg.Name)
+	}
+	ctc := proxy.ClientTokensConfig{
+		Issuer: cfg.Issuer, ClientID: cfg.ClientID, HTTPClient: parts.idp,
+		Leeway: cfg.RefreshMargin, Store: parts.clientTokenStore,
+	}
+	if parts.clientGrants != nil {
+		ctc.Observe = func(result string) { parts.clientGrants.WithLabelValues(cfg.Name, result).Inc() }
+	}
+	a.clientTokens = proxy.NewClientTokens(ctc, logger)
+	switch {
+	case cfg.DecryptionKey != nil:
+		a.decryptionKeys = []jose.JSONWebKey{{Key: cfg.DecryptionKey}}
+	case cfg.DecryptionKeyFile != "": // fail closed: tokens must be encrypted
+		return errors.New("id_token_decryption_key_file: the key was not loaded")
+	}
+	key, err := cfg.AssertionKey()
+	if err != nil {
+		return err
+	}
+	a.assertionKey = key
+	logAssertionKey(parts.logger, cfg.Name, key)
+	return nil
 }
 
 // build turns a discovered provider into the app's OIDC parts.

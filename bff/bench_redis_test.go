@@ -72,7 +72,7 @@ func benchGateway(b *testing.B, target *url.URL, transport http.RoundTripper, st
 			cookie = k.String()
 		}
 	}
-	a := h.gw.apps[0]
+	a := h.gw.cur.Load().apps[0]
 	p, err := proxy.New(proxy.Config{Name: "bench", Target: target, Token: "user", IsGatewayCookie: session.IsGatewayCookie, WriteError: writeJSONError}, transport, a.refresher, h.gw.sessions, h.gw.logger)
 	if err != nil {
 		b.Fatal(err)

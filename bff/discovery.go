@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +49,31 @@ type discovery struct {
 	p      atomic.Pointer[provider]
 	failed atomic.Pointer[error] // the configuration error that ended it
 	done   chan struct{}
+	// stop ends a started discovery (start); nil until then. Start and
+	// Reload set and read it under Gateway.mu.
+	stop context.CancelFunc
+}
+
+func newDiscovery() *discovery { return &discovery{done: make(chan struct{})} }
+
+// start runs discovery in the background, counted in wg, until it is
+// done, ctx ends or halt is called.
+func (d *discovery) start(ctx context.Context, wg *sync.WaitGroup, issuer string, logger *slog.Logger, build func(*oidc.Provider) (*provider, error)) {
+	ctx, d.stop = context.WithCancel(ctx)
+	wg.Go(func() { d.run(ctx, issuer, logger, build) })
+}
+
+// started reports whether start was called.
+func (d *discovery) started() bool { return d.stop != nil }
+
+// halt stops a started discovery and waits until it has returned, so
+// that it registers nothing any more.
+func (d *discovery) halt() {
+	if d.stop == nil {
+		return
+	}
+	d.stop()
+	<-d.done
 }
 
 func (d *discovery) get() *provider { return d.p.Load() }

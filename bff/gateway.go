@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -130,19 +131,42 @@ const levelAccess = slog.LevelInfo
 // are built in New (site) with exactly the collaborators they use; the
 // Gateway keeps what spans the apps: discovery's lifetime, readiness,
 // the admin listener, the outer middleware and the error boundary.
+//
+// The apps and their routes are an immutable snapshot that Reload swaps
+// atomically: a request runs on the snapshot it started with, and the
+// request path takes no lock.
 type Gateway struct {
+	// server is [server] as at the start: the keys that need a restart
+	// (listeners, trusted proxies, access log) are read from it; the
+	// reloadable ones (rate limits, body cap) from the snapshot.
 	server   ServerConfig
 	sessions *session.Manager
 	logout   *logout.Service
 	events   *broker
-	apps     []*app
 	logger   *slog.Logger
 	pages    pages
 	metrics  *metrics
 	registry *prometheus.Registry
-	echo     *echo.Echo
+	// parts, shared, issuer and public build the apps, sites and routes,
+	// at New and at every Reload.
+	parts  appParts
+	shared shared
+	issuer Issuer
+	public *url.URL
+	cur    atomic.Pointer[snapshot]
+	// mu orders Start, Reload and Close; ctx is Start's (nil before).
+	mu       sync.Mutex
+	ctx      context.Context
 	wg       sync.WaitGroup
 	cancel   context.CancelFunc
+	reloader Reloader
+}
+
+// snapshot is one configuration's apps and routes. It is never changed
+// once stored.
+type snapshot struct {
+	apps []*app
+	echo *echo.Echo
 }
 
 // New builds the gateway: one app runtime (with its proxies) and one site
@@ -171,13 +195,14 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 			HandleKey: session.DeriveKey(deps.Secret, "logout-handle", 32),
 		}, deps.Sessions, deps.Metrics, deps.Logger),
 	}
-	parts := appParts{
+	g.public, g.issuer = pub, deps.Issuer
+	g.parts = appParts{
 		public: pub, transport: deps.Transport, idp: idp, sessions: deps.Sessions, logger: deps.Logger,
 		replay: replay, clients: g.logout, trustForwarded: len(cfg.Server.TrustedProxies) > 0,
 		clientTokenStore: deps.ClientTokens, clientGrants: g.metrics.clientGrants,
 		jwksOverflow: g.metrics.jwksOverflow,
 	}
-	sh := shared{
+	g.shared = shared{
 		public: pub, sessions: deps.Sessions, cookies: deps.Cookies,
 		states: newStateCookies(deps.Secret, pub.Scheme == "https"), pages: g.pages,
 		logout: g.logout, events: g.events, down: deps.Downstream, timeouts: deps.Timeouts,
@@ -191,55 +216,74 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 			_ = g.logout.Close(stopped)
 		}
 	}()
-	var sites []*site
+	apps := make([]*app, 0, len(cfg.Apps))
 	for _, ac := range cfg.Apps {
-		a, err := newApp(ac, parts)
+		a, err := newApp(ac, g.parts, nil)
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", ac.Name, err)
 		}
-		g.apps = append(g.apps, a)
-		sites = append(sites, newSite(a, sh))
+		apps = append(apps, a)
 	}
+	g.cur.Store(g.snapshot(apps, cfg.Server))
 	if err := g.sessions.RegisterMetrics(deps.Metrics, g.appNames()); err != nil {
 		return nil, fmt.Errorf("session metrics: %w", err)
 	}
 	g.sessions.Observe(g.logout) // revokes the refresh tokens
 	g.sessions.Observe(g.events)
-	g.echo = g.routes(sites, deps.Issuer, pub)
 	return g, nil
+}
+
+// snapshot builds the sites and routes of apps, with the reloadable
+// [server] keys of srv.
+func (g *Gateway) snapshot(apps []*app, srv ServerConfig) *snapshot {
+	sh := g.shared
+	sh.maxBody = srv.MaxBodyBytes
+	sites := make([]*site, len(apps))
+	for i, a := range apps {
+		sites[i] = newSite(a, sh)
+	}
+	return &snapshot{apps: apps, echo: g.routes(sites, srv.RateLimits, g.issuer, g.public)}
 }
 
 // appNames are the configured app names, in config order.
 func (g *Gateway) appNames() []string {
-	names := make([]string, len(g.apps))
-	for i, a := range g.apps {
+	apps := g.cur.Load().apps
+	names := make([]string, len(apps))
+	for i, a := range apps {
 		names[i] = a.cfg.Name
 	}
 	return names
 }
 
-// Handler returns the gateway's HTTP handler.
-func (g *Gateway) Handler() http.Handler { return g.echo }
+// Handler returns the gateway's HTTP handler: the routes of the current
+// snapshot, loaded once per request.
+func (g *Gateway) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.cur.Load().echo.ServeHTTP(w, r)
+	})
+}
 
 // Start begins OIDC discovery for every app in the background. It
 // returns at once; Ready tells when discovery is done.
 func (g *Gateway) Start(ctx context.Context) {
-	ctx, g.cancel = context.WithCancel(ctx)
-	for _, a := range g.apps {
-		g.wg.Add(1)
-		go func() {
-			defer g.wg.Done()
-			a.startDiscovery(ctx, g.logger.With("app", a.cfg.Name))
-		}()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ctx, g.cancel = context.WithCancel(ctx)
+	for _, a := range g.cur.Load().apps {
+		if !a.disc.started() {
+			a.startDiscovery(g.ctx, &g.wg, g.logger)
+		}
 	}
 }
 
 // Close stops discovery and drains the refresh-token revocations until
 // ctx ends (logout.Service.Close); their workers are gone when it returns.
 func (g *Gateway) Close(ctx context.Context) error {
+	g.mu.Lock()
 	if g.cancel != nil {
 		g.cancel()
 	}
+	g.mu.Unlock()
 	g.wg.Wait()
 	return g.logout.Close(ctx)
 }
@@ -247,12 +291,13 @@ func (g *Gateway) Close(ctx context.Context) error {
 // Ready reports whether every app's discovery is done and the session
 // store answers.
 func (g *Gateway) Ready(ctx context.Context) error {
-	for _, a := range g.apps {
+	apps := g.cur.Load().apps
+	for _, a := range apps {
 		if err := a.disc.err(); err != nil {
 			return fmt.Errorf("app %s: configuration error: %w", a.cfg.Name, err)
 		}
 	}
-	for _, a := range g.apps {
+	for _, a := range apps {
 		if a.disc.get() == nil {
 			return fmt.Errorf("app %s: oidc discovery not done", a.cfg.Name)
 		}

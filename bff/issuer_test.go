@@ -17,7 +17,7 @@ func TestIssuerMismatchIsPermanent(t *testing.T) {
 	logs := &lockedBuffer{}
 	h := newHarness(t, harnessOpts{logs: logs, notReady: true, mutate: func(a *AppConfig) { a.Issuer += "/" }})
 	select {
-	case <-h.gw.apps[0].disc.done:
+	case <-h.gw.cur.Load().apps[0].disc.done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("discovery still retries an issuer mismatch")
 	}

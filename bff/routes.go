@@ -33,14 +33,13 @@ const (
 
 // routes builds the Echo instance: per path prefix the /bff/* endpoints
 // and the catch-all proxy of the apps under it.
-func (g *Gateway) routes(sites []*site, issuer Issuer, public *url.URL) *echo.Echo {
+func (g *Gateway) routes(sites []*site, limits RateLimits, issuer Issuer, public *url.URL) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = g.pages.handleError
 	e.IPExtractor = ipExtractor(g.server.TrustedProxies)
 	e.Use(chain(g.observe()...))
-	limits := g.server.RateLimits
 	loginLimit, backLimit, frontLimit := rateLimit(limits.Login), rateLimit(limits.Backchannel), rateLimit(limits.Frontchannel)
 
 	if issuer != nil {

@@ -47,13 +47,13 @@ type shared struct {
 
 func newSite(a *app, sh shared) *site {
 	cfg := &a.cfg
-	sess := appSession{app: cfg.Name, cookie: sh.cookies.Name(cfg.Name), cookies: sh.cookies, sessions: sh.sessions}
+	sess := appSession{app: cfg.Name, issuer: cfg.Issuer, cookie: sh.cookies.Name(cfg.Name), cookies: sh.cookies, sessions: sh.sessions}
 	return &site{
 		app: a,
-		login: &loginFlow{cfg: cfg, disc: &a.disc, states: sh.states, sess: sess, idp: sh.idp,
+		login: &loginFlow{cfg: cfg, disc: a.disc, states: sh.states, sess: sess, idp: sh.idp,
 			logins: sh.logins, logger: sh.pages.logger, public: sh.public, browsers: sh.browsers},
 		user: &userPage{cfg: cfg, sess: sess, timeouts: sh.timeouts, handle: sh.logout.Handle},
-		logout: &logoutPages{cfg: cfg, disc: &a.disc, sess: sess, logout: sh.logout, states: sh.states,
+		logout: &logoutPages{cfg: cfg, disc: a.disc, sess: sess, logout: sh.logout, states: sh.states,
 			pages: sh.pages, down: sh.down, signedOutURL: sh.public.String() + cfg.PathPrefix + "bff/signed-out"},
 		events:       &eventStreams{sess: sess, broker: sh.events},
 		checkSession: &checkSessionPage{cfg: cfg, public: sh.public, pages: sh.pages},
@@ -74,8 +74,11 @@ func errStoreDown(err error) error {
 
 // appSession finds one app's session from the request's cookie.
 type appSession struct {
-	app      string
-	cookie   string // the app's session cookie name (CookieCodec.Name)
+	app    string
+	cookie string // the app's session cookie name (CookieCodec.Name)
+	// issuer is the app's: a session from another issuer (the app's
+	// issuer changed in a reload) is refused.
+	issuer   string
 	cookies  *session.CookieCodec
 	sessions *session.Manager
 }
@@ -109,7 +112,7 @@ func (as appSession) find(r *http.Request, slide, view bool) (*session.Session, 
 		return nil, errUnauthorized
 	case err != nil:
 		return nil, errStoreDown(err)
-	case s.App != as.app:
+	case s.App != as.app, s.Issuer != as.issuer:
 		return nil, errUnauthorized
 	}
 	if now := time.Now(); slide && now.Sub(s.LastSeen) >= touchEvery {

@@ -132,6 +132,14 @@ func (s *Service) Register(c *Client) {
 	}
 }
 
+// Unregister removes the app's client (an app a configuration reload
+// removed or replaced): its logout tokens are refused from then on.
+func (s *Service) Unregister(app string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clients = slices.DeleteFunc(s.clients, func(o *Client) bool { return o.App == app })
+}
+
 // candidates returns the clients a token may be for, and the token
 // parsed once with the union of their algorithms (each verifier then pins
 // its own): those whose issuer and client_id the token names. A token

@@ -3,6 +3,8 @@ package session
 import (
 	"context"
 	"log/slog"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +18,7 @@ const countTimeout = 2 * time.Second
 type managerMetrics struct {
 	ended  *prometheus.CounterVec
 	active *prometheus.Desc
+	apps   atomic.Pointer[[]string] // the apps of active
 }
 
 func newManagerMetrics() *managerMetrics {
@@ -40,19 +43,30 @@ func (m *Manager) RegisterMetrics(reg prometheus.Registerer, apps []string) erro
 	if err := reg.Register(m.metrics.ended); err != nil {
 		return err
 	}
-	return reg.Register(&activeCollector{m: m, apps: apps})
+	m.SetMetricApps(apps)
+	return reg.Register(&activeCollector{m: m})
+}
+
+// SetMetricApps replaces the apps bffgate_sessions_active reports (after
+// a configuration reload).
+func (m *Manager) SetMetricApps(apps []string) {
+	apps = slices.Clone(apps)
+	m.metrics.apps.Store(&apps)
 }
 
 // activeCollector reads bffgate_sessions_active from the store.
 type activeCollector struct {
-	m    *Manager
-	apps []string
+	m *Manager
 }
 
 func (c *activeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.m.metrics.active }
 
 func (c *activeCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, app := range c.apps {
+	apps := c.m.metrics.apps.Load()
+	if apps == nil {
+		return
+	}
+	for _, app := range *apps {
 		ctx, cancel := context.WithTimeout(context.Background(), countTimeout)
 		n, err := c.m.store.Count(ctx, app)
 		cancel()

@@ -38,6 +38,9 @@ const (
 	// CauseUser: the user ended it from another of their sessions
 	// (POST /bff/sessions/end).
 	CauseUser Cause = "user"
+	// CauseConfig: a configuration reload removed the session's app or
+	// changed its issuer or client_id, so the session cannot be used.
+	CauseConfig Cause = "config"
 )
 
 // Session is one signed-in browser for one app. Stores hand out copies:

@@ -1,0 +1,222 @@
+package bff
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/bffgate/bffgate/session"
+)
+
+// Reloader reloads the configuration file (cmd owns the file; the
+// Gateway only applies its [[apps]] and reloadable [server] keys). The
+// admin listener's POST /admin/reload and /readyz use it.
+type Reloader interface {
+	// Reload reads and applies the configuration, or refuses it whole.
+	Reload(ctx context.Context) ReloadReport
+	// LastReload is the report of the last reload, nil before the first.
+	LastReload() *ReloadReport
+}
+
+// Reload results: the "result" of ReloadReport and the label of
+// bffgate_config_reloads_total.
+const (
+	ReloadOK      = "ok"      // applied
+	ReloadInvalid = "invalid" // the new file was refused; the old configuration runs
+	ReloadError   = "error"   // a valid file could not be applied; the old configuration runs
+)
+
+// ReloadReport is the outcome of one reload, as POST /admin/reload
+// answers it. It names keys and apps, never values.
+type ReloadReport struct {
+	Result string    `json:"result"`
+	Time   time.Time `json:"time"`
+	// Problems are every problem of a refused configuration, each with
+	// its key path.
+	Problems []string `json:"problems,omitempty"`
+	// RestartRequired are the keys that changed in the file but need a
+	// restart: their running values were kept.
+	RestartRequired []string `json:"restart_required,omitempty"`
+	AppChanges
+}
+
+// AppChanges say what a reload did to the apps, by name.
+type AppChanges struct {
+	Added     []string `json:"apps_added,omitempty"`
+	Removed   []string `json:"apps_removed,omitempty"`
+	Changed   []string `json:"apps_changed,omitempty"`
+	Unchanged []string `json:"apps_unchanged,omitempty"`
+	// SessionsEnded counts the sessions ended (cause "config") because
+	// their app was removed or its issuer or client_id changed.
+	SessionsEnded int `json:"sessions_ended"`
+}
+
+// SetReloader installs the reloader behind POST /admin/reload and the
+// last reload in /readyz. Call it before AdminHandler.
+func (g *Gateway) SetReloader(r Reloader) { g.reloader = r }
+
+// endTimeout bounds the ending of the sessions a reload leaves without
+// an app.
+const endTimeout = 30 * time.Second
+
+// Reload applies cfg: apps added, removed or changed, and [server]'s
+// rate limits and body cap; every other [server] key keeps its running
+// value (cmd reports those). An invalid cfg is refused whole and nothing
+// changes. The new apps and routes are swapped in atomically: requests
+// in flight finish on the snapshot they started with.
+//
+// An unchanged app is kept as it is. A changed app whose OIDC settings
+// (sameIdentity) are the same keeps its discovery, keys and refresher
+// and gets new proxies and routes. Any other changed app, and a new one,
+// runs discovery in the background as at the start (/readyz is false
+// until it is done; its /bff/login answers 503 meanwhile). The sessions
+// of a removed app, and of an app whose issuer or client_id changed,
+// could no longer be used: they are ended with cause "config", which
+// tells the downstream apps and the open tabs and revokes their refresh
+// tokens at the IdP that issued them.
+func (g *Gateway) Reload(ctx context.Context, cfg Config) (AppChanges, error) {
+	var ch AppChanges
+	if err := cfg.Validate(); err != nil {
+		return ch, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.cur.Load()
+	byName := make(map[string]*app, len(old.apps))
+	for _, a := range old.apps {
+		byName[a.cfg.Name] = a
+	}
+	apps := make([]*app, 0, len(cfg.Apps))
+	var fresh, retired []*app // discovery to start; discovery to stop
+	var ended []string        // apps whose sessions end
+	for _, ac := range cfg.Apps {
+		prev := byName[ac.Name]
+		delete(byName, ac.Name)
+		switch {
+		case prev == nil:
+			ch.Added = append(ch.Added, ac.Name)
+		case appConfigEqual(prev.cfg, ac):
+			ch.Unchanged = append(ch.Unchanged, ac.Name)
+			apps = append(apps, prev)
+			continue
+		default:
+			ch.Changed = append(ch.Changed, ac.Name)
+		}
+		keep := prev
+		if prev != nil && !sameIdentity(prev.cfg, ac) {
+			keep = nil
+			retired = append(retired, prev)
+			if prev.cfg.Issuer != ac.Issuer || prev.cfg.ClientID != ac.ClientID {
+				ended = append(ended, ac.Name)
+			}
+		}
+		a, err := newApp(ac, g.parts, keep)
+		if err != nil {
+			return AppChanges{}, fmt.Errorf("app %s: %w", ac.Name, err)
+		}
+		if keep == nil {
+			fresh = append(fresh, a)
+		}
+		apps = append(apps, a)
+	}
+	for _, a := range old.apps { // removed, in the old order
+		if byName[a.cfg.Name] != nil {
+			ch.Removed = append(ch.Removed, a.cfg.Name)
+			retired = append(retired, a)
+			ended = append(ended, a.cfg.Name)
+		}
+	}
+	g.cur.Store(g.snapshot(apps, cfg.Server))
+	g.sessions.SetMetricApps(g.appNames())
+
+	// The retired apps' logout clients are still registered here, so
+	// that the ended sessions' refresh tokens are revoked where they were
+	// issued; then they go, and the new discoveries register theirs.
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
+	defer cancel()
+	var errs []error
+	for _, name := range ended {
+		n, err := g.endSessions(ectx, name)
+		ch.SessionsEnded += n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("app %s: end its sessions: %w", name, err))
+		}
+	}
+	for _, a := range retired {
+		a.disc.halt()
+		g.logout.Unregister(a.cfg.Name)
+	}
+	if g.ctx != nil {
+		for _, a := range fresh {
+			a.startDiscovery(g.ctx, &g.wg, g.logger)
+		}
+	}
+	// The new configuration runs; a session that could not be ended is
+	// still refused by appSession.load (its issuer), and by its app's
+	// absence.
+	return ch, errors.Join(errs...)
+}
+
+// endSessions ends every session of the app with cause "config".
+func (g *Gateway) endSessions(ctx context.Context, app string) (int, error) {
+	list, err := g.sessions.List(ctx, session.Filter{App: app})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range list {
+		switch _, err := g.sessions.End(ctx, s.ID, session.CauseConfig); {
+		case err == nil:
+			n++
+		case !errors.Is(err, session.ErrNotFound):
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// appConfigEqual reports whether a reload leaves the app as it is.
+func appConfigEqual(a, b AppConfig) bool {
+	return sameIdentity(a, b) && reflect.DeepEqual(routing(a), routing(b))
+}
+
+// routing is what of an app's config only its routes and proxies use.
+func routing(c AppConfig) AppConfig {
+	return AppConfig{
+		Name: c.Name, Hosts: c.Hosts, Frontend: c.Frontend, APIs: c.APIs, Downstream: c.Downstream,
+		LogoutTokenTyp: c.LogoutTokenTyp, PostLogoutRedirect: c.PostLogoutRedirect,
+		LogoutConfig: LogoutConfig{FrontchannelSessionRequired: c.FrontchannelSessionRequired},
+	}
+}
+
+// sameIdentity reports whether two configs of an app have the same OIDC
+// settings: everything that discovery, the verifiers, the refresher and
+// the client registration are built from. Only the routing keys may
+// differ.
+func sameIdentity(a, b AppConfig) bool {
+	if !sameKey(a.DecryptionKey, b.DecryptionKey) || !sameKey(a.ClientAssertionKey, b.ClientAssertionKey) {
+		return false
+	}
+	return reflect.DeepEqual(identity(a), identity(b))
+}
+
+// identity is an app's config without its routing keys and loaded keys
+// (compared by sameKey).
+func identity(c AppConfig) AppConfig {
+	c.Hosts, c.Frontend, c.APIs, c.Downstream = nil, "", nil, nil
+	c.LogoutTokenTyp, c.PostLogoutRedirect, c.FrontchannelSessionRequired = "", "", false
+	c.DecryptionKey, c.ClientAssertionKey = nil, nil
+	return c
+}
+
+// sameKey compares two loaded private keys (nil is only nil's).
+func sameKey(a, b crypto.Signer) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	k, ok := a.(interface{ Equal(crypto.PrivateKey) bool })
+	return ok && k.Equal(b)
+}
