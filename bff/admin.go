@@ -36,18 +36,22 @@ func (g *Gateway) AdminHandler() http.Handler {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
 		c.Response().Header().Set("Cache-Control", "no-store")
+		last := g.lastReloadLine()
 		if err := g.Ready(ctx); err != nil {
-			return c.String(http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n")
+			return c.String(http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n"+last)
 		}
-		return c.String(http.StatusOK, "ready\n")
+		return c.String(http.StatusOK, "ready\n"+last)
 	})
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{Registry: g.registry})))
 	if token := g.server.AdminToken; token != "" {
 		auth := adminAuth(token)
-		api := &adminAPI{sessions: g.sessions, logout: g.logout, apps: g.appNames()}
+		api := &adminAPI{sessions: g.sessions, logout: g.logout, apps: g.appNames}
 		admin := e.Group("/admin", auth)
 		admin.GET("/sessions", api.list)
 		admin.POST("/sessions/revoke", api.revoke)
+		if g.reloader != nil {
+			admin.POST("/reload", g.reload)
+		}
 		// Profiles for operators chasing a hot spot, behind the same token.
 		e.Any("/debug/pprof/*", echo.WrapHandler(http.HandlerFunc(pprofIndex)), auth)
 	}
@@ -92,8 +96,8 @@ func adminAuth(token string) echo.MiddlewareFunc {
 type adminAPI struct {
 	sessions *session.Manager
 	logout   *logout.Service
-	// apps are the configured app names.
-	apps []string
+	// apps returns the configured app names (they change in a reload).
+	apps func() []string
 }
 
 // adminSession is a session as the admin API shows it: never a token,
@@ -160,7 +164,7 @@ func (a *adminAPI) revoke(c echo.Context) error {
 	if dec.More() {
 		return jsonError(http.StatusBadRequest, "invalid_request", "the body must hold one JSON object", nil)
 	}
-	ended, err := a.logout.Admin(c.Request().Context(), logout.AdminRequest(req), a.apps)
+	ended, err := a.logout.Admin(c.Request().Context(), logout.AdminRequest(req), a.apps())
 	switch {
 	case errors.Is(err, logout.ErrAdminRequest):
 		return jsonError(http.StatusBadRequest, "invalid_request", err.Error(), nil)

@@ -5,8 +5,11 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
 	"time"
+
+	"github.com/labstack/echo/v4"
 
 	"github.com/bffgate/bffgate/session"
 )
@@ -62,7 +65,8 @@ func (g *Gateway) SetReloader(r Reloader) { g.reloader = r }
 // an app.
 const endTimeout = 30 * time.Second
 
-// Reload applies cfg: apps added, removed or changed, and [server]'s
+// Reload applies cfg (an error means it was refused and nothing
+// changed): apps added, removed or changed, and [server]'s
 // rate limits and body cap; every other [server] key keeps its running
 // value (cmd reports those). An invalid cfg is refused whole and nothing
 // changes. The new apps and routes are swapped in atomically: requests
@@ -137,12 +141,14 @@ func (g *Gateway) Reload(ctx context.Context, cfg Config) (AppChanges, error) {
 	// issued; then they go, and the new discoveries register theirs.
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 	defer cancel()
-	var errs []error
 	for _, name := range ended {
 		n, err := g.endSessions(ectx, name)
 		ch.SessionsEnded += n
 		if err != nil {
-			errs = append(errs, fmt.Errorf("app %s: end its sessions: %w", name, err))
+			// Those left are refused all the same: their app is gone, or
+			// their issuer is not the app's (appSession.load); the store
+			// drops them at their expiry.
+			g.logger.Error("configuration reload: sessions not ended", "app", name, "err", err)
 		}
 	}
 	for _, a := range retired {
@@ -154,10 +160,7 @@ func (g *Gateway) Reload(ctx context.Context, cfg Config) (AppChanges, error) {
 			a.startDiscovery(g.ctx, &g.wg, g.logger)
 		}
 	}
-	// The new configuration runs; a session that could not be ended is
-	// still refused by appSession.load (its issuer), and by its app's
-	// absence.
-	return ch, errors.Join(errs...)
+	return ch, nil
 }
 
 // endSessions ends every session of the app with cause "config".
@@ -219,4 +222,32 @@ func sameKey(a, b crypto.Signer) bool {
 	}
 	k, ok := a.(interface{ Equal(crypto.PrivateKey) bool })
 	return ok && k.Equal(b)
+}
+
+// reload is POST /admin/reload: 200 with the report when the new
+// configuration runs, 422 when it was refused (with every problem), 500
+// when it could not be applied.
+func (g *Gateway) reload(c echo.Context) error {
+	rep := g.reloader.Reload(c.Request().Context())
+	code := http.StatusOK
+	switch rep.Result {
+	case ReloadInvalid:
+		code = http.StatusUnprocessableEntity
+	case ReloadError:
+		code = http.StatusInternalServerError
+	}
+	return c.JSON(code, rep)
+}
+
+// lastReloadLine is /readyz's line about the last reload ("" before the
+// first).
+func (g *Gateway) lastReloadLine() string {
+	if g.reloader == nil {
+		return ""
+	}
+	r := g.reloader.LastReload()
+	if r == nil {
+		return ""
+	}
+	return fmt.Sprintf("last reload: %s %s\n", r.Time.UTC().Format(time.RFC3339), r.Result)
 }

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -125,11 +126,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}()
 	notifier := upstream.NewNotifier(notifyCfg, &http.Client{Transport: notifyTransport}, reg, logger)
-	fanout, err := upstream.NewFanout(signCfg.Issuer, notifier, cfg.downstreams(), logger)
+	newFanout := func(c *fileConfig) (*upstream.Fanout, error) {
+		return upstream.NewFanout(signCfg.Issuer, notifier, c.downstreams(), logger)
+	}
+	fanout, err := newFanout(cfg)
 	if err != nil {
 		return err
 	}
-	down := downstream{fanout}
+	down := downstream{new(atomic.Pointer[upstream.Fanout])}
+	down.f.Store(fanout)
 	mgr.Observe(down)
 
 	deps := bff.Deps{
@@ -152,11 +157,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	var certs *certReloader
+	if cfg.Server.TLSCert != "" {
+		if certs, err = newCertReloader(cfg.Server.TLSCert, cfg.Server.TLSKey); err != nil {
+			_ = gw.Close(ctx)
+			return err
+		}
+	}
+	reloads := newReloader(&reloader{
+		path: opts.configPath, getenv: getenv, gw: gw, down: down, fanout: newFanout,
+		certs: certs, logger: logger, running: cfg,
+	}, reg)
+	gw.SetReloader(reloads)
 	// From here on every way out goes through shutdown: nothing started
 	// below is left running.
 	notifier.Start()
 	gw.Start(ctx)
-	servers, errc, err := serve(cfg.Server, gw, reg, logger)
+	stopReloads := watchReloads(ctx, reloads)
+	servers, errc, err := serve(cfg.Server, certs, gw, reg, logger)
 	if err == nil {
 		select {
 		case <-ctx.Done():
@@ -165,6 +183,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			logger.Error("server failed", "err", err)
 		}
 	}
+	stopReloads()
 	shutdown(cfg.Server.ShutdownTimeout, shutdownSteps{
 		servers: servers, notifier: notifier, gateway: gw, closeStore: closeStore,
 	}, logger)
@@ -173,19 +192,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // downstream adapts the fan-out to sessions: it observes every session
-// end and gives bff the front-channel URLs.
-type downstream struct{ f *upstream.Fanout }
+// end and gives bff the front-channel URLs. A reload swaps the fan-out.
+type downstream struct{ f *atomic.Pointer[upstream.Fanout] }
 
 func ended(s *session.Session) upstream.Ended {
 	return upstream.Ended{App: s.App, Subject: s.Subject, SID: s.SID, Handle: session.Hash(s.ID), Used: s.UsedUpstream}
 }
 
 func (d downstream) SessionEnded(ctx context.Context, _ session.Cause, s *session.Session) {
-	d.f.SessionEnded(ctx, ended(s))
+	d.f.Load().SessionEnded(ctx, ended(s))
 }
 
 func (d downstream) FrontchannelURLs(s *session.Session) []string {
-	return d.f.FrontchannelURLs(ended(s))
+	return d.f.Load().FrontchannelURLs(ended(s))
 }
 
 // sharedState is what replicas share: the Redis client of store

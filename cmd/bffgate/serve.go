@@ -14,20 +14,16 @@ import (
 	"github.com/bffgate/bffgate/bff"
 )
 
-// serve starts the gateway listener (HTTPS when tls_cert and tls_key are
-// set) and the admin listener. Errors of a running server arrive on the
+// serve starts the gateway listener (HTTPS with certs, from tls_cert and
+// tls_key) and the admin listener. Errors of a running server arrive on the
 // channel.
-func serve(cfg bff.ServerConfig, gw *bff.Gateway, reg prometheus.Registerer, logger *slog.Logger) ([]*http.Server, <-chan error, error) {
+func serve(cfg bff.ServerConfig, certs *certReloader, gw *bff.Gateway, reg prometheus.Registerer, logger *slog.Logger) ([]*http.Server, <-chan error, error) {
 	m := newConnMetrics(reg)
 	main := newServer(cfg.Listen, limitBodies(gw.Handler(), cfg.BodyReadTimeout, cfg.BodyMinRate, m.bodyTimeouts), cfg.MaxHeaderBytes, logger)
 	// An open event stream would hold Shutdown for its whole timeout:
 	// streams are told to reconnect and ended as soon as it starts.
 	main.RegisterOnShutdown(gw.CloseStreams)
-	if cfg.TLSCert != "" {
-		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
-			return nil, nil, err
-		}
+	if certs != nil {
 		main.TLSConfig = tlsConfig(certs)
 	}
 	servers := []*http.Server{main}

@@ -52,6 +52,14 @@ func (r *certReloader) newestModTime() time.Time {
 	return newest
 }
 
+// use switches to the files of a reload and their pair, already loaded.
+func (r *certReloader) use(certFile, keyFile string, cert *tls.Certificate) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.certFile, r.keyFile, r.cert = certFile, keyFile, cert
+	r.modTime, r.checked = r.newestModTime(), time.Now()
+}
+
 // GetCertificate implements tls.Config.GetCertificate.
 func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	r.mu.Lock()
