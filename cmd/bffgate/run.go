@@ -193,7 +193,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // downstream adapts the fan-out to sessions: it observes every session
 // end and gives bff the front-channel URLs. A reload swaps the fan-out.
-type downstream struct{ f *atomic.Pointer[upstream.Fanout] }
+type downstream struct {
+	f *atomic.Pointer[upstream.Fanout]
+}
 
 func ended(s *session.Session) upstream.Ended {
 	return upstream.Ended{App: s.App, Subject: s.Subject, SID: s.SID, Handle: session.Hash(s.ID), Used: s.UsedUpstream}
