@@ -91,7 +91,7 @@ func inProcessAPI(t testing.TB) func() {
 	if cookie == "" {
 		t.Fatal("no session cookie after login")
 	}
-	a := h.gw.apps[0]
+	a := h.gw.cur.Load().apps[0]
 	p, err := proxy.New(proxy.Config{Name: UpstreamName("demo", "/api/"), Target: u, IsGatewayCookie: session.IsGatewayCookie, WriteError: writeJSONError},
 		answerInProcess{}, a.refresher, h.gw.sessions, h.gw.logger)
 	if err != nil {
