@@ -1,10 +1,11 @@
 package bff
 
 import (
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/medama-io/go-useragent"
+	"github.com/mileusna/useragent"
 
 	"github.com/bffgate/bffgate/session"
 )
@@ -14,33 +15,36 @@ import (
 const maxUserAgentBytes = 512
 
 // browsers turns a User-Agent into the short description a user's
-// session list shows ("Firefox 128 on Linux"), with medama-io's
-// go-useragent (a trie built once).
-type browsers struct{ parser *useragent.Parser }
+// session list shows ("Firefox 128 on Linux"), with mileusna/useragent: a
+// tokenizer that keeps nothing between calls (medama-io/go-useragent's trie kept
+// about 5 MB of pointers alive for the life of the process, which every GC
+// scanned: TestBrowsersHeap).
+type browsers struct{}
 
-func newBrowsers() *browsers { return &browsers{parser: useragent.NewParser()} }
+func newBrowsers() *browsers { return &browsers{} }
 
 // describe returns the description of ua, at most session.MaxBrowserLen
-// bytes of valid UTF-8: browser and major version, operating system,
-// and the device unless a desktop. An unknown User-Agent gives
+// bytes of valid UTF-8: browser and major version, operating system, and
+// "mobile" or "tablet" when it is one. An unknown User-Agent gives
 // "Unknown browser", with the system if that is known.
-func (b *browsers) describe(ua string) string {
+func (*browsers) describe(ua string) string {
 	ua = strings.ToValidUTF8(truncate(ua, maxUserAgentBytes), "")
-	a := b.parser.Parse(ua)
-	name := string(a.Browser())
-	if name == "" {
+	a := useragent.Parse(ua)
+	name := a.Name
+	switch {
+	case name == "":
 		name = "Unknown browser"
-		if a.IsBot() {
-			name = "Bot"
-		}
-	} else if v := a.BrowserVersionMajor(); v != "" {
-		name += " " + v
+	case a.VersionNo.Major > 0:
+		name += " " + strconv.Itoa(a.VersionNo.Major)
 	}
-	if os := string(a.OS()); os != "" {
-		name += " on " + os
+	if a.OS != "" {
+		name += " on " + a.OS
 	}
-	if d := string(a.Device()); d != "" && d != "Desktop" {
-		name += " (" + strings.ToLower(d) + ")"
+	switch {
+	case a.Tablet:
+		name += " (tablet)"
+	case a.Mobile:
+		name += " (mobile)"
 	}
 	return truncateUTF8(name, session.MaxBrowserLen)
 }
