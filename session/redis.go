@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -30,6 +31,12 @@ type RedisConfig struct {
 	Now func() time.Time
 	// Logger logs the broadcast listener's problems; nil discards them.
 	Logger *slog.Logger
+	// Cache configures the local cache of session records (on unless
+	// Cache.Off).
+	Cache CacheConfig
+	// Registerer, if not nil, registers the cache's metrics
+	// (bffgate_session_cache_*).
+	Registerer prometheus.Registerer
 }
 
 // RedisStore is the Store that replicas share: sessions, indexes and
@@ -38,9 +45,11 @@ type RedisConfig struct {
 // encrypted at rest (AES-256-GCM). It also broadcasts sessions ended on
 // this replica to the others over pub/sub, for Manager (see Broadcast).
 //
-// It keeps no local copy: Get asks Redis every time, so a session ended on
-// any replica is refused by every replica as soon as the ending call
-// returns.
+// It keeps a local copy of the sessions read recently (redis_cache.go),
+// which an invalidation channel keeps right (redis_inval.go states the
+// guarantee): a session ended on any replica is refused by every replica
+// as soon as the ending call returns, and the cache is bypassed whenever
+// that channel is not known to work.
 type RedisStore struct {
 	rdb      redis.UniversalClient
 	timeouts Timeouts
@@ -50,6 +59,14 @@ type RedisStore struct {
 	channel  string
 	origin   string // this store's id in broadcasts, to skip its own
 	log      *slog.Logger
+
+	invChannel string
+	cacheCfg   CacheConfig
+	cache      *recordCache // nil if off
+	beat       time.Duration
+	inv        invalidation
+	metrics    *cacheMetrics
+	wg         sync.WaitGroup
 
 	onRemMu   sync.RWMutex
 	onRemote  func(cause Cause, id string)
@@ -74,20 +91,51 @@ func NewRedisStore(rdb redis.UniversalClient, cfg RedisConfig) (*RedisStore, err
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := keyPrefix(rdb)
-	ctx, cancel := context.WithCancel(context.Background())
+	cc := cfg.Cache.withDefaults()
 	st := &RedisStore{
-		rdb:      rdb,
-		timeouts: cfg.Timeouts.withDefaults(),
-		now:      cfg.Now,
-		crypt:    c,
-		prefix:   p,
-		channel:  p + "ended",
-		origin:   NewID()[:16],
-		log:      cfg.Logger,
-		cancel:   cancel,
-		done:     make(chan struct{}),
+		rdb:        rdb,
+		timeouts:   cfg.Timeouts.withDefaults(),
+		now:        cfg.Now,
+		crypt:      c,
+		prefix:     p,
+		channel:    p + "ended",
+		invChannel: p + "inv",
+		origin:     NewID()[:16],
+		log:        cfg.Logger,
+		cacheCfg:   cc,
+		beat:       cc.TTL / 4,
+		done:       make(chan struct{}),
 	}
-	go st.listen(ctx)
+	st.inv.members = map[string]time.Duration{}
+	st.inv.waiters = map[string]*endWait{}
+	st.inv.acks = make(chan string, 1024)
+	st.inv.kick = make(chan struct{}, 1)
+	if !cc.Off {
+		st.cache = newRecordCache(cc, st.cacheGood)
+		st.metrics = st.cache.metrics
+	} else {
+		st.metrics = newCacheMetrics()
+	}
+	if cfg.Registerer != nil {
+		entries := func() int {
+			if st.cache == nil {
+				return 0
+			}
+			return st.cache.c.ItemCount()
+		}
+		if err := st.metrics.register(cfg.Registerer, st.cacheGood, entries); err != nil {
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	st.cancel = cancel
+	// Subscribe sends SUBSCRIBE now, before any write of this store can
+	// publish: the store hears its own first invalidation.
+	ps := rdb.Subscribe(ctx, st.channel, st.invChannel)
+	st.wg.Add(2)
+	go func() { defer st.wg.Done(); st.listen(ctx, ps) }()
+	go func() { defer st.wg.Done(); st.publisher(ctx) }()
+	go func() { st.wg.Wait(); close(st.done) }()
 	return st, nil
 }
 
@@ -298,9 +346,20 @@ func (r *RedisStore) Create(ctx context.Context, s *Session) error {
 	return nil
 }
 
-// Get implements Store: one HMGET.
+// Get implements Store: from the local cache, or one HMGET.
 func (r *RedisStore) Get(ctx context.Context, id string) (*Session, error) {
+	if r.cache == nil {
+		_, s, err := r.read(ctx, id)
+		return s, err
+	}
+	if s, ok := r.cache.get(id); ok && r.live(s, r.now()) {
+		return s, nil
+	}
+	tok := r.cache.begin()
 	_, s, err := r.read(ctx, id)
+	if err == nil {
+		r.cache.put(tok, s)
+	}
 	return s, err
 }
 
@@ -310,6 +369,10 @@ func (r *RedisStore) Touch(ctx context.Context, id string, now time.Time) error 
 	minLast, minCreated := r.thresholds(cur)
 	ttl := max(now.Sub(cur), 0) + r.timeouts.Idle + gcSlack
 	n, err := scriptTouch.Run(ctx, r.rdb, []string{r.sessionKey(id)}, stamp(now), minLast, minCreated, ms(ttl)).Int()
+	// The cached copy's LastSeen is old: read it again. The other
+	// replicas' copies may keep theirs; an older LastSeen only makes
+	// them touch, or read Redis, sooner.
+	r.evict(id)
 	if err != nil {
 		return fmt.Errorf("touch session: %w", err)
 	}
@@ -328,7 +391,11 @@ func (r *RedisStore) Update(ctx context.Context, s *Session) error {
 		return fmt.Errorf("update session: %w", err)
 	}
 	ttl := max(s.LastSeen.Sub(cur), 0) + r.timeouts.Idle + gcSlack
-	n, err := scriptUpdate.Run(ctx, r.rdb, []string{r.sessionKey(s.ID)}, minLast, minCreated, stamp(s.LastSeen), m, t, ms(ttl)).Int()
+	msg, w := r.expect()
+	n, err := scriptUpdate.Run(ctx, r.rdb, []string{r.sessionKey(s.ID)}, minLast, minCreated, stamp(s.LastSeen), m, t, ms(ttl),
+		r.invChannel, msg+" "+s.ID).Int()
+	r.evict(s.ID)
+	r.await(msg, w, err == nil && n == 1)
 	if err != nil {
 		return fmt.Errorf("update session: %w", err)
 	}
@@ -354,8 +421,8 @@ func (r *RedisStore) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the broadcast listener. It does not close the client, which
-// the caller owns. Close is idempotent.
+// Close stops the listener of the channels and the heartbeats. It does
+// not close the client, which the caller owns. Close is idempotent.
 func (r *RedisStore) Close() error {
 	r.closeOnce.Do(r.cancel)
 	<-r.done

@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // endedMessage is what a replica publishes when sessions end there.
@@ -15,6 +12,12 @@ type endedMessage struct {
 	Cause  Cause    `json:"c"`
 	IDs    []string `json:"ids"`
 }
+
+// The listener of the channel is in redis_inval.go: one subscription
+// to both channels, the ended one here and the invalidation one. A
+// message published while it was away is lost, which only delays a
+// remote logout event (the session is gone from Redis already, and the
+// cache is flushed and bypassed until the subscription is back).
 
 // Broadcast tells the other replicas sharing the store that the sessions
 // with these ids ended here, for cause (one PUBLISH). Manager calls it
@@ -39,29 +42,6 @@ func (r *RedisStore) SetOnRemoteEnd(f func(cause Cause, id string)) {
 	r.onRemMu.Unlock()
 }
 
-// listen receives the other replicas' broadcasts until ctx ends. go-redis
-// resubscribes by itself after a connection loss (and health-checks the
-// connection every second); messages published while it was away are
-// lost, which only delays a remote logout event: every request still
-// checks the session in Redis.
-func (r *RedisStore) listen(ctx context.Context) {
-	defer close(r.done)
-	ps := r.rdb.Subscribe(ctx, r.channel)
-	defer ps.Close()
-	ch := ps.Channel(redis.WithChannelHealthCheckInterval(time.Second), redis.WithChannelSize(1024))
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case msg, ok := <-ch:
-			if !ok {
-				return
-			}
-			r.received(msg.Payload)
-		}
-	}
-}
-
 func (r *RedisStore) received(payload string) {
 	var m endedMessage
 	if err := json.Unmarshal([]byte(payload), &m); err != nil {
@@ -71,6 +51,9 @@ func (r *RedisStore) received(payload string) {
 	if m.Origin == r.origin {
 		return
 	}
+	// The ending script published the invalidation already; this covers
+	// the replicas of a version before the cache, during an upgrade.
+	r.evict(m.IDs...)
 	r.onRemMu.RLock()
 	f := r.onRemote
 	r.onRemMu.RUnlock()

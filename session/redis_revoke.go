@@ -14,9 +14,12 @@ import (
 // Delete implements Store.
 func (r *RedisStore) Delete(ctx context.Context, id string) (*Session, error) {
 	minLast, minCreated := r.thresholds(r.now())
+	msg, w := r.expect()
 	v, err := r.runDeclared(ctx, scriptDelete, func(ctx context.Context) ([]string, error) {
 		return r.recordKeys(ctx, []string{id})
-	}, r.prefix, minLast, minCreated)
+	}, r.prefix, minLast, minCreated, r.invChannel, msg+" "+id)
+	r.evict(id)
+	r.await(msg, w, err == nil && v != nil)
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("delete session: %w", err)
@@ -78,11 +81,20 @@ func (r *RedisStore) decodeList(v any) ([]*Session, error) {
 func (r *RedisStore) revoke(ctx context.Context, index, tomb, sub string, now time.Time, dropIndex string) ([]*Session, error) {
 	cur := r.now()
 	minLast, minCreated := r.thresholds(cur)
+	msg, w := r.expect()
 	v, err := r.runDeclared(ctx, scriptRevoke, func(ctx context.Context) ([]string, error) {
 		return r.revokeKeys(ctx, index, tomb)
-	}, r.prefix, sub, stamp(now), minLast, minCreated, stamp(cur.Add(-r.timeouts.Absolute)), r.tombTTL(now, cur), dropIndex)
+	}, r.prefix, sub, stamp(now), minLast, minCreated, stamp(cur.Add(-r.timeouts.Absolute)), r.tombTTL(now, cur), dropIndex,
+		r.invChannel, msg)
 	if err != nil {
+		r.await(msg, w, false)
 		return nil, err
 	}
-	return r.decodeList(v)
+	ss, err := r.decodeList(v)
+	for _, s := range ss {
+		r.evict(s.ID)
+	}
+	list, _ := v.([]any)
+	r.await(msg, w, len(list) > 0)
+	return ss, err
 }

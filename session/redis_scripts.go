@@ -17,6 +17,9 @@ import "github.com/redis/go-redis/v9"
 //	p.."tomb:sid:"..app\0iss\0sid    revocation time
 //	p.."tomb:sub:"..app\0iss\0sub    revocation time
 //
+// The scripts that change or end a session publish its invalidation on
+// p.."inv" (redis_inval.go) in the same atomic step.
+//
 // Every script is given every key it touches in KEYS (a Cluster routes a
 // script by its keys, and refuses a key the node does not serve). Delete
 // and the revocations find some keys only in the data: the caller reads
@@ -113,7 +116,8 @@ return 1
 `)
 
 // scriptUpdate: KEYS[1] the session. ARGV: min last, min created, last
-// seen, m, t, ttl ms. Returns 1, or 0 if the session is gone.
+// seen, m, t, ttl ms, invalidation channel, invalidation message.
+// Returns 1, or 0 if the session is gone.
 var scriptUpdate = redis.NewScript(`
 local v = redis.call('HMGET', KEYS[1], 'c', 'l')
 if not v[1] or not v[2] then return 0 end
@@ -122,11 +126,13 @@ redis.call('HSET', KEYS[1], 'm', ARGV[4], 't', ARGV[5])
 if ARGV[3] > v[2] then redis.call('HSET', KEYS[1], 'l', ARGV[3]) end
 local ttl = tonumber(ARGV[6])
 if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+redis.call('PUBLISH', ARGV[7], ARGV[8])
 return 1
 `)
 
 // scriptDelete: KEYS: the session and its indexes (as read before).
-// ARGV: prefix, min last, min created. Returns the session's hash, nil if
+// ARGV: prefix, min last, min created, invalidation channel, invalidation
+// message (published if the session was there). Returns the session's hash, nil if
 // it is gone, or "retry" (nothing written) if its indexes are not all in
 // KEYS. An expired session is removed too, and reported as gone.
 var scriptDelete = redis.NewScript(luaLib + `
@@ -136,6 +142,7 @@ local f = fields(h)
 if undeclared(indexKeys(ARGV[1], f)) then return 'retry' end
 redis.call('DEL', KEYS[1])
 unindex(ARGV[1], f)
+redis.call('PUBLISH', ARGV[4], ARGV[5])
 if not live(f, ARGV[2], ARGV[3]) then return false end
 return h
 `)
@@ -145,7 +152,8 @@ return h
 // the index listed and their indexes (as read before: revokeKeys). ARGV:
 // prefix, sub filter (only the index's sessions of that subject; "" for
 // all), at, min last, min created, min tombstone, tombstone ttl ms, "1"
-// to delete the index afterwards. Returns the hashes of the removed
+// to delete the index afterwards, invalidation channel, invalidation
+// message prefix (the ids of the removed sessions are appended). Returns the hashes of the removed
 // sessions, or "retry" (nothing written) if a key it would touch is not
 // in KEYS. Sessions of the index that are gone or expired are dropped on
 // the way.
@@ -159,7 +167,7 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if #h > 0 and undeclared(indexKeys(p, fields(h))) then return 'retry' end
   recs[#recs + 1] = {id, k, h}
 end
-local out = {}
+local out, gone = {}, {}
 for _, r in ipairs(recs) do
   local id, k, h = r[1], r[2], r[3]
   if #h == 0 then
@@ -170,11 +178,13 @@ for _, r in ipairs(recs) do
     if (sub == '' or f.sub == sub) or not alive then
       redis.call('DEL', k)
       unindex(p, f)
+      gone[#gone + 1] = id
       if alive then out[#out + 1] = h end
     end
   end
 end
 if ARGV[8] == '1' then redis.call('DEL', KEYS[1]) end
 tombstone(KEYS[2], ARGV[3], ARGV[6], tonumber(ARGV[7]))
+if #gone > 0 then redis.call('PUBLISH', ARGV[9], ARGV[10] .. ' ' .. table.concat(gone, ' ')) end
 return out
 `)

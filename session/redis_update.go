@@ -21,18 +21,21 @@ import (
 // swapAttempts bounds the compare-and-set retries of one update.
 const swapAttempts = 16
 
-// scriptSwap: KEYS[1] the session. ARGV: min last, min created, then
-// triples of field, expected value, new value. It writes the new values
-// only if every field holds its expected value. Returns 1 if written, 2
-// if a field changed meanwhile, 0 if the session is gone.
+// scriptSwap: KEYS[1] the session. ARGV: min last, min created,
+// invalidation channel, invalidation message, then triples of field,
+// expected value, new value. It writes the new values only if every
+// field holds its expected value, and then publishes the message.
+// Returns 1 if written, 2 if a field changed meanwhile, 0 if the session
+// is gone.
 var scriptSwap = redis.NewScript(`
 local v = redis.call('HMGET', KEYS[1], 'c', 'l')
 if not v[1] or not v[2] then return 0 end
 if v[2] < ARGV[1] or v[1] < ARGV[2] then return 0 end
-for i = 3, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   if redis.call('HGET', KEYS[1], ARGV[i]) ~= ARGV[i + 1] then return 2 end
 end
-for i = 3, #ARGV, 3 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2]) end
+for i = 5, #ARGV, 3 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2]) end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 `)
 
@@ -53,8 +56,11 @@ redis.call('HSET', KEYS[1], 'rc', ARGV[4] .. ' ' .. version)
 return 1
 `)
 
-// ClaimRefresh implements Store.
+// ClaimRefresh implements Store. It drops the local copy of the
+// session: a refresh reads the stored tokens next, which must be
+// Redis's.
 func (r *RedisStore) ClaimRefresh(ctx context.Context, id string, ttl time.Duration) (bool, error) {
+	r.evict(id)
 	now := r.now()
 	minLast, minCreated := r.thresholds(now)
 	n, err := scriptClaim.Run(ctx, r.rdb, []string{r.sessionKey(id)}, minLast, minCreated, stamp(now), stamp(now.Add(ttl))).Int()
@@ -79,11 +85,13 @@ func (r *RedisStore) ReleaseRefresh(ctx context.Context, id string) error {
 // times in a row.
 var errContended = errors.New("too many concurrent writes")
 
-// swap runs scriptSwap for the session id with the field triples.
-func (r *RedisStore) swap(ctx context.Context, id string, triples ...string) (int, error) {
+// swap runs scriptSwap for the session id with the field triples; msg
+// is the invalidation prefix it publishes on a write (see expect).
+func (r *RedisStore) swap(ctx context.Context, id, msg string, triples ...string) (int, error) {
+	defer r.evict(id)
 	minLast, minCreated := r.thresholds(r.now())
-	args := make([]any, 0, 2+len(triples))
-	args = append(args, minLast, minCreated)
+	args := make([]any, 0, 4+len(triples))
+	args = append(args, minLast, minCreated, r.invChannel, msg+" "+id)
 	for _, t := range triples {
 		args = append(args, t)
 	}
@@ -142,7 +150,9 @@ func (r *RedisStore) MarkUpstream(ctx context.Context, id, name string) error {
 		if err != nil {
 			return fmt.Errorf("mark upstream: %w", err)
 		}
-		switch n, err := r.swap(ctx, id, "m", old, string(mb)); {
+		// No wait: a replica that still has the old list of upstreams
+		// marks the upstream again, which changes nothing.
+		switch n, err := r.swap(ctx, id, "i "+r.origin+" -", "m", old, string(mb)); {
 		case err != nil:
 			return fmt.Errorf("mark upstream: %w", err)
 		case n == 0:
@@ -172,7 +182,10 @@ func (r *RedisStore) ReplaceTokens(ctx context.Context, id, from string, t Token
 		if err != nil {
 			return nil, false, fmt.Errorf("replace tokens: %w", err)
 		}
-		switch n, err := r.swap(ctx, id, "m", f["m"], m, "t", f["t"], string(sealed)); {
+		msg, w := r.expect()
+		n, err := r.swap(ctx, id, msg, "m", f["m"], m, "t", f["t"], string(sealed))
+		r.await(msg, w, err == nil && n == 1)
+		switch {
 		case err != nil:
 			return nil, false, fmt.Errorf("replace tokens: %w", err)
 		case n == 0:

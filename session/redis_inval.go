@@ -1,0 +1,368 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/redis/go-redis/v9"
+)
+
+// The invalidation channel of the RedisStores sharing a Redis (p.."inv",
+// in the store's hash slot on a Cluster) keeps their local caches
+// (redis_cache.go) right. Why a pub/sub channel of our own rather than
+// Redis's server-assisted client-side caching (CLIENT TRACKING): go-redis
+// v9 does not handle tracking invalidations, and tracking is per node
+// and per connection, so a Sentinel failover or a Cluster resharding
+// would need its own re-arming; a channel works the same on a single
+// server, Sentinel and Cluster, go-redis resubscribes it, and a PUBLISH
+// inside the write's own Lua script makes write and invalidation one
+// atomic step. Three kinds of message, fields separated by spaces:
+//
+//	i <origin> <nonce> <id>...   sessions changed or ended (published by the write's script)
+//	a <origin> <nonce> <from>    replica from has dropped what the i message of origin named
+//	p <origin> <t>               heartbeat of origin, every TTL/4; t its send time (its own clock)
+//
+// The guarantee, with TTL the cache's TTL (default 1 s):
+//
+//   - A replica serves a session from its cache only while its
+//     subscription is confirmed and one of its own heartbeats came back
+//     within TTL (sent at most TTL ago), and only entries read at most
+//     TTL ago. A connection error flushes the cache at once; so do the
+//     confirmation of a new subscription and a heartbeat after a silence
+//     longer than TTL. Until then every read goes to Redis: fail closed.
+//   - A write that ends or replaces a session (Delete, RevokeSID,
+//     RevokeSub, Update, ReplaceTokens) returns only once every replica
+//     that heartbeat within 2×TTL has acknowledged its invalidation, or
+//     TTL after the write. A replica that has not acknowledged by then
+//     has not received its own heartbeats sent after the write either
+//     (pub/sub keeps the order of publication), so it stopped using its
+//     cache at most TTL after its last heartbeat, before the write
+//     returns. Hence: when such a write returns, no replica serves the
+//     old record from its cache. An ending replica whose own subscription
+//     is younger than TTL cannot know every peer, and waits the full TTL.
+//   - The cost: a write that ends or replaces a session takes a pub/sub
+//     round trip (about a millisecond) longer, and up to TTL longer while
+//     a replica has just died, restarted or lost its channel.
+//   - MarkUpstream does not wait: a replica still holding the old list
+//     of upstreams only marks it again, which changes nothing.
+//   - A write made outside the gateway (redis-cli) publishes nothing: a
+//     cached copy lives at most TTL.
+
+// invalidation is the state of a store's invalidation channel. The
+// listener goroutine owns the fields up to members; the others read
+// liveUntil.
+type invalidation struct {
+	subscribed bool          // both channels confirmed since the last drop
+	since      time.Duration // mono when they were
+	lastLife   time.Duration // send time of the last own heartbeat received; 0 after a drop
+	members    map[string]time.Duration
+
+	// liveUntil is lastLife+TTL while subscribed, else 0: the cache may
+	// be used until then (mono).
+	liveUntil atomic.Int64
+
+	mu      sync.Mutex // guards waiters and nonce
+	waiters map[string]*endWait
+	nonce   uint64
+	acks    chan string   // a messages for the publisher
+	kick    chan struct{} // a heartbeat now
+}
+
+// endWait is a write waiting for the acknowledgements of its
+// invalidation.
+type endWait struct {
+	done   chan struct{}
+	closed bool
+	seen   bool            // the store's own message came back
+	need   map[string]bool // the peers yet to acknowledge, once seen
+	acked  map[string]bool // acknowledgements before seen
+}
+
+func (w *endWait) finish() {
+	if !w.closed {
+		w.closed = true
+		close(w.done)
+	}
+}
+
+// cacheGood reports whether the channel is known to work: the cache may
+// be used.
+func (r *RedisStore) cacheGood() bool {
+	u := r.inv.liveUntil.Load()
+	return u != 0 && int64(mono()) <= u
+}
+
+// expect registers a write about to publish an invalidation and returns
+// the message prefix for its script ("i origin nonce") and the wait.
+func (r *RedisStore) expect() (string, *endWait) {
+	r.inv.mu.Lock()
+	defer r.inv.mu.Unlock()
+	r.inv.nonce++
+	nonce := strconv.FormatUint(r.inv.nonce, 36)
+	w := &endWait{done: make(chan struct{}), acked: map[string]bool{}}
+	r.inv.waiters[nonce] = w
+	return "i " + r.origin + " " + nonce, w
+}
+
+// await waits until the invalidation of prefix (from expect) is
+// acknowledged, or TTL; published false means the script published
+// nothing (it changed nothing). It ignores the caller's context: the
+// wait is bounded, and the guarantee holds when the call returns.
+func (r *RedisStore) await(prefix string, w *endWait, published bool) {
+	nonce := prefix[strings.LastIndexByte(prefix, ' ')+1:]
+	defer func() {
+		r.inv.mu.Lock()
+		delete(r.inv.waiters, nonce)
+		r.inv.mu.Unlock()
+	}()
+	if !published {
+		return
+	}
+	start := time.Now()
+	t := time.NewTimer(r.cacheCfg.TTL)
+	defer t.Stop()
+	select {
+	case <-w.done:
+	case <-t.C:
+	}
+	r.metrics.waits.Observe(time.Since(start).Seconds())
+}
+
+// listen keeps the subscription to both channels until ctx ends,
+// subscribing again (with a backoff) after each drop.
+func (r *RedisStore) listen(ctx context.Context, ps *redis.PubSub) {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = 20*time.Millisecond, 2*time.Second
+	for {
+		err := r.receive(ctx, ps)
+		ps.Close()
+		r.dropped()
+		if ctx.Err() != nil {
+			return
+		}
+		r.log.Warn("session invalidation channel dropped; reading every session from Redis until it is back", "err", err)
+		t := time.NewTimer(b.NextBackOff())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		ps = r.rdb.Subscribe(ctx, r.channel, r.invChannel)
+	}
+}
+
+// errSilent means no message arrived for longer than the TTL.
+var errSilent = errors.New("no message (not even a heartbeat) within the cache TTL")
+
+// receive handles the messages of ps until it fails or goes silent.
+func (r *RedisStore) receive(ctx context.Context, ps *redis.PubSub) error {
+	stop := context.AfterFunc(ctx, func() { ps.Close() })
+	defer stop()
+	confirmed := 0
+	last := mono()
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, r.beat)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				return err
+			}
+			if r.cache != nil && mono()-last > r.cacheCfg.TTL {
+				return errSilent
+			}
+			continue
+		}
+		last = mono()
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				if confirmed++; confirmed == 2 {
+					r.subscribed()
+				}
+			}
+		case *redis.Message:
+			if m.Channel == r.channel {
+				r.received(m.Payload)
+			} else {
+				r.invMessage(m.Payload)
+			}
+		}
+	}
+}
+
+// subscribed records a confirmed subscription: the cache starts afresh
+// (invalidations may have been lost before), and is used once a
+// heartbeat came back.
+func (r *RedisStore) subscribed() {
+	r.inv.liveUntil.Store(0)
+	r.flush()
+	r.inv.subscribed, r.inv.since, r.inv.lastLife = true, mono(), 0
+	select {
+	case r.inv.kick <- struct{}{}:
+	default:
+	}
+}
+
+// dropped records the loss of the subscription: bypass and flush.
+func (r *RedisStore) dropped() {
+	r.inv.liveUntil.Store(0)
+	r.inv.subscribed, r.inv.since, r.inv.lastLife = false, 0, 0
+	r.flush()
+}
+
+func (r *RedisStore) flush() {
+	if r.cache != nil {
+		r.cache.flush()
+	}
+}
+
+// evict drops the local copies of ids, after a write here.
+func (r *RedisStore) evict(ids ...string) {
+	if r.cache != nil {
+		r.cache.invalidate(ids...)
+	}
+}
+
+// invMessage handles a message of the invalidation channel.
+func (r *RedisStore) invMessage(payload string) {
+	f := strings.Fields(payload)
+	if len(f) < 3 {
+		return
+	}
+	switch kind, origin := f[0], f[1]; kind {
+	case "p":
+		r.inv.members[origin] = mono()
+		if origin != r.origin {
+			return
+		}
+		n, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil {
+			return
+		}
+		r.heard(time.Duration(n))
+	case "i":
+		r.evict(f[3:]...)
+		if origin == r.origin {
+			r.delivered(f[2])
+		} else if r.cache != nil {
+			select {
+			case r.inv.acks <- "a " + origin + " " + f[2] + " " + r.origin:
+			default: // the writer waits for the TTL instead
+			}
+		}
+	case "a":
+		if origin == r.origin && len(f) == 4 {
+			r.acked(f[2], f[3])
+		}
+	}
+}
+
+// heard records the return of an own heartbeat sent at sent.
+func (r *RedisStore) heard(sent time.Duration) {
+	if !r.inv.subscribed || sent <= r.inv.lastLife {
+		return
+	}
+	if r.inv.lastLife != 0 && mono()-r.inv.lastLife > r.cacheCfg.TTL {
+		r.flush() // silent for longer than TTL: messages may be lost
+	}
+	r.inv.lastLife = sent
+	r.inv.liveUntil.Store(int64(sent + r.cacheCfg.TTL))
+}
+
+// delivered handles the return of the store's own invalidation: from
+// now on, the peers that heartbeat within 2×TTL must acknowledge it.
+func (r *RedisStore) delivered(nonce string) {
+	now := mono()
+	for o, at := range r.inv.members {
+		if now-at > 2*r.cacheCfg.TTL {
+			delete(r.inv.members, o)
+		}
+	}
+	r.inv.mu.Lock()
+	defer r.inv.mu.Unlock()
+	w := r.inv.waiters[nonce]
+	if w == nil || w.seen {
+		return
+	}
+	w.seen = true
+	if !r.inv.subscribed || now-r.inv.since < r.cacheCfg.TTL {
+		return // a peer may not have been heard yet: wait the TTL
+	}
+	w.need = map[string]bool{}
+	for o := range r.inv.members {
+		if o != r.origin && !w.acked[o] {
+			w.need[o] = true
+		}
+	}
+	if len(w.need) == 0 {
+		w.finish()
+	}
+}
+
+// acked records from's acknowledgement of the invalidation nonce.
+func (r *RedisStore) acked(nonce, from string) {
+	r.inv.mu.Lock()
+	defer r.inv.mu.Unlock()
+	w := r.inv.waiters[nonce]
+	if w == nil {
+		return
+	}
+	if !w.seen {
+		w.acked[from] = true
+		return
+	}
+	if w.need == nil {
+		return
+	}
+	delete(w.need, from)
+	if len(w.need) == 0 {
+		w.finish()
+	}
+}
+
+// publisher sends the heartbeats (if the store caches) and the
+// acknowledgements, and deletes expired cache entries, until ctx ends.
+func (r *RedisStore) publisher(ctx context.Context) {
+	var tick <-chan time.Time
+	if r.cache != nil {
+		t := time.NewTicker(r.beat)
+		defer t.Stop()
+		tick = t.C
+	}
+	pub := func(msg string) {
+		pctx, cancel := context.WithTimeout(ctx, r.cacheCfg.TTL)
+		defer cancel()
+		if err := r.rdb.Publish(pctx, r.invChannel, msg).Err(); err != nil && ctx.Err() == nil {
+			r.log.Debug("session invalidation channel: publish", "err", err)
+		}
+	}
+	beat := func() {
+		if r.cache != nil {
+			pub("p " + r.origin + " " + strconv.FormatInt(int64(mono()), 10))
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			beat()
+			r.cache.c.DeleteExpired()
+		case <-r.inv.kick:
+			beat()
+		case msg := <-r.inv.acks:
+			pub(msg)
+		}
+	}
+}
