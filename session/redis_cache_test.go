@@ -3,11 +3,14 @@ package session_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bffgate/bffgate/session"
@@ -94,4 +97,208 @@ func TestRedisCacheRoundTrips(t *testing.T) {
 		t.Errorf("%d Gets of a hot session: %d Redis round trips, want at most 2", reads, n)
 	}
 	t.Logf("%d Gets of a hot session: %d Redis round trips", reads, n)
+}
+
+// cacheCount returns the store's bffgate_session_cache_lookups_total of
+// result from reg.
+func cacheCount(t *testing.T, reg *prometheus.Registry, result string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "bffgate_session_cache_lookups_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// cacheHealthy reports the store's bffgate_session_cache_healthy.
+func cacheHealthy(t *testing.T, reg *prometheus.Registry) bool {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "bffgate_session_cache_healthy" {
+			return mf.GetMetric()[0].GetGauge().GetValue() == 1
+		}
+	}
+	t.Fatal("no bffgate_session_cache_healthy")
+	return false
+}
+
+// cachedReplica is a RedisStore with its own client and registry: one
+// replica.
+type cachedReplica struct {
+	st  *session.RedisStore
+	reg *prometheus.Registry
+}
+
+func newCachedReplica(t *testing.T, rdb redis.UniversalClient, ttl time.Duration) *cachedReplica {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	st := newRedisStore(t, rdb, session.RedisConfig{Registerer: reg, Cache: session.CacheConfig{TTL: ttl}})
+	return &cachedReplica{st: st, reg: reg}
+}
+
+// cached reads s on r until the read is a cache hit (the channel must be
+// up), failing t after 10 s.
+func (r *cachedReplica) cached(t *testing.T, s *session.Session) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		hits := cacheCount(t, r.reg, "hit")
+		got, err := r.st.Get(context.Background(), s.ID)
+		if err != nil || got.AccessToken != s.AccessToken {
+			t.Fatalf("Get %v, %v; want the session", got, err)
+		}
+		if cacheCount(t, r.reg, "hit") > hits {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no cache hit within 10 s (healthy %v)", cacheHealthy(t, r.reg))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// replicaWrites are the writes of one replica that end or replace a
+// session; each returns what the other replica must see next: nil for
+// ErrNotFound, else the session with its new tokens.
+var replicaWrites = []struct {
+	name  string
+	write func(ctx context.Context, st *session.RedisStore, s *session.Session) (*session.Session, error)
+}{
+	{"Delete", func(ctx context.Context, st *session.RedisStore, s *session.Session) (*session.Session, error) {
+		_, err := st.Delete(ctx, s.ID)
+		return nil, err
+	}},
+	{"RevokeSID", func(ctx context.Context, st *session.RedisStore, s *session.Session) (*session.Session, error) {
+		_, err := st.RevokeSID(ctx, s.App, s.Issuer, s.SID, "", time.Now())
+		return nil, err
+	}},
+	{"RevokeSub", func(ctx context.Context, st *session.RedisStore, s *session.Session) (*session.Session, error) {
+		_, err := st.RevokeSub(ctx, s.App, s.Issuer, s.Subject, time.Now())
+		return nil, err
+	}},
+	{"ReplaceTokens", func(ctx context.Context, st *session.RedisStore, s *session.Session) (*session.Session, error) {
+		got, ok, err := st.ReplaceTokens(ctx, s.ID, s.RefreshToken, session.Tokens{AccessToken: "at2-" + s.ID[:6], RefreshToken: "rt2"})
+		if err == nil && !ok {
+			err = errors.New("tokens not replaced")
+		}
+		return got, err
+	}},
+	{"Update", func(ctx context.Context, st *session.RedisStore, s *session.Session) (*session.Session, error) {
+		u := s.Clone()
+		u.AccessToken, u.RefreshToken = "at3-"+s.ID[:6], "rt3"
+		return u, st.Update(ctx, u)
+	}},
+}
+
+// checkSeen checks that st's next read of s gives want (nil: gone).
+func checkSeen(t *testing.T, st *session.RedisStore, id string, want *session.Session, what string) {
+	t.Helper()
+	got, err := st.Get(context.Background(), id)
+	switch {
+	case want == nil && !errors.Is(err, session.ErrNotFound):
+		t.Errorf("%s: the other replica's next Get: %v, %v; want ErrNotFound", what, got, err)
+	case want != nil && (err != nil || got.AccessToken != want.AccessToken || got.RefreshToken != want.RefreshToken):
+		t.Errorf("%s: the other replica's next Get: %+v, %v; want access token %q", what, got, err, want.AccessToken)
+	}
+}
+
+// replicasSeeWrites runs two replicas on rdbA and rdbB: B has a session
+// cached, A ends or replaces it, and B's very next read refuses it or
+// has the new tokens. It logs how long A's writes took (they wait for
+// B's acknowledgement).
+func replicasSeeWrites(t *testing.T, rdbA, rdbB redis.UniversalClient, rounds int) {
+	ctx := context.Background()
+	a, b := newCachedReplica(t, rdbA, 0), newCachedReplica(t, rdbB, 0)
+	app := "app-" + session.NewID()[:6]
+	var took []time.Duration
+	for i := range rounds {
+		for _, w := range replicaWrites {
+			s := &session.Session{ID: session.NewID(), App: app, Issuer: "https://idp.example",
+				Subject: fmt.Sprintf("sub-%d-%s", i, w.name), SID: fmt.Sprintf("sid-%d-%s", i, w.name), AccessToken: "at1", RefreshToken: "rt1"}
+			if err := a.st.Create(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			b.cached(t, s)
+			start := time.Now()
+			want, err := w.write(ctx, a.st, s)
+			took = append(took, time.Since(start))
+			if err != nil {
+				t.Fatalf("%s at A: %v", w.name, err)
+			}
+			checkSeen(t, b.st, s.ID, want, w.name)
+			if want != nil {
+				checkSeen(t, a.st, s.ID, want, w.name+" (A itself)")
+			}
+		}
+	}
+	slices.Sort(took)
+	t.Logf("%d writes at A that B had cached: median %v, p99 %v, max %v", len(took),
+		took[len(took)/2], took[len(took)*99/100], took[len(took)-1])
+}
+
+// TestRedisCacheReplicas: replica B has a session cached; replica A
+// deletes it, revokes it by sid or by sub, replaces its tokens or
+// updates it; B's very next read refuses it or has the new tokens.
+func TestRedisCacheReplicas(t *testing.T) {
+	replicasSeeWrites(t, newRedisClient(t, nil), newRedisClient(t, nil), 20)
+}
+
+// TestRedisCacheSubscriberCut cuts the replicas' subscriber connections
+// (CLIENT KILL TYPE pubsub) right before A ends a session that B has
+// cached, many times: B never serves it once A's call returned (it went
+// to Redis), and caches again once it has subscribed again.
+func TestRedisCacheSubscriberCut(t *testing.T) {
+	ctx := context.Background()
+	rdb := newOwnRedisClient(t) // CLIENT KILL TYPE pubsub hits every subscriber of the server
+	const ttl = 200 * time.Millisecond
+	a, b := newCachedReplica(t, newClientOn(t, rdb), ttl), newCachedReplica(t, newClientOn(t, rdb), ttl)
+	app := "cut-" + session.NewID()[:6]
+	for i := range 12 {
+		w := replicaWrites[i%len(replicaWrites)]
+		s := &session.Session{ID: session.NewID(), App: app, Issuer: "https://idp.example",
+			Subject: fmt.Sprintf("sub-%d", i), SID: fmt.Sprintf("sid-%d", i), AccessToken: "at1", RefreshToken: "rt1"}
+		if err := a.st.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		a.cached(t, s) // both subscribed again since the last cut, and cache
+		b.cached(t, s)
+		hits := cacheCount(t, b.reg, "hit")
+		killed, err := rdb.ClientKillByFilter(ctx, "TYPE", "pubsub").Result()
+		if err != nil || killed < 2 {
+			t.Fatalf("CLIENT KILL TYPE pubsub: %d, %v; want both replicas' subscribers", killed, err)
+		}
+		want, err := w.write(ctx, a.st, s)
+		if err != nil {
+			t.Fatalf("%s at A: %v", w.name, err)
+		}
+		checkSeen(t, b.st, s.ID, want, fmt.Sprintf("round %d, %s after the cut", i, w.name))
+		if got := cacheCount(t, b.reg, "hit"); got != hits {
+			t.Errorf("round %d: B's read after the cut was a cache hit", i)
+		}
+	}
+}
+
+// newClientOn returns another client on the server of rdb (a replica's
+// own connections), closed at the end of the test.
+func newClientOn(t *testing.T, rdb redis.UniversalClient) redis.UniversalClient {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: rdb.(*redis.Client).Options().Addr})
+	t.Cleanup(func() { c.Close() })
+	return c
 }

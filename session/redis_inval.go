@@ -46,7 +46,8 @@ import (
 //     cache at most TTL after its last heartbeat, before the write
 //     returns. Hence: when such a write returns, no replica serves the
 //     old record from its cache. An ending replica whose own subscription
-//     is younger than TTL cannot know every peer, and waits the full TTL.
+//     is younger than TTL cannot know every peer, and waits the full TTL
+//     unless it is the channel's only subscriber (PUBSUB NUMSUB).
 //   - The cost: a write that ends or replaces a session takes a pub/sub
 //     round trip (about a millisecond) longer, and up to TTL longer while
 //     a replica has just died, restarted or lost its channel.
@@ -81,6 +82,7 @@ type endWait struct {
 	done   chan struct{}
 	closed bool
 	seen   bool            // the store's own message came back
+	unsure bool            // then, the store's peers were not all known
 	need   map[string]bool // the peers yet to acknowledge, once seen
 	acked  map[string]bool // acknowledgements before seen
 }
@@ -130,9 +132,33 @@ func (r *RedisStore) await(prefix string, w *endWait, published bool) {
 	defer t.Stop()
 	select {
 	case <-w.done:
+		r.inv.mu.Lock()
+		unsure := w.unsure
+		r.inv.mu.Unlock()
+		if unsure && !r.alone() {
+			<-t.C
+		}
 	case <-t.C:
 	}
 	r.metrics.waits.Observe(time.Since(start).Seconds())
+}
+
+// alone reports whether the store is the only subscriber of the
+// invalidation channel: then no other replica can hold a copy.
+func (r *RedisStore) alone() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cacheCfg.TTL)
+	defer cancel()
+	var c redis.Cmdable = r.rdb
+	if cc, ok := r.rdb.(*redis.ClusterClient); ok {
+		// The node of the channel's slot, where the stores subscribe.
+		m, err := cc.MasterForKey(ctx, r.channel)
+		if err != nil {
+			return false
+		}
+		c = m
+	}
+	n, err := c.PubSubNumSub(ctx, r.invChannel).Result()
+	return err == nil && n[r.invChannel] == 1
 }
 
 // listen keeps the subscription to both channels until ctx ends,
@@ -297,7 +323,11 @@ func (r *RedisStore) delivered(nonce string) {
 	}
 	w.seen = true
 	if !r.inv.subscribed || now-r.inv.since < r.cacheCfg.TTL {
-		return // a peer may not have been heard yet: wait the TTL
+		// A peer may not have been heard yet: wait the TTL, unless the
+		// store is alone on the channel (await asks Redis).
+		w.unsure = true
+		w.finish()
+		return
 	}
 	w.need = map[string]bool{}
 	for o := range r.inv.members {
