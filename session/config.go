@@ -36,6 +36,10 @@ type Config struct {
 	RedisDB int `toml:"redis_db"`
 	// RedisTLS connects to RedisAddrs with TLS.
 	RedisTLS bool `toml:"redis_tls"`
+	// RedisCache keeps recently read sessions in each replica's memory,
+	// invalidated through Redis pub/sub (see RedisStore); false reads
+	// Redis on every request. Default true.
+	RedisCache *bool `toml:"redis_cache"`
 	// Secret derives the cookie and encryption keys; at least 32 bytes.
 	Secret string `toml:"secret"`
 	// IdleTimeout ends a session unused this long. Default 30m.
@@ -49,12 +53,21 @@ func (c *Config) Defaults() {
 	if c.Store == "" {
 		c.Store = "memory"
 	}
+	if c.RedisCache == nil {
+		on := true
+		c.RedisCache = &on
+	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.AbsoluteTimeout == 0 {
 		c.AbsoluteTimeout = DefaultAbsoluteTimeout
 	}
+}
+
+// CacheConfig returns the RedisStore's cache configuration of c.
+func (c *Config) CacheConfig() CacheConfig {
+	return CacheConfig{Off: c.RedisCache != nil && !*c.RedisCache}
 }
 
 // Timeouts returns the lifetimes of c.

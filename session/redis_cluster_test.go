@@ -97,3 +97,9 @@ func TestRedisClusterRevocations(t *testing.T) {
 		t.Errorf("%d of 24 revocations failed", failed)
 	}
 }
+
+// TestRedisClusterCacheReplicas is TestRedisCacheReplicas on the
+// Cluster: the invalidation channel is in the stores' slot.
+func TestRedisClusterCacheReplicas(t *testing.T) {
+	replicasSeeWrites(t, newClusterClient(t), newClusterClient(t), 5)
+}

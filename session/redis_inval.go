@@ -296,7 +296,7 @@ func (r *RedisStore) invMessage(payload string) {
 
 // heard records the return of an own heartbeat sent at sent.
 func (r *RedisStore) heard(sent time.Duration) {
-	if !r.inv.subscribed || sent <= r.inv.lastLife {
+	if !r.inv.subscribed || sent <= r.inv.lastLife || sent > mono() {
 		return
 	}
 	if r.inv.lastLife != 0 && mono()-r.inv.lastLife > r.cacheCfg.TTL {

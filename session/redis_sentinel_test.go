@@ -171,3 +171,11 @@ func TestRedisSentinelFailover(t *testing.T) {
 		t.Errorf("RevokeSub after the failover: %d ended, %v", len(ended), err)
 	}
 }
+
+// TestRedisSentinelCacheReplicas is TestRedisCacheReplicas through
+// Sentinel failover clients.
+func TestRedisSentinelCacheReplicas(t *testing.T) {
+	a, _ := newSentinelClient(t)
+	b, _ := newSentinelClient(t)
+	replicasSeeWrites(t, a, b, 5)
+}

@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer shared.close(logger) // after the store and the notifier, below
-	store, err := newStore(cfg.Session, shared, logger)
+	store, err := newStore(cfg.Session, shared, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -276,12 +276,13 @@ func (s sharedState) close(logger *slog.Logger) {
 	}
 }
 
-func newStore(cfg session.Config, shared sharedState, logger *slog.Logger) (session.Store, error) {
+func newStore(cfg session.Config, shared sharedState, reg prometheus.Registerer, logger *slog.Logger) (session.Store, error) {
 	switch cfg.Store {
 	case "memory":
 		return session.NewMemoryStore(session.MemoryConfig{Timeouts: cfg.Timeouts()}), nil
 	case "redis":
-		st, err := session.NewRedisStore(shared.rdb, session.RedisConfig{Timeouts: cfg.Timeouts(), Secret: cfg.Secret, Logger: logger})
+		st, err := session.NewRedisStore(shared.rdb, session.RedisConfig{Timeouts: cfg.Timeouts(), Secret: cfg.Secret, Logger: logger,
+			Cache: cfg.CacheConfig(), Registerer: reg})
 		if err != nil {
 			return nil, fmt.Errorf("session store: %w", err)
 		}
