@@ -106,36 +106,9 @@ func NewRedisStore(rdb redis.UniversalClient, cfg RedisConfig) (*RedisStore, err
 		beat:       cc.TTL / 4,
 		done:       make(chan struct{}),
 	}
-	st.inv.members = map[string]time.Duration{}
-	st.inv.waiters = map[string]*endWait{}
-	st.inv.acks = make(chan string, 1024)
-	st.inv.kick = make(chan struct{}, 1)
-	if !cc.Off {
-		st.cache = newRecordCache(cc, st.cacheGood)
-		st.metrics = st.cache.metrics
-	} else {
-		st.metrics = newCacheMetrics()
+	if err := st.startInvalidation(cc, cfg.Registerer); err != nil {
+		return nil, err
 	}
-	if cfg.Registerer != nil {
-		entries := func() int {
-			if st.cache == nil {
-				return 0
-			}
-			return st.cache.c.ItemCount()
-		}
-		if err := st.metrics.register(cfg.Registerer, st.cacheGood, entries); err != nil {
-			return nil, err
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	st.cancel = cancel
-	// Subscribe sends SUBSCRIBE now, before any write of this store can
-	// publish: the store hears its own first invalidation.
-	ps := rdb.Subscribe(ctx, st.channel, st.invChannel)
-	st.wg.Add(2)
-	go func() { defer st.wg.Done(); st.listen(ctx, ps) }()
-	go func() { defer st.wg.Done(); st.publisher(ctx) }()
-	go func() { st.wg.Wait(); close(st.done) }()
 	return st, nil
 }
 

@@ -20,7 +20,7 @@ type subProxy struct {
 	ln     net.Listener
 	target string
 
-	done   chan struct{} // closed at the end of the test
+	done chan struct{} // closed at the end of the test
 
 	mu     sync.Mutex
 	subs   map[net.Conn]*frozen // client side of the subscribed connections
