@@ -55,7 +55,7 @@ func TestRedisCacheRoundTrips(t *testing.T) {
 	rdb := newRedisClient(t, nil)
 	cc := &commandCounter{}
 	rdb.AddHook(cc)
-	st := newRedisStore(t, rdb, session.RedisConfig{})
+	st := newRedisStore(t, rdb, session.RedisConfig{Cache: session.CacheConfig{TTL: session.DefaultCacheTTL}})
 	s := &session.Session{ID: session.NewID(), App: "demo", Issuer: "https://idp.example", Subject: "alice", SID: "sid-1",
 		AccessToken: "at", RefreshToken: "rt", Claims: []byte(`{"sub":"alice"}`)}
 	if err := st.Create(ctx, s); err != nil {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 )
 
 // The invalidation channel of the RedisStores sharing a Redis (p.."inv",
@@ -44,8 +43,9 @@ import (
 //     cache at most TTL after its last heartbeat, before the write
 //     returns. Hence: when such a write returns, no replica serves the
 //     old record from its cache. An ending replica whose own subscription
-//     is younger than TTL cannot know every peer, and waits the full TTL
-//     unless it is the channel's only subscriber (PUBSUB NUMSUB).
+//     is younger than TTL cannot know every peer: it also waits until its
+//     subscription is TTL old (a peer it has not heard from had its last
+//     heartbeat before that subscription; its cache lapses TTL later).
 //   - The cost: a write that ends or replaces a session takes a pub/sub
 //     round trip (about a millisecond) longer, and up to TTL longer while
 //     a replica has just died, restarted or lost its channel.
@@ -80,7 +80,7 @@ type endWait struct {
 	done   chan struct{}
 	closed bool
 	seen   bool            // the store's own message came back
-	unsure bool            // then, the store's peers were not all known
+	until  time.Duration   // then, wait at least until (mono): peers may be unknown
 	need   map[string]bool // the peers yet to acknowledge, once seen
 	acked  map[string]bool // acknowledgements before seen
 }
@@ -131,33 +131,21 @@ func (r *RedisStore) await(prefix string, w *endWait, published bool) {
 	select {
 	case <-w.done:
 		r.inv.mu.Lock()
-		unsure := w.unsure
+		until := w.until
 		r.inv.mu.Unlock()
-		if unsure && !r.alone() {
-			<-t.C
+		if d := until - mono(); d > 0 {
+			u := time.NewTimer(d)
+			select {
+			case <-u.C:
+			case <-t.C:
+			}
+			u.Stop()
 		}
 	case <-t.C:
 	}
 	r.metrics.waits.Observe(time.Since(start).Seconds())
 }
 
-// alone reports whether the store is the only subscriber of the
-// invalidation channel: then no other replica can hold a copy.
-func (r *RedisStore) alone() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), r.cacheCfg.TTL)
-	defer cancel()
-	var c redis.Cmdable = r.rdb
-	if cc, ok := r.rdb.(*redis.ClusterClient); ok {
-		// The node of the channel's slot, where the stores subscribe.
-		m, err := cc.MasterForKey(ctx, r.channel)
-		if err != nil {
-			return false
-		}
-		c = m
-	}
-	n, err := c.PubSubNumSub(ctx, r.invChannel).Result()
-	return err == nil && n[r.invChannel] == 1
-}
 
 // startInvalidation sets up the cache (unless off) and its metrics on
 // reg (if not nil), subscribes to the channels and starts the listener
@@ -225,12 +213,10 @@ func (r *RedisStore) delivered(nonce string) {
 		return
 	}
 	w.seen = true
-	if !r.inv.subscribed || now-r.inv.since < r.cacheCfg.TTL {
-		// A peer may not have been heard yet: wait the TTL, unless the
-		// store is alone on the channel (await asks Redis).
-		w.unsure = true
-		w.finish()
-		return
+	if now-r.inv.since < r.cacheCfg.TTL {
+		// A peer whose last heartbeat came before this subscription is
+		// unknown, but its cache lapses TTL after that heartbeat.
+		w.until = r.inv.since + r.cacheCfg.TTL
 	}
 	w.need = map[string]bool{}
 	for o := range r.inv.members {

@@ -48,6 +48,11 @@ func newRedisStore(t *testing.T, rdb redis.UniversalClient, cfg session.RedisCon
 	if cfg.Secret == "" {
 		cfg.Secret = redisSecret
 	}
+	if cfg.Cache.TTL == 0 {
+		// A store's writes in its first TTL wait out the rest of it
+		// (its peers are not all known yet); most tests write at once.
+		cfg.Cache.TTL = 100 * time.Millisecond
+	}
 	st, err := session.NewRedisStore(rdb, cfg)
 	if err != nil {
 		t.Fatal(err)
