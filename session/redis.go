@@ -319,23 +319,6 @@ func (r *RedisStore) Create(ctx context.Context, s *Session) error {
 	return nil
 }
 
-// Get implements Store: from the local cache, or one HMGET.
-func (r *RedisStore) Get(ctx context.Context, id string) (*Session, error) {
-	if r.cache == nil {
-		_, s, err := r.read(ctx, id)
-		return s, err
-	}
-	if s, ok := r.cache.get(id); ok && r.live(s, r.now()) {
-		return s, nil
-	}
-	tok := r.cache.begin()
-	_, s, err := r.read(ctx, id)
-	if err == nil {
-		r.cache.put(tok, s)
-	}
-	return s, err
-}
-
 // Touch implements Store.
 func (r *RedisStore) Touch(ctx context.Context, id string, now time.Time) error {
 	cur := r.now()

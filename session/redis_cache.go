@@ -1,6 +1,8 @@
 package session
 
 import (
+	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +16,56 @@ import (
 // again. It is invalidated by the store's invalidation channel (see
 // redis_inval.go, which also states the guarantee) and used only while
 // that channel is known to work.
+
+// Get implements Store: from the local cache, or one HMGET.
+func (r *RedisStore) Get(ctx context.Context, id string) (*Session, error) {
+	if s, ok := r.cached(id); ok {
+		return s.Clone(), nil
+	}
+	return r.load(ctx, id)
+}
+
+// View is Get without the session's Claims, for Manager.View: from the
+// cache it shares the cached Upstreams, clipped so that adding to them
+// copies (one allocation instead of three).
+func (r *RedisStore) View(ctx context.Context, id string) (*Session, error) {
+	if s, ok := r.cached(id); ok {
+		v := *s
+		v.Claims, v.Upstreams = nil, slices.Clip(s.Upstreams)
+		return &v, nil
+	}
+	s, err := r.load(ctx, id)
+	if s != nil {
+		s.Claims = nil
+	}
+	return s, err
+}
+
+// cached returns the cache's own copy of the live session id, if any.
+func (r *RedisStore) cached(id string) (*Session, bool) {
+	if r.cache == nil {
+		return nil, false
+	}
+	s, ok := r.cache.get(id)
+	if !ok || !r.live(s, r.now()) {
+		return nil, false
+	}
+	return s, true
+}
+
+// load reads the session from Redis (one HMGET) and caches it.
+func (r *RedisStore) load(ctx context.Context, id string) (*Session, error) {
+	if r.cache == nil {
+		_, s, err := r.read(ctx, id)
+		return s, err
+	}
+	tok := r.cache.begin()
+	_, s, err := r.read(ctx, id)
+	if err == nil {
+		r.cache.put(tok, s)
+	}
+	return s, err
+}
 
 // CacheConfig configures a RedisStore's local cache of session records.
 type CacheConfig struct {
@@ -80,9 +132,10 @@ func newRecordCache(cfg CacheConfig, good func() bool) *recordCache {
 	}
 }
 
-// get returns a copy of the cached record of id if the channel is known
-// to work and the entry is younger than the TTL. It does not check that
-// the session is live: the caller does, with the store's clock.
+// get returns the cached record of id if the channel is known to work
+// and the entry is younger than the TTL: the cache's own, which the
+// caller copies and must not change. It does not check that the session
+// is live: the caller does, with the store's clock.
 func (c *recordCache) get(id string) (*Session, bool) {
 	if !c.good() {
 		c.metrics.bypass.Inc()
@@ -99,7 +152,7 @@ func (c *recordCache) get(id string) (*Session, bool) {
 		return nil, false
 	}
 	c.metrics.hit.Inc()
-	return e.s.Clone(), true
+	return e.s, true
 }
 
 // readToken is what begin returns and put checks.

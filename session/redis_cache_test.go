@@ -302,3 +302,30 @@ func newClientOn(t *testing.T, rdb redis.UniversalClient) redis.UniversalClient 
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// TestRedisCacheView checks Manager.View on the Redis store, from Redis
+// and from the cache: every field but Claims, and adding an upstream to
+// the view changes neither the cache nor Redis.
+func TestRedisCacheView(t *testing.T) {
+	ctx := context.Background()
+	rdb := newRedisClient(t, nil)
+	r := newCachedReplica(t, rdb, session.DefaultCacheTTL)
+	m := session.NewManager(r.st, nil)
+	s := &session.Session{ID: session.NewID(), App: "demo", Issuer: "https://idp.example", Subject: "alice", SID: "sid-v",
+		AccessToken: "at", RefreshToken: "rt", Claims: []byte(`{"name":"Alice"}`), Upstreams: []string{"b", "d"}}
+	if err := r.st.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	r.cached(t, s)
+	for i := range 3 { // the first from the cache, the others too
+		v, err := m.View(ctx, s.ID)
+		if err != nil || v.Claims != nil || v.AccessToken != "at" || !slices.Equal(v.Upstreams, []string{"b", "d"}) {
+			t.Fatalf("View %d: %+v, %v; want the session without claims", i, v, err)
+		}
+		v.AddUpstream("c")
+	}
+	got, err := r.st.Get(ctx, s.ID)
+	if err != nil || string(got.Claims) != `{"name":"Alice"}` || !slices.Equal(got.Upstreams, []string{"b", "d"}) {
+		t.Fatalf("Get after changes to views: %+v, %v; want the stored session", got, err)
+	}
+}

@@ -146,7 +146,6 @@ func (r *RedisStore) await(prefix string, w *endWait, published bool) {
 	r.metrics.waits.Observe(time.Since(start).Seconds())
 }
 
-
 // startInvalidation sets up the cache (unless off) and its metrics on
 // reg (if not nil), subscribes to the channels and starts the listener
 // and the publisher; Close stops them.
