@@ -3,10 +3,12 @@ package bff
 import (
 	"context"
 	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -95,7 +97,12 @@ func (g *Gateway) Reload(ctx context.Context, cfg Config) (AppChanges, error) {
 	}
 	apps := make([]*app, 0, len(cfg.Apps))
 	var fresh, retired []*app // discovery to start; discovery to stop
-	var ended []string        // apps whose sessions end
+	// The apps whose sessions end, with their new config (nil: removed).
+	type ending struct {
+		app string
+		cfg *AppConfig
+	}
+	var ends []ending
 	for _, ac := range cfg.Apps {
 		prev := byName[ac.Name]
 		delete(byName, ac.Name)
@@ -114,7 +121,7 @@ func (g *Gateway) Reload(ctx context.Context, cfg Config) (AppChanges, error) {
 			keep = nil
 			retired = append(retired, prev)
 			if prev.cfg.Issuer != ac.Issuer || prev.cfg.ClientID != ac.ClientID {
-				ended = append(ended, ac.Name)
+				ends = append(ends, ending{ac.Name, &ac})
 			}
 		}
 		a, err := newApp(ac, g.parts, keep)
@@ -130,7 +137,7 @@ func (g *Gateway) Reload(ctx context.Context, cfg Config) (AppChanges, error) {
 		if byName[a.cfg.Name] != nil {
 			ch.Removed = append(ch.Removed, a.cfg.Name)
 			retired = append(retired, a)
-			ended = append(ended, a.cfg.Name)
+			ends = append(ends, ending{a.cfg.Name, nil})
 		}
 	}
 	g.cur.Store(g.snapshot(apps, cfg.Server))
@@ -141,14 +148,14 @@ func (g *Gateway) Reload(ctx context.Context, cfg Config) (AppChanges, error) {
 	// issued; then they go, and the new discoveries register theirs.
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 	defer cancel()
-	for _, name := range ended {
-		n, err := g.endSessions(ectx, name)
+	for _, e := range ends {
+		n, err := g.endSessions(ectx, e.app, e.cfg)
 		ch.SessionsEnded += n
 		if err != nil {
 			// Those left are refused all the same: their app is gone, or
 			// their issuer is not the app's (appSession.load); the store
 			// drops them at their expiry.
-			g.logger.Error("configuration reload: sessions not ended", "app", name, "err", err)
+			g.logger.Error("configuration reload: sessions not ended", "app", e.app, "err", err)
 		}
 	}
 	for _, a := range retired {
@@ -163,14 +170,21 @@ func (g *Gateway) Reload(ctx context.Context, cfg Config) (AppChanges, error) {
 	return ch, nil
 }
 
-// endSessions ends every session of the app with cause "config".
-func (g *Gateway) endSessions(ctx context.Context, app string) (int, error) {
+// endSessions ends the app's sessions with cause "config": all of them
+// when the app was removed (cfg nil), else those not minted for cfg's
+// issuer and client_id (the ID token's aud), so that with replicas a
+// later replica's reload spares the sessions an earlier one created for
+// the new client.
+func (g *Gateway) endSessions(ctx context.Context, app string, cfg *AppConfig) (int, error) {
 	list, err := g.sessions.List(ctx, session.Filter{App: app})
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, s := range list {
+		if cfg != nil && mintedFor(s, cfg.Issuer, cfg.ClientID) {
+			continue
+		}
 		switch _, err := g.sessions.End(ctx, s.ID, session.CauseConfig); {
 		case err == nil:
 			n++
@@ -179,6 +193,23 @@ func (g *Gateway) endSessions(ctx context.Context, app string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// mintedFor reports whether the session's ID token was issued by issuer
+// to clientID (its aud, a string or an array). Unreadable claims: no.
+func mintedFor(s *session.Session, issuer, clientID string) bool {
+	var c struct {
+		Aud json.RawMessage `json:"aud"`
+	}
+	if s.Issuer != issuer || json.Unmarshal(s.Claims, &c) != nil {
+		return false
+	}
+	var one string
+	if json.Unmarshal(c.Aud, &one) == nil {
+		return one == clientID
+	}
+	var many []string
+	return json.Unmarshal(c.Aud, &many) == nil && slices.Contains(many, clientID)
 }
 
 // appConfigEqual reports whether a reload leaves the app as it is.

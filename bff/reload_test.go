@@ -173,11 +173,28 @@ func TestReloadClientChangedEndsSessions(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	c := h.login("/")
 	h.op.AddClient("second", "second-secret-second-secret-0123456789", h.srv.URL+"/bff/callback")
+	// Sessions another replica, reloaded earlier, created for the new
+	// client: spared.
+	ctx := context.Background()
+	var spared []string
+	for _, aud := range []string{`"second"`, `["other","second"]`} {
+		s := &session.Session{ID: session.NewID(), App: "demo", Issuer: h.op.URL, Subject: "bob",
+			Claims: []byte(`{"aud":` + aud + `}`), CreatedAt: time.Now(), LastSeen: time.Now()}
+		if err := h.mgr.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		spared = append(spared, s.ID)
+	}
 	cfg := h.config()
 	cfg.Apps[0].ClientID, cfg.Apps[0].ClientSecret = "second", "second-secret-second-secret-0123456789"
 	ch := h.reload(cfg)
 	if ch.SessionsEnded != 1 {
 		t.Errorf("sessions ended = %d, want 1", ch.SessionsEnded)
+	}
+	for _, id := range spared {
+		if _, err := h.mgr.Get(ctx, id); err != nil {
+			t.Errorf("a session minted for the new client was ended: %v", err)
+		}
 	}
 	if code, _ := h.apiGet(c, "/api/x"); code != http.StatusUnauthorized {
 		t.Errorf("old session after the client changed: %d, want 401", code)
