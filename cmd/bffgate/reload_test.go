@@ -1,10 +1,19 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bffgate/bffgate/internal/testop"
 )
 
 // TestRestartKeys: the keys a reload cannot apply are named (never their
@@ -54,4 +63,44 @@ log_level = "debug"`,
 	if restartKeys(running, running) != nil {
 		t.Error("an unchanged config has restart keys")
 	}
+}
+
+// TestReloadTLSFiles: a reload naming other certificate files serves
+// the new certificate at once (no file-watch delay), without a restart.
+func TestReloadTLSFiles(t *testing.T) {
+	dir := t.TempDir()
+	listen, admin := freePort(t), freePort(t)
+	op := testop.New(t, testop.Config{})
+	files := func(name string) (string, string) {
+		return filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	}
+	server := func(cert, key string) string {
+		return fmt.Sprintf("tls_cert = %q\ntls_key = %q\nadmin_token = %q", cert, key, reloadAdminToken)
+	}
+	c1, k1 := files("first")
+	writeCert(t, c1, k1, "first", time.Now().Add(-time.Minute))
+	path := gatewayConfig(t, op, "https", listen, admin, server(c1, k1))
+	startRun(t, path, admin, io.Discard)
+
+	c2, k2 := files("second")
+	second := writeCert(t, c2, k2, "second", time.Now().Add(-time.Hour))
+	body, err := os.ReadFile(gatewayConfig(t, op, "https", listen, admin, server(c2, k2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, rep := adminReload(t, admin, reloadAdminToken)
+	if code != http.StatusOK || len(rep.RestartRequired) != 0 {
+		t.Fatalf("POST /admin/reload: %d %+v, want ok with nothing needing a restart", code, rep)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(second)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get("https://" + listen + "/bff/user")
+	if err != nil {
+		t.Fatalf("https request trusting the reloaded certificate: %v", err)
+	}
+	resp.Body.Close()
 }
