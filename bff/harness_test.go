@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -50,6 +51,9 @@ type harnessOpts struct {
 	logs io.Writer
 	// notReady skips waiting for the gateway to be ready.
 	notReady bool
+	// idp, if set, is the gateway's IdP client (default: a client over
+	// http.DefaultTransport).
+	idp *http.Client
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -121,7 +125,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		Sessions:  h.mgr,
 		Cookies:   cookies,
 		Transport: http.DefaultTransport,
-		IdPClient: &http.Client{Timeout: 5 * time.Second},
+		IdPClient: cmp.Or(o.idp, &http.Client{Timeout: 5 * time.Second}),
 		Metrics:   prometheus.NewRegistry(),
 		Logger:    logger,
 		Secret:    testSecret,
