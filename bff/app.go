@@ -148,7 +148,17 @@ func newApp(cfg AppConfig, parts appParts, prev *app) (*app, error) {
 // it succeeds, ctx ends or the app is retired (disc.halt).
 func (a *app) startDiscovery(ctx context.Context, wg *sync.WaitGroup, logger *slog.Logger) {
 	ctx = oidc.ClientContext(ctx, a.idp)
-	a.disc.start(ctx, wg, a.cfg.Issuer, logger.With("app", a.cfg.Name), a.build)
+	a.disc.start(ctx, wg, a.cfg.Issuer, logger.With("app", a.cfg.Name), func(ctx context.Context, op *oidc.Provider) (*provider, error) {
+		p, err := a.build(op)
+		if err == nil {
+			// The first login finds the IdP's keys cached instead of
+			// fetching them on its way; if this fails, it fetches them.
+			if err := p.keys.Prefetch(ctx); err != nil && ctx.Err() == nil {
+				logger.Warn("jwks prefetch failed; the first token fetches the keys", "app", a.cfg.Name, "err", err)
+			}
+		}
+		return p, err
+	})
 }
 
 // buildIdentity builds what the app's OIDC settings make: its discovery
@@ -214,6 +224,7 @@ func (a *app) build(op *oidc.Provider) (*provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jwks_uri: %w", err)
 	}
+	p.keys = keys
 	p.verifier = oidc.NewVerifier(a.cfg.Issuer, keys, &oidc.Config{
 		ClientID:             a.cfg.ClientID,
 		SupportedSigningAlgs: a.cfg.IDTokenSigningAlgs,

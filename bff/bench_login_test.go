@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -16,27 +17,46 @@ import (
 // opTimer times the test OP's handler and counts the connections the OP
 // was reached over, so that a callback's time splits into the IdP's and
 // the gateway's own. Callbacks timed with it run one at a time.
+//
+// With mem set, it also counts the heap allocations made while the OP's
+// handler runs (runtime.ReadMemStats around it, as testing.AllocsPerRun
+// does), so that a callback's allocations split the same way: the
+// gateway waits for the OP's answer meanwhile.
 type opTimer struct {
-	mu    sync.Mutex
-	spent time.Duration
-	calls map[string]int  // by path
-	conns map[string]bool // by remote address
+	mem            bool
+	mu             sync.Mutex
+	spent          time.Duration
+	mallocs, bytes uint64
+	calls          map[string]int             // by path
+	conns          map[string]map[string]bool // remote addresses by path
 }
 
 func newOPTimer() *opTimer {
-	return &opTimer{calls: map[string]int{}, conns: map[string]bool{}}
+	return &opTimer{calls: map[string]int{}, conns: map[string]map[string]bool{}}
 }
 
 // wrap is testop.Config.Wrap.
 func (o *opTimer) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m0, m1 runtime.MemStats
+		if o.mem {
+			runtime.ReadMemStats(&m0)
+		}
 		t0 := time.Now()
 		next.ServeHTTP(w, r)
 		d := time.Since(t0)
+		if o.mem {
+			runtime.ReadMemStats(&m1)
+		}
 		o.mu.Lock()
 		o.spent += d
+		o.mallocs += m1.Mallocs - m0.Mallocs
+		o.bytes += m1.TotalAlloc - m0.TotalAlloc
 		o.calls[r.URL.Path]++
-		o.conns[r.RemoteAddr] = true
+		if o.conns[r.URL.Path] == nil {
+			o.conns[r.URL.Path] = map[string]bool{}
+		}
+		o.conns[r.URL.Path][r.RemoteAddr] = true
 		o.mu.Unlock()
 	})
 }
@@ -45,7 +65,7 @@ func (o *opTimer) wrap(next http.Handler) http.Handler {
 func (o *opTimer) reset() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.spent = 0
+	o.spent, o.mallocs, o.bytes = 0, 0, 0
 	clear(o.calls)
 	clear(o.conns)
 }
@@ -59,16 +79,30 @@ func (o *opTimer) take() time.Duration {
 	return d
 }
 
-// counts returns the OP's requests by path and the connections they came
-// over since the last reset.
-func (o *opTimer) counts() (map[string]int, int) {
+// allocs returns the heap allocations (objects, bytes) made in the OP's
+// handler since the last reset (with mem set).
+func (o *opTimer) allocs() (objects, bytes uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.mallocs, o.bytes
+}
+
+// counts returns the OP's requests by path since the last reset, and
+// the connections the requests to paths came over.
+func (o *opTimer) counts(paths ...string) (map[string]int, int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	calls := make(map[string]int, len(o.calls))
 	for k, v := range o.calls {
 		calls[k] = v
 	}
-	return calls, len(o.conns)
+	conns := map[string]bool{}
+	for _, p := range paths {
+		for addr := range o.conns[p] {
+			conns[addr] = true
+		}
+	}
+	return calls, len(conns)
 }
 
 // idpClient is the gateway's IdP client as cmd/bffgate builds it
@@ -128,7 +162,9 @@ func (h *harness) callbackOK(req *http.Request) {
 // cookie. ns/op includes the OP's handler (it signs an RS256 ID token per
 // login); gw-ns/op, gw-p50-ns and gw-p99-ns are the gateway's own time
 // (the OP's handler time subtracted); op-conns is how many connections
-// the OP saw over all logins (1 with keep-alive).
+// the OP saw over all logins (1 with keep-alive); gw-allocs/op and
+// gw-B/op are the allocations outside the OP's handler (the gateway's,
+// and net/http's on both sides of the loopback).
 func BenchmarkLoginCallback(b *testing.B) {
 	for _, ui := range []bool{false, true} {
 		name := "id_token"
@@ -137,6 +173,7 @@ func BenchmarkLoginCallback(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			h, clock := loginHarness(b, func(a *AppConfig) { a.UserInfo = ui })
+			clock.mem = true
 			h.callbackOK(h.pendingCallback()) // warm: JWKS and the first connection
 			reqs := make([]*http.Request, b.N)
 			for i := range reqs {
@@ -144,6 +181,8 @@ func BenchmarkLoginCallback(b *testing.B) {
 			}
 			clock.reset()
 			own := make([]time.Duration, b.N)
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i, req := range reqs {
@@ -152,13 +191,18 @@ func BenchmarkLoginCallback(b *testing.B) {
 				own[i] = time.Since(t0) - clock.take()
 			}
 			b.StopTimer()
+			runtime.ReadMemStats(&m1)
 			var sum time.Duration
 			for _, d := range own {
 				sum += d
 			}
 			slices.Sort(own)
-			_, conns := clock.counts()
-			b.ReportMetric(float64(sum.Nanoseconds())/float64(b.N), "gw-ns/op")
+			_, conns := clock.counts("/token", "/userinfo", "/jwks")
+			opObjects, opBytes := clock.allocs()
+			n := float64(b.N)
+			b.ReportMetric(float64(m1.Mallocs-m0.Mallocs-opObjects)/n, "gw-allocs/op")
+			b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc-opBytes)/n, "gw-B/op")
+			b.ReportMetric(float64(sum.Nanoseconds())/n, "gw-ns/op")
 			b.ReportMetric(float64(own[b.N/2].Nanoseconds()), "gw-p50-ns")
 			b.ReportMetric(float64(own[(b.N*99)/100].Nanoseconds()), "gw-p99-ns")
 			b.ReportMetric(float64(conns), "op-conns")

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/bffgate/bffgate/internal/clientauth"
+	"github.com/bffgate/bffgate/logout"
 )
 
 // provider is what discovery learned about an app's IdP.
@@ -25,6 +26,8 @@ type provider struct {
 	oauth2   *oauth2.Config
 	// auth authenticates the client at the token endpoint.
 	auth *clientauth.Client
+	// keys verify ID tokens, signed userinfo and logout tokens.
+	keys *logout.RemoteKeySet
 }
 
 // providerMeta holds the discovery fields go-oidc does not expose.
@@ -58,7 +61,7 @@ func newDiscovery() *discovery { return &discovery{done: make(chan struct{})} }
 
 // start runs discovery in the background, counted in wg, until it is
 // done, ctx ends or halt is called.
-func (d *discovery) start(ctx context.Context, wg *sync.WaitGroup, issuer string, logger *slog.Logger, build func(*oidc.Provider) (*provider, error)) {
+func (d *discovery) start(ctx context.Context, wg *sync.WaitGroup, issuer string, logger *slog.Logger, build func(context.Context, *oidc.Provider) (*provider, error)) {
 	ctx, d.stop = context.WithCancel(ctx)
 	wg.Go(func() { d.run(ctx, issuer, logger, build) })
 }
@@ -98,7 +101,7 @@ func issuerMismatch(err error) error {
 
 // run blocks until discovery succeeds or ctx ends. build turns the
 // discovered provider into the app's runtime parts.
-func (d *discovery) run(ctx context.Context, issuer string, logger *slog.Logger, build func(*oidc.Provider) (*provider, error)) {
+func (d *discovery) run(ctx context.Context, issuer string, logger *slog.Logger, build func(context.Context, *oidc.Provider) (*provider, error)) {
 	defer close(d.done)
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 500 * time.Millisecond
@@ -111,7 +114,7 @@ func (d *discovery) run(ctx context.Context, issuer string, logger *slog.Logger,
 		if err != nil {
 			return nil, err
 		}
-		p, err := build(op)
+		p, err := build(ctx, op)
 		if err != nil {
 			return nil, backoff.Permanent(err)
 		}

@@ -1,7 +1,6 @@
 package bff
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -164,22 +163,19 @@ func (l *loginFlow) complete(c echo.Context) (string, error) {
 	if idt.Nonce != nonce {
 		return "", l.failed("nonce", "The identity provider's ID token does not match this sign-in.", errors.New("nonce mismatch"))
 	}
-	var claims map[string]json.RawMessage
-	if err := idt.Claims(&claims); err != nil {
+	rawClaims, sid, err := idTokenClaims(idt)
+	if err != nil {
 		return "", l.failed("id_token", "The identity provider's ID token is not valid.", err)
-	}
-	var sid string
-	if raw, ok := claims["sid"]; ok {
-		_ = json.Unmarshal(raw, &sid)
 	}
 	if l.cfg.UserInfo {
 		ui, err := fetchUserinfo(ctx, l.idp, p, tok.AccessToken, idt.Subject)
+		if err == nil {
+			rawClaims, err = mergedUserinfo(rawClaims, ui)
+		}
 		if err != nil {
 			return "", l.failed("userinfo", "The identity provider's user information could not be used. Please try again.", err)
 		}
-		mergeUserinfo(claims, ui)
 	}
-	rawClaims, _ := json.Marshal(claims)
 	now := time.Now()
 	s := &session.Session{
 		ID:           session.NewID(),

@@ -6,9 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"hash"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -48,6 +51,7 @@ type stateCookies struct {
 	codec  *securecookie.SecureCookie // logout state: encrypted JSON
 	login  *securecookie.SecureCookie // login state: a signed returnUrl
 	derive []byte                     // key of a login's nonce and verifier
+	macs   sync.Pool                  // of HMAC-SHA256 keyed with derive
 	secure bool                       // https: Secure cookies with the __Secure- prefix
 }
 
@@ -129,13 +133,23 @@ func (sc *stateCookies) loadLogin(c echo.Context, prefix, app, state string) (st
 // login with this state: HMACs of the state under a key only the gateway
 // has, so they need not be stored.
 func (sc *stateCookies) loginSecrets(state string) (nonce, verifier string) {
-	return sc.mac("nonce", state), sc.mac("verifier", state)
+	m, _ := sc.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, sc.derive)
+	}
+	defer sc.macs.Put(m)
+	return mac(m, "nonce", state), mac(m, "verifier", state)
 }
 
-func (sc *stateCookies) mac(purpose, state string) string {
-	m := hmac.New(sha256.New, sc.derive)
-	m.Write([]byte(purpose + "\x00" + state))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)) // 43 characters, as PKCE wants
+// mac returns HMAC(purpose "\x00" state) with m, a keyed HMAC it resets,
+// in base64url: 43 characters, as PKCE wants.
+func mac(m hash.Hash, purpose, state string) string {
+	m.Reset()
+	io.WriteString(m, purpose)
+	m.Write([]byte{0})
+	io.WriteString(m, state)
+	var sum [sha256.Size]byte
+	return base64.RawURLEncoding.EncodeToString(m.Sum(sum[:0]))
 }
 
 func (sc *stateCookies) slotName(i int) string {

@@ -171,6 +171,14 @@ func (ks *RemoteKeySet) VerifyJWS(ctx context.Context, jws *jose.JSONWebSignatur
 	return fmt.Errorf("%w (refetch: %w)", err, ferr)
 }
 
+// Prefetch fetches the keys now, so that the first token verified finds
+// them cached rather than waiting for a fetch (a warm-up once discovery
+// named the JWKS URL). It is a fetch like any other: it joins one under
+// way, and counts for RefetchInterval. It fails when the fetch fails.
+func (ks *RemoteKeySet) Prefetch(ctx context.Context) error {
+	return ks.refetch(ctx, time.Now().Add(ks.wait), func([]jose.JSONWebKey) bool { return true })
+}
+
 func (ks *RemoteKeySet) cached() []jose.JSONWebKey {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
