@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -163,18 +164,15 @@ func (l *loginFlow) complete(c echo.Context) (string, error) {
 	if idt.Nonce != nonce {
 		return "", l.failed("nonce", "The identity provider's ID token does not match this sign-in.", errors.New("nonce mismatch"))
 	}
-	rawClaims, sid, err := idTokenClaims(idt)
-	if err != nil {
-		return "", l.failed("id_token", "The identity provider's ID token is not valid.", err)
-	}
+	var ui map[string]json.RawMessage
 	if l.cfg.UserInfo {
-		ui, err := fetchUserinfo(ctx, l.idp, p, tok.AccessToken, idt.Subject)
-		if err == nil {
-			rawClaims, err = mergedUserinfo(rawClaims, ui)
-		}
-		if err != nil {
+		if ui, err = fetchUserinfo(ctx, l.idp, p, tok.AccessToken, idt.Subject); err != nil {
 			return "", l.failed("userinfo", "The identity provider's user information could not be used. Please try again.", err)
 		}
+	}
+	rawClaims, sid, err := sessionClaims(idt, ui)
+	if err != nil {
+		return "", l.failed("id_token", "The identity provider's ID token is not valid.", err)
 	}
 	now := time.Now()
 	s := &session.Session{

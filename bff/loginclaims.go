@@ -2,17 +2,28 @@ package bff
 
 import (
 	"encoding/json"
-	"fmt"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 )
 
-// idTokenClaims returns what a login stores of its verified ID token:
-// the token's claims as the IdP sent them (a JSON object go-oidc has
-// decoded already; the session keeps it without decoding it into a map
-// and encoding it again) and its sid claim, "" if it has none or it is
-// not a string.
-func idTokenClaims(idt *oidc.IDToken) (json.RawMessage, string, error) {
+// sessionClaims returns what a login stores of its verified ID token idt
+// and of the userinfo answer ui (nil without one): the claims, and the
+// ID token's sid claim ("" if it has none or it is not a string).
+// Without userinfo the claims are the ID token's as the IdP sent them (a
+// JSON object go-oidc has decoded already), not decoded into a map and
+// encoded again; with it, the ID token's claims with ui merged in
+// (mergeUserinfo).
+func sessionClaims(idt *oidc.IDToken, ui map[string]json.RawMessage) (json.RawMessage, string, error) {
+	if ui != nil {
+		var claims map[string]json.RawMessage
+		if err := idt.Claims(&claims); err != nil {
+			return nil, "", err
+		}
+		sid := stringClaim(claims["sid"])
+		mergeUserinfo(claims, ui)
+		raw, err := json.Marshal(claims)
+		return raw, sid, err
+	}
 	var raw json.RawMessage
 	if err := idt.Claims(&raw); err != nil {
 		return nil, "", err
@@ -23,20 +34,14 @@ func idTokenClaims(idt *oidc.IDToken) (json.RawMessage, string, error) {
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return nil, "", err
 	}
-	var sid string
-	if len(c.SID) > 0 {
-		_ = json.Unmarshal(c.SID, &sid)
-	}
-	return raw, sid, nil
+	return raw, stringClaim(c.SID), nil
 }
 
-// mergedUserinfo returns the ID token's claims raw with the userinfo
-// answer ui merged in (mergeUserinfo).
-func mergedUserinfo(raw json.RawMessage, ui map[string]json.RawMessage) (json.RawMessage, error) {
-	var claims map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &claims); err != nil {
-		return nil, fmt.Errorf("id token claims: %w", err)
+// stringClaim returns the claim v if it is a JSON string, else "".
+func stringClaim(v json.RawMessage) string {
+	var s string
+	if len(v) > 0 {
+		_ = json.Unmarshal(v, &s)
 	}
-	mergeUserinfo(claims, ui)
-	return json.Marshal(claims)
+	return s
 }
