@@ -21,6 +21,7 @@ var microBenches = []microBench{
 	{"./bff", "^BenchmarkBackchannel$", "3s"},
 	{"./logout", "^BenchmarkVerifyRS256$", "1s"},
 	{"./bff", "^BenchmarkAPIRequest$", "1s"},
+	{"./bff", "^BenchmarkLoginCallback$", "1s"},
 	{"./proxy", "^BenchmarkProxy$", "1s"},
 	{"./session", "^(BenchmarkCookieDecode|BenchmarkMemoryGet)$", "1s"},
 	{"./session", "^BenchmarkRevokeBySub$", "2000x"},
