@@ -154,6 +154,9 @@ type Gateway struct {
 	issuer Issuer
 	public *url.URL
 	cur    atomic.Pointer[snapshot]
+	// limiters are the rate limiters by route kind, kept across reloads
+	// while their limit stays (guarded by mu after New).
+	limiters map[string]limiter
 	// mu orders Start, Reload and Close; ctx is Start's (nil before).
 	mu       sync.Mutex
 	ctx      context.Context
@@ -167,6 +170,8 @@ type Gateway struct {
 type snapshot struct {
 	apps []*app
 	echo *echo.Echo
+	// server is the [server] the routes were built with.
+	server ServerConfig
 }
 
 // New builds the gateway: one app runtime (with its proxies) and one site
@@ -242,7 +247,7 @@ func (g *Gateway) snapshot(apps []*app, srv ServerConfig) *snapshot {
 	for i, a := range apps {
 		sites[i] = newSite(a, sh)
 	}
-	return &snapshot{apps: apps, echo: g.routes(sites, srv.RateLimits, g.issuer, g.public)}
+	return &snapshot{apps: apps, echo: g.routes(sites, srv.RateLimits, g.issuer, g.public), server: srv}
 }
 
 // appNames are the configured app names, in config order.

@@ -282,3 +282,22 @@ func (g *Gateway) lastReloadLine() string {
 	}
 	return fmt.Sprintf("last reload: %s %s\n", r.Time.UTC().Format(time.RFC3339), r.Result)
 }
+
+// limiter is one route kind's rate limiter and its limit.
+type limiter struct {
+	limit Limit
+	mw    echo.MiddlewareFunc
+}
+
+// limiter returns the rate limiter of a route kind: the running one while
+// its limit is unchanged, so that a reload keeps the clients' buckets.
+func (g *Gateway) limiter(kind string, l Limit) echo.MiddlewareFunc {
+	if cur, ok := g.limiters[kind]; ok && cur.limit == l {
+		return cur.mw
+	}
+	if g.limiters == nil {
+		g.limiters = map[string]limiter{}
+	}
+	g.limiters[kind] = limiter{limit: l, mw: rateLimit(l)}
+	return g.limiters[kind].mw
+}

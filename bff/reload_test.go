@@ -18,8 +18,9 @@ import (
 // config is the harness gateway's running configuration, to change and
 // reload.
 func (h *harness) config() Config {
-	cfg := Config{Server: h.gw.server}
-	for _, a := range h.gw.cur.Load().apps {
+	cur := h.gw.cur.Load()
+	cfg := Config{Server: cur.server}
+	for _, a := range cur.apps {
 		c := a.cfg // a copy that shares nothing with the running app's
 		c.APIs, c.Hosts, c.Downstream = slices.Clone(c.APIs), slices.Clone(c.Hosts), slices.Clone(c.Downstream)
 		cfg.Apps = append(cfg.Apps, c)
@@ -135,6 +136,11 @@ func TestReloadUnchangedAppKept(t *testing.T) {
 	codes := []int{h.get(c, "/bff/login").StatusCode, h.get(c, "/bff/login").StatusCode}
 	if codes[1] != http.StatusTooManyRequests {
 		t.Errorf("logins after the reload: %v, want the second limited (429)", codes)
+	}
+	// Another reload with the same limit keeps the clients' buckets.
+	h.reload(h.config())
+	if code := h.get(c, "/bff/login").StatusCode; code != http.StatusTooManyRequests {
+		t.Errorf("login after a reload with the same limit: %d, want 429 (the bucket kept)", code)
 	}
 }
 

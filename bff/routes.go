@@ -40,7 +40,7 @@ func (g *Gateway) routes(sites []*site, limits RateLimits, issuer Issuer, public
 	e.HTTPErrorHandler = g.pages.handleError
 	e.IPExtractor = ipExtractor(g.server.TrustedProxies)
 	e.Use(chain(g.observe()...))
-	loginLimit, backLimit, frontLimit := rateLimit(limits.Login), rateLimit(limits.Backchannel), rateLimit(limits.Frontchannel)
+	loginLimit, backLimit, frontLimit := g.limiter(routeLogin, limits.Login), g.limiter(routeBackchannel, limits.Backchannel), g.limiter(routeFrontchannel, limits.Frontchannel)
 
 	if issuer != nil {
 		jwksURI := public.String() + "/.well-known/jwks.json"
