@@ -278,3 +278,36 @@ func TestReloadAppsAddedAndRemoved(t *testing.T) {
 		t.Errorf("removed app's /bff/user: %d, want it gone (the catch-all app serves the path)", code)
 	}
 }
+
+// TestReloadAppIdPDown: a new app whose IdP does not answer is taken as
+// at the start: the reload succeeds, discovery retries in the
+// background, /readyz says why, its login answers 503 and the other apps
+// go on; a reload that removes it stops its discovery.
+func TestReloadAppIdPDown(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	c := h.login("/")
+	cfg := h.config()
+	down := cfg.Apps[0]
+	down.Name, down.PathPrefix, down.PostLogoutRedirect, down.APIs = "down", "/down/", "/down/", nil
+	down.Issuer = "http://127.0.0.1:1"
+	cfg.Apps = append(cfg.Apps, down)
+	h.reload(cfg)
+	if err := h.gw.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), "app down") {
+		t.Errorf("Ready = %v, want app down's discovery not done", err)
+	}
+	if code := h.get(h.browser(), "/down/bff/login").StatusCode; code != http.StatusServiceUnavailable {
+		t.Errorf("login of the app whose IdP is down: %d, want 503", code)
+	}
+	if code, _ := h.apiGet(c, "/api/x"); code != http.StatusOK {
+		t.Errorf("the other app's API: %d, want 200", code)
+	}
+	disc := h.gw.cur.Load().apps[1].disc
+	cfg.Apps = cfg.Apps[:1]
+	h.reload(cfg)
+	select {
+	case <-disc.done:
+	default:
+		t.Error("the removed app's discovery still runs")
+	}
+	h.waitReady()
+}
