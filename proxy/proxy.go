@@ -99,6 +99,10 @@ type Config struct {
 	// gateway's public host) unless a trusted proxy (TrustForwarded) sent
 	// one. Empty: the request's Host.
 	ForwardedHost string
+	// Live, if set, tracks the requests of a session whose connection
+	// outlives an ordinary request (WebSockets, streaming responses), so
+	// that they are cut when the session ends. Nil tracks none.
+	Live *Live
 }
 
 // CookiePolicy says which cookies of a request reach the upstream; the
@@ -288,6 +292,10 @@ func (p *Proxy) ServeSession(w http.ResponseWriter, r *http.Request, s *session.
 		delete(r.Header, "Authorization") // forwarded anonymously
 	}
 	p.markUsed(ctx, s)
+	if l := p.cfg.Live; l != nil && s != nil {
+		p.serveLive(l, w, r, s)
+		return
+	}
 	p.rp.ServeHTTP(w, r)
 }
 
