@@ -1,0 +1,259 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/bffgate/bffgate/session"
+)
+
+// cutWithin is the promise: a session's connections are cut within it.
+const cutWithin = time.Second
+
+// newEchoWS is a WebSocket upstream that echoes every message.
+func newEchoWS(t *testing.T) *httptest.Server {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, msg, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if err := c.Write(r.Context(), typ, msg); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(up.Close)
+	return up
+}
+
+// liveEnv is one replica's session manager with a Live index, and a
+// front server proxying to target with the session named in the X-Sess
+// request header.
+type liveEnv struct {
+	m     *session.Manager
+	live  *Live
+	front *httptest.Server
+	reg   *prometheus.Registry
+}
+
+func newLiveEnv(t *testing.T, store session.Store, target string) *liveEnv {
+	t.Helper()
+	e := &liveEnv{m: session.NewManager(store, nil), reg: prometheus.NewRegistry()}
+	t.Cleanup(func() { e.m.Close() })
+	live, err := NewLive(LiveConfig{Sessions: e.m, Metrics: e.reg, Apps: []string{"demo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.live = live
+	e.m.Observe(live)
+	p := newTestProxy(t, target, staticTokens{token: "at"}, nil, func(c *Config) { c.Live = live })
+	e.front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := e.m.Get(r.Context(), r.Header.Get("X-Sess"))
+		if err != nil {
+			http.Error(w, "no session", http.StatusUnauthorized)
+			return
+		}
+		p.ServeSession(w, r, s)
+	}))
+	t.Cleanup(e.front.Close)
+	return e
+}
+
+func (e *liveEnv) newSession(t *testing.T, sub string) *session.Session {
+	t.Helper()
+	s := &session.Session{
+		ID: session.NewID(), App: "demo", Issuer: "https://idp.example", Subject: sub, SID: "sid-" + sub,
+		IDToken: "idt", Claims: json.RawMessage(`{"sub":"` + sub + `"}`), AccessToken: "at", RefreshToken: "rt",
+		TokenExpiry: time.Now().Add(time.Hour), TokenIssued: time.Now(),
+	}
+	if err := e.m.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// dial opens a WebSocket through e's front server as session s.
+func (e *liveEnv) dial(t *testing.T, s *session.Session) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	u := "ws" + strings.TrimPrefix(e.front.URL, "http") + "/api/ws"
+	c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: http.Header{"X-Sess": {s.ID}}})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	echo(t, c, "hello")
+	return c
+}
+
+// echo sends msg and wants it back.
+func echo(t *testing.T, c *websocket.Conn, msg string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	_, got, err := c.Read(ctx)
+	if err != nil || string(got) != msg {
+		t.Fatalf("echo = %q, %v; want %q", got, err, msg)
+	}
+}
+
+// wantClosed waits (cutWithin) for c to be closed with 1008 "session ended".
+func wantClosed(t *testing.T, c *websocket.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cutWithin)
+	defer cancel()
+	_, _, err := c.Read(ctx)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) {
+		t.Fatalf("read after the session ended: %v, want a close frame within %v", err, cutWithin)
+	}
+	if ce.Code != CloseSessionEnded || ce.Reason != "session ended" {
+		t.Fatalf("close = %d %q, want 1008 \"session ended\"", ce.Code, ce.Reason)
+	}
+}
+
+func TestLiveWebSocketCutOnEnd(t *testing.T) {
+	e := newLiveEnv(t, session.NewMemoryStore(session.MemoryConfig{}), newEchoWS(t).URL)
+	alice, bob := e.newSession(t, "alice"), e.newSession(t, "bob")
+	a1, a2, b := e.dial(t, alice), e.dial(t, alice), e.dial(t, bob)
+	if n := e.live.Len(); n != 3 {
+		t.Fatalf("Live.Len() = %d, want 3", n)
+	}
+
+	if _, err := e.m.End(context.Background(), alice.ID, session.CauseBackchannel); err != nil {
+		t.Fatal(err)
+	}
+	wantClosed(t, a1)
+	wantClosed(t, a2)
+	echo(t, b, "still here") // another session's socket is untouched
+	e.live.Wait()
+	if n := e.live.Len(); n != 1 {
+		t.Errorf("Live.Len() = %d after the cut, want 1", n)
+	}
+	if got := testutil.ToFloat64(e.live.cuts.WithLabelValues("demo", KindWebSocket)); got != 2 {
+		t.Errorf("cut counter = %v, want 2", got)
+	}
+}
+
+func TestLiveWebSocketClosedNormallyUnregisters(t *testing.T) {
+	e := newLiveEnv(t, session.NewMemoryStore(session.MemoryConfig{}), newEchoWS(t).URL)
+	c := e.dial(t, e.newSession(t, "alice"))
+	c.Close(websocket.StatusNormalClosure, "bye")
+	deadline := time.Now().Add(5 * time.Second)
+	for e.live.Len() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("Live.Len() = %d after the socket closed, want 0", e.live.Len())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// newStreamUpstream streams a chunk every 20ms until the client goes; it
+// reports on gone when its request ended.
+func newStreamUpstream(t *testing.T, gone chan<- struct{}) *httptest.Server {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { gone <- struct{}{} }()
+		w.Header().Set("Content-Type", "text/event-stream")
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			if _, err := fmt.Fprintf(w, "data: %d\n\n", i); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-tick.C:
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}))
+	t.Cleanup(up.Close)
+	return up
+}
+
+func TestLiveStreamAbortedOnEnd(t *testing.T) {
+	gone := make(chan struct{}, 4)
+	e := newLiveEnv(t, session.NewMemoryStore(session.MemoryConfig{}), newStreamUpstream(t, gone).URL)
+	alice, bob := e.newSession(t, "alice"), e.newSession(t, "bob")
+	open := func(s *session.Session) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, e.front.URL+"/api/events", nil)
+		req.Header.Set("X-Sess", s.ID)
+		res, err := e.front.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { res.Body.Close() })
+		buf := make([]byte, 64)
+		if _, err := res.Body.Read(buf); err != nil {
+			t.Fatalf("first chunk: %v", err)
+		}
+		return res
+	}
+	ra, rb := open(alice), open(bob)
+	if _, err := e.m.End(context.Background(), alice.ID, session.CauseAdmin); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := ioDrain(ra)
+		ended <- err
+	}()
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Fatal("the stream ended with a clean EOF, want it aborted")
+		}
+	case <-time.After(cutWithin):
+		t.Fatalf("the stream still flows %v after its session ended", cutWithin)
+	}
+	select {
+	case <-gone: // the upstream request ended too
+	case <-time.After(cutWithin):
+		t.Fatal("the upstream request still runs")
+	}
+	buf := make([]byte, 64)
+	if _, err := rb.Body.Read(buf); err != nil {
+		t.Fatalf("the other session's stream: %v", err)
+	}
+}
+
+// ioDrain reads res's body to its end.
+func ioDrain(res *http.Response) (int, error) {
+	buf := make([]byte, 1024)
+	n := 0
+	for {
+		k, err := res.Body.Read(buf)
+		n += k
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return n, nil
+			}
+			return n, err
+		}
+	}
+}
