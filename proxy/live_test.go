@@ -257,3 +257,81 @@ func ioDrain(res *http.Response) (int, error) {
 		}
 	}
 }
+
+// TestLiveStreamEndedBeforeItRegistered: the session ends while the
+// upstream has not answered yet; the stream registers at its first flush,
+// sees that a session ended meanwhile, finds its own gone and is cut.
+func TestLiveStreamEndedBeforeItRegistered(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 0; ; i++ {
+			if _, err := fmt.Fprintf(w, "data: %d\n\n", i); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}))
+	t.Cleanup(up.Close)
+	e := newLiveEnv(t, session.NewMemoryStore(session.MemoryConfig{}), up.URL)
+	alice := e.newSession(t, "alice")
+	req, _ := http.NewRequest(http.MethodGet, e.front.URL+"/api/events", nil)
+	req.Header.Set("X-Sess", alice.ID)
+	ended := make(chan error, 1)
+	go func() {
+		res, err := e.front.Client().Do(req)
+		if err != nil {
+			ended <- err
+			return
+		}
+		defer res.Body.Close()
+		_, err = ioDrain(res)
+		ended <- err
+	}()
+	<-arrived
+	if _, err := e.m.End(context.Background(), alice.ID, session.CauseUser); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Fatal("the stream ended with a clean EOF, want it aborted")
+		}
+	case <-time.After(cutWithin):
+		t.Fatalf("the stream still flows %v after its session ended", cutWithin)
+	}
+}
+
+// TestLiveOrdinaryRequestNotRegistered: a response that is not streamed
+// never enters the index, and its pooled writer is reused.
+func TestLiveOrdinaryRequestNotRegistered(t *testing.T) {
+	e := newLiveEnv(t, session.NewMemoryStore(session.MemoryConfig{}), newEchoUpstream(t).URL)
+	alice := e.newSession(t, "alice")
+	for range 3 {
+		req, _ := http.NewRequest(http.MethodGet, e.front.URL+"/api/x", nil)
+		req.Header.Set("X-Sess", alice.ID)
+		res, err := e.front.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+	}
+	if got := testutil.ToFloat64(e.live.openStream); got != 0 {
+		t.Errorf("open streams = %v, want 0", got)
+	}
+	if n := e.live.Len(); n != 0 {
+		t.Errorf("Live.Len() = %d, want 0", n)
+	}
+}
