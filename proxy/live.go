@@ -146,7 +146,7 @@ func (l *Live) add(c liveConn) {
 	sh.conns[e.id] = c
 	sh.mu.Unlock()
 	l.gauge(e.kind).Inc()
-	if false && l.ends.Load() != e.seq {
+	if l.ends.Load() != e.seq {
 		l.pending.Add(1)
 		go l.verify(c)
 	}
