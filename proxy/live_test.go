@@ -282,7 +282,9 @@ func TestLiveStreamEndedBeforeItRegistered(t *testing.T) {
 	t.Cleanup(up.Close)
 	e := newLiveEnv(t, session.NewMemoryStore(session.MemoryConfig{}), up.URL)
 	alice := e.newSession(t, "alice")
-	req, _ := http.NewRequest(http.MethodGet, e.front.URL+"/api/events", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel) // before the servers close, should the stream flow on
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.front.URL+"/api/events", nil)
 	req.Header.Set("X-Sess", alice.ID)
 	ended := make(chan error, 1)
 	go func() {
