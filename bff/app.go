@@ -75,6 +75,8 @@ type appParts struct {
 	// process).
 	clientTokenStore proxy.ClientTokenStore
 	clientGrants     *prometheus.CounterVec // by app, result
+	// live cuts a session's WebSockets and streams when it ends.
+	live *proxy.Live
 }
 
 type apiRoute struct {
@@ -120,6 +122,7 @@ func newApp(cfg AppConfig, parts appParts, prev *app) (*app, error) {
 			WriteError:      writeJSONError,
 			TrustForwarded:  parts.trustForwarded,
 			ForwardedHost:   forwardedHost,
+			Live:            parts.live,
 		}
 		if usesClientToken(api.Token) {
 			pc.ClientTokens = a.clientTokens.For(api.clientGrant())

@@ -221,6 +221,15 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 			_ = g.logout.Close(stopped)
 		}
 	}()
+	names := make([]string, len(cfg.Apps))
+	for i, ac := range cfg.Apps {
+		names[i] = ac.Name
+	}
+	live, err := proxy.NewLive(proxy.LiveConfig{Sessions: deps.Sessions, Metrics: deps.Metrics, Apps: names, Logger: deps.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("live connections: %w", err)
+	}
+	g.parts.live = live
 	apps := make([]*app, 0, len(cfg.Apps))
 	for _, ac := range cfg.Apps {
 		a, err := newApp(ac, g.parts, nil)
@@ -235,6 +244,7 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 	}
 	g.sessions.Observe(g.logout) // revokes the refresh tokens
 	g.sessions.Observe(g.events)
+	g.sessions.Observe(live) // cuts the session's WebSockets and streams
 	return g, nil
 }
 

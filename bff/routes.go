@@ -127,6 +127,9 @@ type proxyDispatch struct {
 	sess     appSession
 	// maxBody caps request bodies (server.max_body_bytes; 0: no cap).
 	maxBody int64
+	// public and cfg give the app's origin (WebSocket handshakes).
+	public *url.URL
+	cfg    *AppConfig
 }
 
 func (d *proxyDispatch) serve(c echo.Context) error {
@@ -145,7 +148,7 @@ func (d *proxyDispatch) serve(c echo.Context) error {
 			continue
 		}
 		setRoute(c, routeAPI)
-		if err := requireCSRF(r); err != nil {
+		if err := d.csrf(r); err != nil {
 			return err
 		}
 		s, err := d.sess.loadView(r)
@@ -156,6 +159,21 @@ func (d *proxyDispatch) serve(c echo.Context) error {
 		return nil
 	}
 	d.frontend.ServeHTTP(interim{c.Response()}, r)
+	return nil
+}
+
+// csrf guards an API request: X-CSRF: 1, or, for a WebSocket handshake,
+// which a browser cannot send with extra headers, an Origin that is the
+// app's own (a page of another site cannot open a socket with the
+// user's cookie: cross-site WebSocket hijacking).
+func (d *proxyDispatch) csrf(r *http.Request) error {
+	err := requireCSRF(r)
+	if err == nil || !proxy.IsUpgrade(r) {
+		return err
+	}
+	if o := r.Header.Get("Origin"); o == "" || o != appOrigin(d.public, d.cfg, r) {
+		return jsonError(http.StatusForbidden, "forbidden", "a WebSocket must come from the app's own origin", nil)
+	}
 	return nil
 }
 

@@ -58,7 +58,7 @@ func newSite(a *app, sh shared) *site {
 		events:       &eventStreams{sess: sess, broker: sh.events},
 		checkSession: &checkSessionPage{cfg: cfg, public: sh.public, pages: sh.pages},
 		sessions:     &sessionsPage{sess: sess, key: sh.handleKey},
-		proxy:        &proxyDispatch{apis: a.apis, frontend: a.frontend, sess: sess, maxBody: sh.maxBody},
+		proxy:        &proxyDispatch{apis: a.apis, frontend: a.frontend, sess: sess, maxBody: sh.maxBody, public: sh.public, cfg: cfg},
 	}
 }
 

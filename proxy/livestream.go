@@ -60,7 +60,7 @@ func (c *streamCall) cut() {
 
 // serveLive proxies r of session s with its connection known to l.
 func (p *Proxy) serveLive(l *Live, w http.ResponseWriter, r *http.Request, s *session.Session) {
-	if isUpgrade(r) {
+	if IsUpgrade(r) {
 		p.serveUpgrade(l, w, r, s)
 		return
 	}

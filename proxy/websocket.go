@@ -29,9 +29,9 @@ const (
 // errCut is what the copy loops get once a connection was cut.
 var errCut = errors.New("proxied connection cut: session ended")
 
-// isUpgrade reports whether r asks to switch protocols (Connection:
+// IsUpgrade reports whether r asks to switch protocols (Connection:
 // upgrade and an Upgrade header), as httputil.ReverseProxy decides.
-func isUpgrade(r *http.Request) bool {
+func IsUpgrade(r *http.Request) bool {
 	if len(r.Header["Upgrade"]) == 0 {
 		return false
 	}

@@ -43,4 +43,3 @@ func TestCloseFrame(t *testing.T) {
 		t.Fatalf("closeFrame = % x, want % x", closeFrame, want)
 	}
 }
-
