@@ -149,6 +149,8 @@ func routes(logger *slog.Logger, verifier tokenVerifier, logout http.Handler) ht
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", handleHealthz)
 	mux.Handle("GET /api/hello", requireToken(logger, verifier, http.HandlerFunc(handleHello)))
+	mux.Handle("GET /api/ws", requireToken(logger, verifier, handleEcho(logger)))
+	mux.Handle("GET /api/ticks", requireToken(logger, verifier, http.HandlerFunc(handleTicks)))
 	if logout != nil {
 		mux.Handle("POST /logout", logout)
 	}
@@ -282,6 +284,10 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 }
+
+// Unwrap lets http.ResponseController (flushes, the WebSocket's hijack)
+// reach the server's writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code

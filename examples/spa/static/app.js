@@ -29,6 +29,9 @@ const el = {
   sessions: $('sessions'),
   sessionsList: $('sessions-list'),
   refreshSessions: $('refresh-sessions'),
+  socketOpen: $('socket-open'),
+  socketSend: $('socket-send'),
+  socketState: $('socket-state'),
 };
 
 // The app's own directory ("/" or "/app2/"): where login comes back to.
@@ -228,6 +231,41 @@ async function callApi() {
   }
 }
 
+// The live socket: the gateway closes it (1008 "session ended") when the
+// session ends; the page shows the close code it got.
+let socket = null;
+let sent = 0;
+
+function openSocket() {
+  const url = new URL(basePath + 'api/ws', window.location.href);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  socket = new WebSocket(url);
+  el.socketOpen.disabled = true;
+  el.socketState.dataset.state = 'connecting';
+  delete el.socketState.dataset.code;
+  el.socketState.textContent = 'Connecting…';
+  socket.addEventListener('open', () => {
+    el.socketState.dataset.state = 'open';
+    el.socketState.textContent = 'Open.';
+    el.socketSend.disabled = false;
+  });
+  socket.addEventListener('message', (ev) => {
+    el.socketState.textContent = `Open. Echo: ${ev.data}`;
+  });
+  socket.addEventListener('close', (ev) => {
+    el.socketState.dataset.state = 'closed';
+    el.socketState.dataset.code = String(ev.code);
+    el.socketState.textContent = `Closed: code ${ev.code}${ev.reason ? ` (${ev.reason})` : ''}`;
+    el.socketOpen.disabled = false;
+    el.socketSend.disabled = true;
+    socket = null;
+  });
+}
+
+el.socketOpen.addEventListener('click', openSocket);
+el.socketSend.addEventListener('click', () => {
+  if (socket) socket.send(`message ${++sent}`);
+});
 el.login.addEventListener('click', () => login(basePath));
 el.logout.addEventListener('click', () => logout());
 el.callApi.addEventListener('click', callApi);
