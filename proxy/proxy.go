@@ -268,7 +268,7 @@ func (p *Proxy) ServeSession(w http.ResponseWriter, r *http.Request, s *session.
 			// copy on the hot path), and removed by rewrite for token "none".
 			r.Header["Authorization"] = []string{"Bearer " + tok}
 			p.markUsed(ctx, s)
-			p.rp.ServeHTTP(w, r)
+			p.serve(w, r, s)
 			return
 		case errors.Is(err, ErrSessionEnded) && kind != TokenUser:
 			s = nil // the session has ended: as without one
@@ -292,6 +292,13 @@ func (p *Proxy) ServeSession(w http.ResponseWriter, r *http.Request, s *session.
 		delete(r.Header, "Authorization") // forwarded anonymously
 	}
 	p.markUsed(ctx, s)
+	p.serve(w, r, s)
+}
+
+// serve hands r to the reverse proxy; a session's request goes through
+// Live (Config.Live), which cuts it if it is still streaming when the
+// session ends.
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, s *session.Session) {
 	if l := p.cfg.Live; l != nil && s != nil {
 		p.serveLive(l, w, r, s)
 		return
