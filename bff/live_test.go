@@ -14,6 +14,7 @@ import (
 
 	"github.com/bffgate/bffgate/internal/testop"
 	"github.com/bffgate/bffgate/proxy"
+	"github.com/bffgate/bffgate/session"
 )
 
 // wsHarness is the harness with a WebSocket echo API under /ws/.
@@ -105,4 +106,58 @@ func errBody(resp *http.Response) string {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// TestStreamAbortedOnSessionEnd: an API response still streaming through
+// the gateway (Echo, its middleware, a real server) is aborted when its
+// session ends: the client's read fails, it never sees a clean end.
+func TestStreamAbortedOnSessionEnd(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		rc := http.NewResponseController(w)
+		for {
+			if _, err := io.WriteString(w, "data: tick\n\n"); err != nil || rc.Flush() != nil {
+				return
+			}
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}))
+	t.Cleanup(up.Close)
+	h := newHarness(t, harnessOpts{mutate: func(a *AppConfig) {
+		a.APIs = append(a.APIs, APIConfig{Path: "/stream/", Upstream: up.URL})
+	}})
+	c := h.login("/")
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, h.srv.URL+"/stream/ticks", nil)
+	req.Header.Set("X-CSRF", "1")
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	buf := make([]byte, 64)
+	if _, err := res.Body.Read(buf); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("first chunk: %d %v", res.StatusCode, err)
+	}
+	if _, err := h.mgr.End(context.Background(), h.sessionOf(c).ID, session.CauseAdmin); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, res.Body)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the stream ended cleanly, want it aborted")
+		}
+	case <-time.After(time.Second):
+		t.Fatal("the stream still flows 1s after its session ended")
+	}
 }
