@@ -225,7 +225,7 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 	for i, ac := range cfg.Apps {
 		names[i] = ac.Name
 	}
-	live, err := proxy.NewLive(proxy.LiveConfig{Sessions: deps.Sessions, Metrics: deps.Metrics, Apps: names, Logger: deps.Logger})
+	live, err := proxy.NewLive(proxy.LiveConfig{Sessions: deps.Sessions, Metrics: deps.Metrics, Apps: names, Logger: deps.Logger, Absolute: deps.Timeouts.Absolute})
 	if err != nil {
 		return nil, fmt.Errorf("live connections: %w", err)
 	}

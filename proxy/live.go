@@ -46,6 +46,10 @@ type LiveConfig struct {
 	Apps []string
 	// Logger logs the cuts (hashed session ids only); nil discards.
 	Logger *slog.Logger
+	// Absolute is the sessions' absolute lifetime (session.Timeouts):
+	// a connection is cut when its session reaches it, even if no store
+	// reports the expiry (Redis keys just vanish). 0: no such cut.
+	Absolute time.Duration
 }
 
 // Live is the index of the proxied connections that outlive an ordinary
@@ -60,6 +64,7 @@ type Live struct {
 	shards   [liveShards]liveShard
 	sessions SessionGetter
 	logger   *slog.Logger
+	absolute time.Duration
 	// ends counts the session ends seen; a connection that registers
 	// after it changed since its request began re-checks its session.
 	ends atomic.Uint64
@@ -92,6 +97,10 @@ type liveEntry struct {
 	prev, next    liveConn
 	// seq is Live.ends when the request began.
 	seq uint64
+	// created is the session's start; timer cuts the connection at the
+	// session's absolute expiry.
+	created time.Time
+	timer   *time.Timer
 }
 
 // NewLive returns an empty index; register it with the session manager
@@ -100,7 +109,7 @@ func NewLive(cfg LiveConfig) (*Live, error) {
 	if cfg.Sessions == nil {
 		return nil, errors.New("live connections: sessions must not be nil")
 	}
-	l := &Live{seed: maphash.MakeSeed(), sessions: cfg.Sessions, logger: cfg.Logger}
+	l := &Live{seed: maphash.MakeSeed(), sessions: cfg.Sessions, logger: cfg.Logger, absolute: cfg.Absolute}
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
 	}
@@ -137,8 +146,17 @@ func (l *Live) shard(id string) *liveShard {
 // in the background that c's session still exists, and cuts c if not.
 func (l *Live) add(c liveConn) {
 	e := c.entry()
+	expired := false
 	sh := l.shard(e.id)
 	sh.mu.Lock()
+	if l.absolute > 0 && !e.created.IsZero() {
+		// Under the lock: the timer's remove must find c.
+		if until := time.Until(e.created.Add(l.absolute)); until > 0 {
+			e.timer = time.AfterFunc(until, func() { l.expire(c) })
+		} else {
+			expired = true
+		}
+	}
 	if head, ok := sh.conns[e.id]; ok {
 		e.next = head
 		head.entry().prev = c
@@ -146,6 +164,10 @@ func (l *Live) add(c liveConn) {
 	sh.conns[e.id] = c
 	sh.mu.Unlock()
 	l.gauge(e.kind).Inc()
+	if expired {
+		l.expire(c)
+		return
+	}
 	if l.ends.Load() != e.seq {
 		l.pending.Add(1)
 		go l.verify(c)
@@ -178,6 +200,9 @@ func (l *Live) remove(c liveConn) bool {
 		e.next.entry().prev = e.prev
 	}
 	e.prev, e.next = nil, nil
+	if e.timer != nil {
+		e.timer.Stop()
+	}
 	l.gauge(e.kind).Dec()
 	return true
 }
@@ -198,6 +223,13 @@ func (l *Live) verify(c liveConn) {
 	}
 	if l.remove(c) {
 		l.cutOne(c, e)
+	}
+}
+
+// expire cuts c at its session's absolute expiry.
+func (l *Live) expire(c liveConn) {
+	if l.remove(c) {
+		l.cutOne(c, c.entry())
 	}
 }
 
@@ -227,6 +259,9 @@ func (l *Live) end(id string) {
 		e := c.entry()
 		taken = append(taken, c)
 		c, e.prev, e.next = e.next, nil, nil
+		if e.timer != nil {
+			e.timer.Stop()
+		}
 	}
 	sh.mu.Unlock()
 	for _, c := range taken {

@@ -56,10 +56,15 @@ type liveEnv struct {
 }
 
 func newLiveEnv(t *testing.T, store session.Store, target string) *liveEnv {
+	return newLiveEnvWith(t, store, target, 0)
+}
+
+// newLiveEnvWith is newLiveEnv with Live's absolute session lifetime.
+func newLiveEnvWith(t *testing.T, store session.Store, target string, absolute time.Duration) *liveEnv {
 	t.Helper()
 	e := &liveEnv{m: session.NewManager(store, nil), reg: prometheus.NewRegistry()}
 	t.Cleanup(func() { e.m.Close() })
-	live, err := NewLive(LiveConfig{Sessions: e.m, Metrics: e.reg, Apps: []string{"demo"}})
+	live, err := NewLive(LiveConfig{Sessions: e.m, Metrics: e.reg, Apps: []string{"demo"}, Absolute: absolute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,5 +340,28 @@ func TestLiveOrdinaryRequestNotRegistered(t *testing.T) {
 	}
 	if n := e.live.Len(); n != 0 {
 		t.Errorf("Live.Len() = %d, want 0", n)
+	}
+}
+
+// TestLiveWebSocketCutAtAbsoluteExpiry: a socket is cut when its session
+// reaches its absolute lifetime, even if no store reports the expiry.
+func TestLiveWebSocketCutAtAbsoluteExpiry(t *testing.T) {
+	const lifetime = 700 * time.Millisecond
+	e := newLiveEnvWith(t, session.NewMemoryStore(session.MemoryConfig{}), newEchoWS(t).URL, lifetime)
+	s := e.newSession(t, "alice")
+	c := e.dial(t, s)
+	created, err := e.m.Get(context.Background(), s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _, err = c.Read(ctx)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != CloseSessionEnded {
+		t.Fatalf("read: %v, want close 1008 at the absolute expiry", err)
+	}
+	if at := time.Since(created.CreatedAt); at < lifetime || at > lifetime+cutWithin {
+		t.Errorf("closed %v after the session began, want between %v and %v", at, lifetime, lifetime+cutWithin)
 	}
 }

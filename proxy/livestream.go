@@ -66,7 +66,7 @@ func (p *Proxy) serveLive(l *Live, w http.ResponseWriter, r *http.Request, s *se
 	}
 	c := streamCalls.Get().(*streamCall)
 	c.ResponseWriter, c.live = w, l
-	c.liveEntry = liveEntry{id: s.ID, app: s.App, kind: KindStream, seq: l.ends.Load()}
+	c.liveEntry = liveEntry{id: s.ID, app: s.App, kind: KindStream, seq: l.ends.Load(), created: s.CreatedAt}
 	defer c.finish() // also when the proxy aborts (panics)
 	p.rp.ServeHTTP(c, r)
 }

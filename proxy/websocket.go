@@ -53,7 +53,7 @@ func (p *Proxy) serveUpgrade(l *Live, w http.ResponseWriter, r *http.Request, s 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	ws := &wsConn{
-		liveEntry: liveEntry{id: s.ID, app: s.App, kind: KindWebSocket, seq: l.ends.Load()},
+		liveEntry: liveEntry{id: s.ID, app: s.App, kind: KindWebSocket, seq: l.ends.Load(), created: s.CreatedAt},
 		live:      l,
 		cancel:    cancel,
 		websocket: strings.EqualFold(r.Header.Get("Upgrade"), "websocket"),
