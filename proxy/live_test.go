@@ -365,3 +365,55 @@ func TestLiveWebSocketCutAtAbsoluteExpiry(t *testing.T) {
 		t.Errorf("closed %v after the session began, want between %v and %v", at, lifetime, lifetime+cutWithin)
 	}
 }
+
+// TestLiveWebSocketCutBetweenFrames: the upstream sends large messages
+// without pause; the close frame goes between two of its frames, so the
+// client reads a clean close 1008, not a broken frame.
+func TestLiveWebSocketCutBetweenFrames(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		msg := make([]byte, 256<<10)
+		for c.Write(r.Context(), websocket.MessageBinary, msg) == nil {
+		}
+	}))
+	t.Cleanup(up.Close)
+	e := newLiveEnv(t, session.NewMemoryStore(session.MemoryConfig{}), up.URL)
+	s := e.newSession(t, "alice")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	u := "ws" + strings.TrimPrefix(e.front.URL, "http") + "/api/ws"
+	c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: http.Header{"X-Sess": {s.ID}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 20)
+	if _, _, err := c.Read(ctx); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := c.Read(ctx); err != nil {
+				read <- err
+				return
+			}
+		}
+	}()
+	if _, err := e.m.End(context.Background(), s.ID, session.CauseAdmin); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-read:
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != CloseSessionEnded {
+			t.Fatalf("read: %v, want a clean close 1008", err)
+		}
+	case <-time.After(cutWithin):
+		t.Fatalf("no close within %v", cutWithin)
+	}
+}

@@ -175,10 +175,14 @@ func (c *clientConn) Write(p []byte) (int, error) {
 	}
 	if !ws.sentClose && ws.down.inFrame() {
 		k := ws.down.feed(p, true)
-		if _, err := c.Conn.Write(p[:k]); err != nil {
-			return 0, err
+		if n, err := c.Conn.Write(p[:k]); err != nil {
+			return n, err
 		}
 		ws.sendCloseLocked()
+		if !ws.sentClose {
+			return k, nil // the frame goes on: keep copying it
+		}
+		return k, errCut
 	}
 	return 0, errCut
 }
