@@ -165,7 +165,8 @@ func TestUserEndsOtherSession(t *testing.T) {
 	var browsers []string
 	_ = json.Unmarshal(tab1.eval("browsers", `[...document.querySelectorAll('#sessions-list .browser')].map((e) => e.textContent)`), &browsers)
 	for _, b := range browsers {
-		if !strings.HasPrefix(b, "Chrome") {
+		// Headless Chromium says HeadlessChrome/N in its User-Agent.
+		if !strings.HasPrefix(b, "Chrome ") && !strings.HasPrefix(b, "Headless Chrome ") {
 			t.Errorf("session listed as %q, want the Chromium it is", b)
 		}
 	}
