@@ -143,9 +143,11 @@ func wantClosed(t *testing.T, c *websocket.Conn) {
 func TestLiveWebSocketCutOnEnd(t *testing.T) {
 	e := newLiveEnv(t, session.NewMemoryStore(session.MemoryConfig{}), newEchoWS(t).URL)
 	alice, bob := e.newSession(t, "alice"), e.newSession(t, "bob")
+	aliceElsewhere := e.newSession(t, "alice") // the same user in another browser
 	a1, a2, b := e.dial(t, alice), e.dial(t, alice), e.dial(t, bob)
-	if n := e.live.Len(); n != 3 {
-		t.Fatalf("Live.Len() = %d, want 3", n)
+	other := e.dial(t, aliceElsewhere)
+	if n := e.live.Len(); n != 4 {
+		t.Fatalf("Live.Len() = %d, want 4", n)
 	}
 
 	if _, err := e.m.End(context.Background(), alice.ID, session.CauseBackchannel); err != nil {
@@ -154,9 +156,10 @@ func TestLiveWebSocketCutOnEnd(t *testing.T) {
 	wantClosed(t, a1)
 	wantClosed(t, a2)
 	echo(t, b, "still here") // another session's socket is untouched
+	echo(t, other, "still here") // and the same user's in another session
 	e.live.Wait()
-	if n := e.live.Len(); n != 1 {
-		t.Errorf("Live.Len() = %d after the cut, want 1", n)
+	if n := e.live.Len(); n != 2 {
+		t.Errorf("Live.Len() = %d after the cut, want 2", n)
 	}
 	if got := testutil.ToFloat64(e.live.cuts.WithLabelValues("demo", KindWebSocket)); got != 2 {
 		t.Errorf("cut counter = %v, want 2", got)
@@ -415,5 +418,59 @@ func TestLiveWebSocketCutBetweenFrames(t *testing.T) {
 		}
 	case <-time.After(cutWithin):
 		t.Fatalf("no close within %v", cutWithin)
+	}
+}
+
+// TestLiveStreamAbortedOverHTTP2: over HTTP/2 the cut resets the stream;
+// the client's read fails, the connection's other streams go on.
+func TestLiveStreamAbortedOverHTTP2(t *testing.T) {
+	gone := make(chan struct{}, 4)
+	e := newLiveEnv(t, session.NewMemoryStore(session.MemoryConfig{}), newStreamUpstream(t, gone).URL)
+	front := httptest.NewUnstartedServer(e.front.Config.Handler)
+	front.EnableHTTP2 = true
+	front.StartTLS()
+	t.Cleanup(front.Close)
+	alice, bob := e.newSession(t, "alice"), e.newSession(t, "bob")
+	client := front.Client()
+	open := func(s *session.Session) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, front.URL+"/api/events", nil)
+		req.Header.Set("X-Sess", s.ID)
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { res.Body.Close() })
+		if res.ProtoMajor != 2 {
+			t.Fatalf("protocol %s, want HTTP/2", res.Proto)
+		}
+		if _, err := res.Body.Read(make([]byte, 64)); err != nil {
+			t.Fatalf("first chunk: %v", err)
+		}
+		return res
+	}
+	ra, rb := open(alice), open(bob)
+	if _, err := e.m.End(context.Background(), alice.ID, session.CauseAdmin); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := ioDrain(ra)
+		ended <- err
+	}()
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Fatal("the stream ended with a clean EOF, want it reset")
+		}
+	case <-time.After(cutWithin):
+		t.Fatalf("the stream still flows %v after its session ended", cutWithin)
+	}
+	select {
+	case <-gone:
+	case <-time.After(cutWithin):
+		t.Fatal("the upstream request still runs")
+	}
+	if _, err := rb.Body.Read(make([]byte, 64)); err != nil {
+		t.Fatalf("the other session's stream on the same connection: %v", err)
 	}
 }
