@@ -155,7 +155,7 @@ func TestLiveWebSocketCutOnEnd(t *testing.T) {
 	}
 	wantClosed(t, a1)
 	wantClosed(t, a2)
-	echo(t, b, "still here") // another session's socket is untouched
+	echo(t, b, "still here")     // another session's socket is untouched
 	echo(t, other, "still here") // and the same user's in another session
 	e.live.Wait()
 	if n := e.live.Len(); n != 2 {
