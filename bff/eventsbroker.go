@@ -140,8 +140,16 @@ func (b *broker) shutdown() {
 // net/http does not see the connections of parked streams), so that no
 // stream holds the drain. It returns once the parked streams are closed.
 // A reconnect is not a logout: client.js opens the stream again after the
-// hinted delay.
-func (g *Gateway) CloseStreams() { g.events.shutdown() }
+// hinted delay. The proxied WebSockets, which net/http does not see
+// either, get a close frame 1001 "going away" (proxy.Live.Shutdown).
+func (g *Gateway) CloseStreams() {
+	var wg sync.WaitGroup
+	wg.Go(g.events.shutdown)
+	if g.parts.live != nil {
+		wg.Go(g.parts.live.Shutdown)
+	}
+	wg.Wait()
+}
 
 // subscribe registers a stream for a session id of a user; refused names
 // the cap that is reached, if one is. The stream's first heartbeat comes

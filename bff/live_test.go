@@ -161,3 +161,24 @@ func TestStreamAbortedOnSessionEnd(t *testing.T) {
 		t.Fatal("the stream still flows 1s after its session ended")
 	}
 }
+
+// TestWebSocketGoingAwayAtShutdown: CloseStreams, which the shutdown
+// calls, closes the proxied sockets with 1001 (reconnect), since the HTTP
+// drain does not see them.
+func TestWebSocketGoingAwayAtShutdown(t *testing.T) {
+	h := wsHarness(t)
+	c := h.login("/")
+	ws, resp, err := h.dialWS(c, h.srv.URL)
+	if err != nil {
+		t.Fatalf("dial: %v %s", err, errBody(resp))
+	}
+	defer ws.CloseNow()
+	h.gw.CloseStreams()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, _, err = ws.Read(ctx)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway {
+		t.Fatalf("after CloseStreams: %v, want close 1001", err)
+	}
+}

@@ -289,6 +289,38 @@ func (l *Live) cutOne(c liveConn, e *liveEntry) {
 	l.logger.Info("proxied connection cut: session ended", "app", e.app, "kind", e.kind, "session_hash", session.Hash(e.id))
 }
 
+// Shutdown closes every WebSocket in the index with 1001 "going away",
+// so that browsers reconnect (to another replica) instead of seeing the
+// connection drop: net/http's Shutdown does not see taken-over
+// connections. Streams are left to the HTTP drain. It returns once the
+// close frames are sent (or failed).
+func (l *Live) Shutdown() {
+	var socks []*wsConn
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		for _, c := range sh.conns {
+			for ; c != nil; c = c.entry().next {
+				if ws, ok := c.(*wsConn); ok {
+					socks = append(socks, ws)
+				}
+			}
+		}
+		sh.mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for _, ws := range socks {
+		if !l.remove(ws) {
+			continue // cut meanwhile
+		}
+		ws.mu.Lock()
+		ws.frame = goingAwayFrame
+		ws.mu.Unlock()
+		wg.Go(ws.cut)
+	}
+	wg.Wait()
+}
+
 // Len returns how many connections the index holds.
 func (l *Live) Len() int {
 	n := 0

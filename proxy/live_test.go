@@ -474,3 +474,25 @@ func TestLiveStreamAbortedOverHTTP2(t *testing.T) {
 		t.Fatalf("the other session's stream on the same connection: %v", err)
 	}
 }
+
+// TestLiveShutdownGoingAway: at shutdown the sockets get 1001 "going
+// away" (reconnect), not a dropped connection; no session-end cut is
+// counted.
+func TestLiveShutdownGoingAway(t *testing.T) {
+	e := newLiveEnv(t, session.NewMemoryStore(session.MemoryConfig{}), newEchoWS(t).URL)
+	c := e.dial(t, e.newSession(t, "alice"))
+	e.live.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), cutWithin)
+	defer cancel()
+	_, _, err := c.Read(ctx)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway || ce.Reason != "going away" {
+		t.Fatalf("read at shutdown: %v, want close 1001 \"going away\"", err)
+	}
+	if got := testutil.ToFloat64(e.live.cuts.WithLabelValues("demo", KindWebSocket)); got != 0 {
+		t.Errorf("cut counter = %v, want 0", got)
+	}
+	if n := e.live.Len(); n != 0 {
+		t.Errorf("Live.Len() = %d, want 0", n)
+	}
+}

@@ -57,6 +57,7 @@ func (p *Proxy) serveUpgrade(l *Live, w http.ResponseWriter, r *http.Request, s 
 		live:      l,
 		cancel:    cancel,
 		websocket: strings.EqualFold(r.Header.Get("Upgrade"), "websocket"),
+		frame:     closeFrame,
 		sent:      make(chan struct{}),
 	}
 	p.rp.ServeHTTP(&wsWriter{ResponseWriter: w, ws: ws}, r.WithContext(ctx))
@@ -93,6 +94,9 @@ type wsConn struct {
 	cancel    context.CancelFunc // closes the upstream connection
 	websocket bool               // the protocol is WebSocket: send a close frame
 	conn      net.Conn           // the client connection
+	// frame is the close frame a cut sends (closeFrame unless the
+	// gateway shuts down); set before the cut.
+	frame []byte
 
 	mu        sync.Mutex
 	started   bool   // the 101 is out
@@ -136,7 +140,7 @@ func (ws *wsConn) sendCloseLocked() {
 	ws.sentClose = true
 	close(ws.sent)
 	if ws.websocket {
-		_, _ = ws.conn.Write(closeFrame)
+		_, _ = ws.conn.Write(ws.frame)
 	}
 }
 

@@ -91,9 +91,16 @@ const (
 )
 
 // closeFrame is the server-to-client (unmasked) close frame with code
-// 1008 and reason "session ended".
-var closeFrame = func() []byte {
-	b := []byte{0x88, byte(2 + len(closeReason)), 0, 0}
-	binary.BigEndian.PutUint16(b[2:], CloseSessionEnded)
-	return append(b, closeReason...)
-}()
+// 1008 and reason "session ended"; goingAwayFrame says 1001 "going away"
+// (the gateway shuts down: reconnect).
+var (
+	closeFrame     = newCloseFrame(CloseSessionEnded, closeReason)
+	goingAwayFrame = newCloseFrame(1001, "going away")
+)
+
+// newCloseFrame returns an unmasked close frame (reason under 124 bytes).
+func newCloseFrame(code uint16, reason string) []byte {
+	b := []byte{0x88, byte(2 + len(reason)), 0, 0}
+	binary.BigEndian.PutUint16(b[2:], code)
+	return append(b, reason...)
+}
