@@ -244,7 +244,7 @@ func (r *report) markdown() string {
 
 	// Open loop.
 	if len(r.open) > 0 {
-		p("\n#### Latency at a constant %.0f requests/s (half of B's median capacity), %d interleaved rounds of %v\n\n", r.openRate, rounds, roundDur)
+		p("\n#### Latency at a constant %.0f requests/s (half of B's capacity as the Go generator drives it), %d interleaved rounds of %v\n\n", r.openRate, rounds, roundDur)
 		p("| target | achieved req/s per round | p50 per round (ms) | p99 per round (ms) | median p50 | median p99 | p99 − B's p99 (median of rounds) |\n|---|---|---|---|---|---|---|\n")
 		for _, tg := range r.targets[1:] {
 			if len(r.open[tg.key]) == 0 {
