@@ -215,6 +215,11 @@ func (a *app) build(op *oidc.Provider) (*provider, error) {
 		return nil, fmt.Errorf("decode discovery document: %w", err)
 	}
 	p := &provider{oidc: op, meta: meta}
+	par, err := parEndpoint(a.cfg.PAR, meta)
+	if err != nil {
+		return nil, err
+	}
+	p.par = par
 	// One rate-limited key set serves ID tokens and logout tokens.
 	keys, err := logout.NewRemoteKeySet(logout.RemoteKeySetConfig{
 		JWKSURL:         meta.JWKSURI,

@@ -30,6 +30,9 @@ type AppConfig struct {
 	Scopes       []string `toml:"scopes"` // default ["openid", "profile", "offline_access"]
 	// ClientAuthConfig's keys sit directly in the [[apps]] table.
 	ClientAuthConfig
+	// PAR is "auto" (pushed authorization requests, RFC 9126, when the
+	// IdP has the endpoint), "required" or "off". Default "auto".
+	PAR string `toml:"par"`
 	// IDTokenSigningAlgs are the algorithms accepted for ID tokens and
 	// logout tokens. Default ["RS256"]. HS256/384/512 use the client secret.
 	IDTokenSigningAlgs []string `toml:"id_token_signing_algs"`
@@ -182,6 +185,9 @@ func (c *AppConfig) Defaults() {
 	if c.PathPrefix == "" {
 		c.PathPrefix = "/"
 	}
+	if c.PAR == "" {
+		c.PAR = parAuto
+	}
 	if len(c.Scopes) == 0 {
 		c.Scopes = []string{"openid", "profile", "offline_access"}
 	}
@@ -254,6 +260,7 @@ func (c *AppConfig) Validate() error {
 		add("client_id: is required")
 	}
 	errs = append(errs, c.ClientAuthConfig.validate(c.ClientSecret)...)
+	errs = append(errs, c.parErrors()...)
 	if !slices.Contains(c.Scopes, "openid") {
 		add("scopes: must include \"openid\"")
 	}

@@ -24,8 +24,12 @@ type provider struct {
 	userinfo *oidc.IDTokenVerifier // signed userinfo answers
 	meta     providerMeta
 	oauth2   *oauth2.Config
-	// auth authenticates the client at the token endpoint.
+	// auth authenticates the client at the token endpoint (and at the
+	// pushed authorization request endpoint).
 	auth *clientauth.Client
+	// par is the pushed authorization request endpoint logins use; ""
+	// sends the authorization request through the browser.
+	par string
 	// keys verify ID tokens, signed userinfo and logout tokens.
 	keys *logout.RemoteKeySet
 }
@@ -43,6 +47,11 @@ type providerMeta struct {
 	// authentication methods of the token and revocation endpoints.
 	TokenAuthMethods      []string `json:"token_endpoint_auth_methods_supported"`
 	RevocationAuthMethods []string `json:"revocation_endpoint_auth_methods_supported"`
+	// PAREndpoint and RequirePAR: pushed authorization requests (RFC 9126).
+	PAREndpoint string `json:"pushed_authorization_request_endpoint"`
+	RequirePAR  bool   `json:"require_pushed_authorization_requests"`
+	// ISSParameter: authorization responses carry iss (RFC 9207).
+	ISSParameter bool `json:"authorization_response_iss_parameter_supported"`
 }
 
 // discovery runs OIDC discovery for one app in the background, retrying

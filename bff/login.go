@@ -50,7 +50,13 @@ func (l *loginFlow) start(c echo.Context) error {
 	if len(raw) > maxReturnURLBytes {
 		return pageError(http.StatusBadRequest, "The address to return to after signing in is too long.", nil)
 	}
-	return l.redirect(c, p, localPathOr(raw, l.cfg.PathPrefix), false)
+	err := l.redirect(c, p, localPathOr(raw, l.cfg.PathPrefix), false)
+	var le *loginError
+	if errors.As(err, &le) {
+		l.logins.WithLabelValues(l.cfg.Name, "failed", le.reason).Inc()
+		l.logger.WarnContext(c.Request().Context(), "login failed", "app", l.cfg.Name, "reason", le.reason, "err", errString(le.page))
+	}
+	return err
 }
 
 // redirect saves a new login's state and sends the browser to the IdP's
@@ -65,8 +71,14 @@ func (l *loginFlow) redirect(c echo.Context, p *provider, returnURL string, sile
 	if silent {
 		opts = append(opts, oauth2.SetAuthURLParam("prompt", "none"))
 	}
+	to := p.oauth2.AuthCodeURL(state, opts...)
+	if p.par != "" {
+		if to, err = pushAuthorization(c.Request().Context(), l.idp, p.auth, p.par, p.oauth2.Endpoint.AuthURL, to); err != nil {
+			return &loginError{reason: "par", page: pageError(http.StatusBadGateway, errPARPage, err)}
+		}
+	}
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.Redirect(http.StatusFound, p.oauth2.AuthCodeURL(state, opts...))
+	return c.Redirect(http.StatusFound, to)
 }
 
 // loginError is a failed callback: the page an interactive login shows,
@@ -133,6 +145,11 @@ func (l *loginFlow) complete(c echo.Context) (string, error) {
 		return "", l.failed("unknown_state", "This sign-in is unknown or has expired. Please start the sign-in again.", err)
 	}
 	nonce, verifier := l.states.loginSecrets(state)
+	// RFC 9207: the response must come from the app's IdP (mix-up
+	// defence), checked before anything else of it is used.
+	if err := checkResponseISS(p, l.cfg.Issuer, q); err != nil {
+		return "", err
+	}
 
 	if idpErr := q.Get("error"); idpErr != "" {
 		le := l.failed("idp_error", "The identity provider refused the sign-in ("+truncate(idpErr, 64)+").", errors.New(truncate(q.Get("error_description"), 200))).(*loginError)

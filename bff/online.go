@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -26,13 +27,21 @@ type onlineMeta struct {
 // make the configuration unusable; warnings name what will not work as
 // an operator may expect. Each starts with the key it concerns.
 func CheckOnline(ctx context.Context, client *http.Client, cfg AppConfig) (problems, warnings []error) {
+	problems, warnings, _ = CheckOnlineReport(ctx, client, cfg)
+	return problems, warnings
+}
+
+// CheckOnlineReport is CheckOnline, and also returns notes: what the
+// gateway will use of the IdP's optional features (pushed authorization
+// requests, the authorization response's iss).
+func CheckOnlineReport(ctx context.Context, client *http.Client, cfg AppConfig) (problems, warnings []error, notes []string) {
 	op, err := oidc.NewProvider(oidc.ClientContext(ctx, client), cfg.Issuer)
 	if err != nil {
-		return []error{fmt.Errorf("issuer: oidc discovery: %w", issuerMismatch(err))}, nil
+		return []error{fmt.Errorf("issuer: oidc discovery: %w", issuerMismatch(err))}, nil, nil
 	}
 	var m onlineMeta
 	if err := op.Claims(&m); err != nil {
-		return []error{fmt.Errorf("issuer: decode the discovery document: %w", err)}, nil
+		return []error{fmt.Errorf("issuer: decode the discovery document: %w", err)}, nil, nil
 	}
 	problem := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
 	warn := func(format string, args ...any) { warnings = append(warnings, fmt.Errorf(format, args...)) }
@@ -55,6 +64,22 @@ func CheckOnline(ctx context.Context, client *http.Client, cfg AppConfig) (probl
 		problem("userinfo: the IdP has no userinfo_endpoint")
 	}
 	problems = append(problems, clientAuthProblems(cfg, m)...)
+	par, err := parEndpoint(cmp.Or(cfg.PAR, parAuto), m.providerMeta)
+	switch {
+	case err != nil:
+		problems = append(problems, err)
+	case par != "":
+		notes = append(notes, "par: logins use pushed authorization requests (RFC 9126) at "+par)
+	case m.PAREndpoint != "":
+		notes = append(notes, "par: the IdP supports pushed authorization requests (RFC 9126), but par = \"off\"")
+	default:
+		notes = append(notes, "par: the IdP has no pushed_authorization_request_endpoint: the authorization request goes through the browser")
+	}
+	if m.ISSParameter {
+		notes = append(notes, "issuer: the IdP sends iss in authorization responses (RFC 9207): the callback requires it")
+	} else {
+		notes = append(notes, "issuer: the IdP does not advertise iss in authorization responses (RFC 9207): a present iss is still checked")
+	}
 	if m.EndSessionEndpoint == "" {
 		warn("issuer: the IdP has no end_session_endpoint: sign-out ends only the gateway's session, not the IdP's (RP-initiated logout)")
 	}
@@ -69,7 +94,7 @@ func CheckOnline(ctx context.Context, client *http.Client, cfg AppConfig) (probl
 	if !m.BackchannelSupport && !m.FrontchannelSupport {
 		warn("issuer: the IdP supports neither back-channel nor front-channel logout: sign-outs elsewhere do not reach the gateway")
 	}
-	return problems, warnings
+	return problems, warnings, notes
 }
 
 // clientAuthProblems checks that the IdP accepts the client

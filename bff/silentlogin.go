@@ -45,7 +45,14 @@ func (l *loginFlow) silentStart(c echo.Context) error {
 		l.logins.WithLabelValues(l.cfg.Name, "failed", "not_ready").Inc()
 		return l.silentPage(c, false, "temporarily_unavailable")
 	}
-	return l.redirect(c, p, l.cfg.PathPrefix, true)
+	err := l.redirect(c, p, l.cfg.PathPrefix, true)
+	var le *loginError
+	if errors.As(err, &le) { // a failed pushed authorization request
+		l.logins.WithLabelValues(l.cfg.Name, "failed", le.reason).Inc()
+		l.logger.WarnContext(c.Request().Context(), "silent login failed", "app", l.cfg.Name, "reason", le.reason, "err", errString(le.page))
+		return l.silentPage(c, false, "temporarily_unavailable")
+	}
+	return err
 }
 
 // silentResult answers the callback of a silent login with its result

@@ -15,10 +15,15 @@ import (
 // authorize auto-approves the current user. Errors about the client or the
 // redirect_uri answer 400; all others redirect back with error and state.
 func (op *OP) authorize(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	clientID, redirectURI, state := q.Get("client_id"), q.Get("redirect_uri"), q.Get("state")
 	op.mu.Lock()
 	defer op.mu.Unlock()
+	op.authorizes = append(op.authorizes, r.URL.Query())
+	q, refused := op.authorizeParams(r.URL.Query())
+	if refused != "" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", refused)
+		return
+	}
+	clientID, redirectURI, state := q.Get("client_id"), q.Get("redirect_uri"), q.Get("state")
 	c := op.clients[clientID]
 	if c == nil {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "unknown client_id")
@@ -31,6 +36,9 @@ func (op *OP) authorize(w http.ResponseWriter, r *http.Request) {
 	back, _ := url.Parse(redirectURI)
 	v := back.Query()
 	v.Set("state", state)
+	if iss := op.responseISS(); iss != "" {
+		v.Set("iss", iss)
+	}
 	fail := func(code, desc string) {
 		v.Set("error", code)
 		v.Set("error_description", desc)

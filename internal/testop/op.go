@@ -1,5 +1,6 @@
 // Package testop is an in-process OpenID Provider for tests: discovery, JWKS,
-// authorization code + PKCE, refresh, client credentials, userinfo, RFC 7009 revocation,
+// authorization code + PKCE, pushed authorization requests (RFC 9126),
+// the authorization response's iss (RFC 9207), refresh, client credentials, userinfo, RFC 7009 revocation,
 // client authentication (client_secret_basic, client_secret_post and
 // private_key_jwt with its assertion checks) and
 // RP-initiated logout, on an httptest.Server, plus helpers to mint (and
@@ -62,6 +63,14 @@ type Config struct {
 	// GrantTypes is what discovery lists as grant_types_supported
 	// (default authorization_code, refresh_token, client_credentials).
 	GrantTypes []string
+	// PAR publishes a pushed authorization request endpoint (RFC 9126);
+	// RequirePAR also sets require_pushed_authorization_requests and
+	// makes /authorize refuse requests without request_uri.
+	PAR, RequirePAR bool
+	// AuthorizationResponseISS advertises
+	// authorization_response_iss_parameter_supported (RFC 9207) and sends
+	// iss in authorization responses (see SetISS).
+	AuthorizationResponseISS bool
 	// Wrap, when not nil, wraps the OP's handler (the load harness times
 	// the IdP's share of a login with it).
 	Wrap func(http.Handler) http.Handler
@@ -77,7 +86,7 @@ type OP struct {
 	rsa                       *rsa.PrivateKey
 	ec                        *ecdsa.PrivateKey
 	jwksFetches, refreshCount atomic.Int64
-	tokenCalls                atomic.Int64
+	tokenCalls, parCalls      atomic.Int64
 	rejectedRefreshes         atomic.Int64
 
 	mu                     sync.Mutex // guards the fields below
@@ -94,6 +103,10 @@ type OP struct {
 	assertionJTIs          map[string]bool
 	ui                     UserinfoOpts
 	cc                     clientCredentials
+	pushed                 map[string]*pushed
+	authorizes             []url.Values
+	issMode                ISSMode
+	parFail                parFailure
 }
 
 type client struct {
@@ -144,8 +157,8 @@ func New(t testing.TB, cfg Config) *OP {
 		t: t, cfg: cfg, rsa: rk, ec: ek, sub: "alice",
 		clients: map[string]*client{}, codes: map[string]*grant{},
 		access: map[string]*grant{}, refresh: map[string]*grant{},
-		assertionJTIs: map[string]bool{},
-		cc:            clientCredentials{ttl: cfg.ClientTokenTTL, tokens: map[string]ClientToken{}},
+		assertionJTIs: map[string]bool{}, pushed: map[string]*pushed{},
+		cc: clientCredentials{ttl: cfg.ClientTokenTTL, tokens: map[string]ClientToken{}},
 	}
 	op.AddClient(cfg.ClientID, cfg.ClientSecret, cfg.RedirectURL)
 
@@ -154,6 +167,9 @@ func New(t testing.TB, cfg Config) *OP {
 	mux.HandleFunc("GET /jwks", op.jwks)
 	mux.HandleFunc("GET /authorize", op.authorize)
 	mux.HandleFunc("POST /token", op.token)
+	if cfg.PAR || cfg.RequirePAR {
+		mux.HandleFunc("POST /par", op.par)
+	}
 	mux.HandleFunc("/userinfo", op.userinfo)
 	if !cfg.NoRevocation {
 		mux.HandleFunc("POST /revoke", op.revoke)
@@ -277,6 +293,15 @@ func (op *OP) discovery(w http.ResponseWriter, _ *http.Request) {
 		if len(op.cfg.RevocationAuthMethods) > 0 {
 			md["revocation_endpoint_auth_methods_supported"] = op.cfg.RevocationAuthMethods
 		}
+	}
+	if op.cfg.PAR || op.cfg.RequirePAR {
+		md["pushed_authorization_request_endpoint"] = op.URL + "/par"
+	}
+	if op.cfg.RequirePAR {
+		md["require_pushed_authorization_requests"] = true
+	}
+	if op.cfg.AuthorizationResponseISS {
+		md["authorization_response_iss_parameter_supported"] = true
 	}
 	if !op.cfg.NoEndSession {
 		md["end_session_endpoint"] = op.URL + "/end_session"
