@@ -44,7 +44,9 @@ func (tb *tab) trySilentLogin() silentOutcome {
 // which keeps the IdP session), it answers true without any page of the
 // IdP and /bff/user works again.
 func TestSilentLogin(t *testing.T) {
-	s := startStack(t)
+	// par = "off": the authorization request travels in the browser's
+	// URL, where the test sees prompt=none (TestPARLogin covers PAR).
+	s := startStack(t, appSpec{name: "demo", prefix: "/", clientID: "demo", settings: `par = "off"`})
 	tb := newBrowser(t).newTab()
 	netlog := tb.recordNetwork()
 

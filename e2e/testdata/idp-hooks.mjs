@@ -1,6 +1,7 @@
 // Preloaded into the demo IdP (examples/idp/server.js) by the e2e tests with
 // `node --import`. It only observes: one JSON line per HTTP request
-// ("e2e.http": method, path without the query, status) and per token
+// ("e2e.http": method, path without the query, the names of the query's
+// parameters, status) and per token
 // revocation ("e2e.refresh_token.destroyed", "e2e.access_token.destroyed",
 // "e2e.grant.revoked"), which examples/idp does not log itself. The tests
 // read these lines from the IdP's output, e.g. to prove that the gateway
@@ -19,11 +20,14 @@ http.createServer = function e2eCreateServer(...args) {
     const handler = args[i];
     args[i] = function e2eHandler(req, res) {
       const start = process.hrtime.bigint();
-      const path = String(req.url || '').split('?')[0];
+      const [path, query = ''] = String(req.url || '').split('?');
+      // The names of the query's parameters, never their values.
+      const params = [...new URLSearchParams(query).keys()];
       res.on('finish', () => {
         log('e2e.http', {
           method: req.method,
           path,
+          params,
           status: res.statusCode,
           ms: Number(process.hrtime.bigint() - start) / 1e6,
         });
