@@ -24,8 +24,18 @@ func TestCheckConfigOnlineDemoIdP(t *testing.T) {
 		err := cmd.Run()
 		return out.String(), err
 	}
-	if out, err := check(cfg); err != nil || !strings.Contains(out, "is valid") {
+	out, err := check(cfg)
+	if err != nil || !strings.Contains(out, "is valid") {
 		t.Fatalf("-check-config -online of the stack's config: %v\n%s", err, out)
+	}
+	// It reports PAR and RFC 9207 support (issue 17).
+	for _, want := range []string{
+		"info: apps[0].par: logins use pushed authorization requests (RFC 9126) at " + s.idpURL + "/request",
+		"info: apps[0].issuer: the IdP sends iss in authorization responses (RFC 9207)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("-check-config -online output lacks %q:\n%s", want, out)
+		}
 	}
 	raw, err := os.ReadFile(cfg)
 	if err != nil {
@@ -36,7 +46,7 @@ func TestCheckConfigOnlineDemoIdP(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(slashed), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := check(bad)
+	out, err = check(bad)
 	if want := fmt.Sprintf("apps[0].issuer: oidc discovery: issuer %q is not the one the IdP reports: the IdP calls itself %q; set issuer to that", s.idpURL+"/", s.idpURL); err == nil || !strings.Contains(out, want) {
 		t.Errorf("-online with a trailing slash: %v\n%s\nwant %q", err, out, want)
 	}
