@@ -52,9 +52,8 @@ func (l *loginFlow) start(c echo.Context) error {
 	}
 	err := l.redirect(c, p, localPathOr(raw, l.cfg.PathPrefix), false)
 	var le *loginError
-	if errors.As(err, &le) {
+	if errors.As(err, &le) { // a failed pushed authorization request (handleError logs it)
 		l.logins.WithLabelValues(l.cfg.Name, "failed", le.reason).Inc()
-		l.logger.WarnContext(c.Request().Context(), "login failed", "app", l.cfg.Name, "reason", le.reason, "err", errString(le.page))
 	}
 	return err
 }

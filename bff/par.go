@@ -60,7 +60,7 @@ func parEndpoint(mode string, m providerMeta) (string, error) {
 
 // errPARPage is the page of a failed pushed authorization request (a
 // 502: the IdP failed the gateway); nothing of the IdP's answer is shown.
-var errPARPage = "The identity provider did not accept the sign-in request. Please try again later."
+const errPARPage = "The identity provider did not accept the sign-in request. Please try again later."
 
 // pushAuthorization posts the authorization request of authURL (the URL
 // x/oauth2 built from authEndpoint) to endpoint, authenticated by auth,
