@@ -12,7 +12,8 @@ import (
 // advertises authorization_response_iss_parameter_supported, the
 // gateway's default par = "auto" pushes the authorization request: the
 // browser goes to /auth with only client_id and request_uri, and the
-// callback gets the issuer as iss (RFC 9207), which it checks.
+// callback gets the issuer as iss (RFC 9207), which it checks. The
+// silent login (prompt=none) is pushed as well.
 func TestPARLogin(t *testing.T) {
 	s := startStack(t)
 	resp, err := http.Get(s.idpURL + "/.well-known/openid-configuration")
@@ -69,5 +70,21 @@ func TestPARLogin(t *testing.T) {
 	}
 	if n := s.metric("bffgate_logins_total", `app="demo"`, `result="ok"`); n != 1 {
 		t.Errorf("bffgate_logins_total{result=ok} = %v, want 1", n)
+	}
+
+	// The silent login pushes its request (prompt=none) too.
+	pushed := len(s.idpEvents("e2e.http", map[string]string{"method": "POST", "path": "/request", "status": "201"}))
+	tb.deleteCookie(s.gwURL+"/", "bffgate-demo")
+	if st := tb.openApp(s.gwURL + "/"); st != "signed-out" {
+		t.Fatalf("without the gateway cookie #status = %q, want signed-out", st)
+	}
+	if o := tb.trySilentLogin(); o.State != "ok" {
+		t.Fatalf("silent sign-in with PAR and an IdP session: %+v, want ok", o)
+	}
+	if n := len(s.idpEvents("e2e.http", map[string]string{"method": "POST", "path": "/request", "status": "201"})); n != pushed+1 {
+		t.Errorf("pushed authorization requests after the silent login = %d, want %d", n, pushed+1)
+	}
+	if n := s.metric("bffgate_logins_total", `app="demo"`, `result="ok"`, `reason="silent"`); n != 1 {
+		t.Errorf(`bffgate_logins_total{result="ok",reason="silent"} = %v, want 1`, n)
 	}
 }
