@@ -210,3 +210,25 @@ func TestPARFailure(t *testing.T) {
 		t.Errorf("page leaks the IdP's description:\n%s", b)
 	}
 }
+
+// TestPARReload: par is an identity key: a reload from "auto" to "off"
+// rebuilds the app's discovery, and its logins stop pushing.
+func TestPARReload(t *testing.T) {
+	h := newHarness(t, harnessOpts{op: testop.Config{PAR: true}})
+	if loc, _ := h.loginRedirect(h.browser(), "/bff/login").Location(); !loc.Query().Has("request_uri") {
+		t.Fatalf("before the reload: %s, want PAR", loc)
+	}
+	cfg := h.config()
+	cfg.Apps[0].PAR = "off"
+	if ch := h.reload(cfg); !slices.Contains(ch.Changed, "demo") {
+		t.Fatalf("reload changes %+v, want demo changed", ch)
+	}
+	h.waitReady()
+	loc, _ := h.loginRedirect(h.browser(), "/bff/login").Location()
+	if loc.Query().Has("request_uri") || loc.Query().Get("state") == "" {
+		t.Errorf("after the reload to par = off: %s, want the request in the URL", loc)
+	}
+	if n := h.op.PARCalls(); n != 1 {
+		t.Errorf("PAR calls = %d, want 1 (before the reload only)", n)
+	}
+}
