@@ -40,55 +40,87 @@ type durableQueue interface {
 }
 
 // MemoryQueue is a bounded in-memory Queue. Its contents are lost when the
-// process exits.
+// process exits. It holds only what is queued (a slice that grows up to
+// the bound), not room for the bound: a buffered channel of 10,000
+// notifications was 2 MiB of pointers that the garbage collector scanned
+// on every cycle, whatever the gateway was doing.
 type MemoryQueue struct {
-	mu     sync.RWMutex // Push holds it shared, Close exclusively
+	mu     sync.Mutex
 	closed bool
-	ch     chan Notification
+	size   int
+	items  []Notification // queued, oldest first, from head
+	head   int
+	// ready holds a token while there may be something for a waiting
+	// Pop; Close closes it, which wakes every one.
+	ready chan struct{}
 }
 
 // NewMemoryQueue returns a queue holding at most size notifications
 // (at least 1).
 func NewMemoryQueue(size int) *MemoryQueue {
-	return &MemoryQueue{ch: make(chan Notification, max(size, 1))}
+	return &MemoryQueue{size: max(size, 1), ready: make(chan struct{}, 1)}
 }
 
 // Push implements Queue.
 func (q *MemoryQueue) Push(_ context.Context, n Notification) error {
-	q.mu.RLock()
-	defer q.mu.RUnlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.closed {
 		return ErrQueueClosed
 	}
-	select {
-	case q.ch <- n:
-		return nil
-	default:
+	if len(q.items)-q.head >= q.size {
 		return ErrQueueFull
+	}
+	if q.head > 0 && len(q.items) == cap(q.items) {
+		// Reuse the room of what was popped before growing.
+		k := copy(q.items, q.items[q.head:])
+		clear(q.items[k:])
+		q.items, q.head = q.items[:k], 0
+	}
+	q.items = append(q.items, n)
+	q.signal()
+	return nil
+}
+
+// signal leaves a token for a waiting Pop. q.mu is held.
+func (q *MemoryQueue) signal() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
 	}
 }
 
 // Pop implements Queue. Queued notifications win over a done ctx, so a
 // cancelled ctx drains what is left without waiting.
 func (q *MemoryQueue) Pop(ctx context.Context) (Notification, error) {
-	select {
-	case n, ok := <-q.ch:
-		return popped(n, ok)
-	default:
+	for {
+		q.mu.Lock()
+		if q.head < len(q.items) {
+			n := q.items[q.head]
+			q.items[q.head] = Notification{} // nothing kept for the collector
+			q.head++
+			if q.head == len(q.items) {
+				q.items, q.head = q.items[:0], 0
+				if cap(q.items) > 64 {
+					q.items = nil // a burst's room goes back
+				}
+			} else if !q.closed {
+				q.signal() // more for another waiting Pop
+			}
+			q.mu.Unlock()
+			return n, nil
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return Notification{}, ErrQueueClosed
+		}
+		select {
+		case <-q.ready:
+		case <-ctx.Done():
+			return Notification{}, ctx.Err()
+		}
 	}
-	select {
-	case n, ok := <-q.ch:
-		return popped(n, ok)
-	case <-ctx.Done():
-		return Notification{}, ctx.Err()
-	}
-}
-
-func popped(n Notification, ok bool) (Notification, error) {
-	if !ok {
-		return Notification{}, ErrQueueClosed
-	}
-	return n, nil
 }
 
 // Close implements Queue. It is safe to call more than once.
@@ -97,10 +129,14 @@ func (q *MemoryQueue) Close() error {
 	defer q.mu.Unlock()
 	if !q.closed {
 		q.closed = true
-		close(q.ch)
+		close(q.ready)
 	}
 	return nil
 }
 
 // Len reports how many notifications are queued.
-func (q *MemoryQueue) Len() int { return len(q.ch) }
+func (q *MemoryQueue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items) - q.head
+}
