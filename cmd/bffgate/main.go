@@ -10,6 +10,7 @@ import (
 )
 
 func main() {
+	reserveGCHeadroom(os.Getenv)
 	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "bffgate:", err)
 		os.Exit(1)
