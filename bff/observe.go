@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -15,25 +16,14 @@ import (
 )
 
 // observe is the gateway's outer middleware, outermost first: trusted
-// forwarding headers, request id, metrics and the access log (one line
-// per request, path only: queries carry codes and states), aborted
-// responses, and panic recovery. Errors go to the error boundary
-// (handleError) once.
+// forwarding headers, request id, then observeRequests (metrics and the
+// access log, aborted responses, panic recovery). Errors go to the error
+// boundary (handleError) once.
 func (g *Gateway) observe() []echo.MiddlewareFunc {
 	return []echo.MiddlewareFunc{
 		trustedForwarding(g.server.TrustedProxies),
 		requestIDs(),
-		middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
-			HandleError: true,
-			LogStatus:   true,
-			LogLatency:  true,
-			LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-				g.recordRequest(c, v.Status, v.Latency)
-				return nil
-			},
-		}),
-		g.observeAborts,
-		recoverPanics(g.logger),
+		g.observeRequests,
 	}
 }
 
@@ -65,25 +55,59 @@ func recoverPanics(logger *slog.Logger) echo.MiddlewareFunc {
 	})
 }
 
-// observeAborts counts and logs a response cut by http.ErrAbortHandler
-// (which skips the request logger) and lets the panic go on to the
-// server, which resets the connection or the HTTP/2 stream.
-func (g *Gateway) observeAborts(next echo.HandlerFunc) echo.HandlerFunc {
+// observeRequests is one layer, one clock read at each end, for what
+// three middlewares did (Echo's request logger, recovery, and the count
+// of aborted responses): it records every request (metrics and the
+// access-log line, path only: queries carry codes and states) once its
+// error went to the error boundary; it turns a handler's panic into a
+// logged 500 (stack included); and a response cut by
+// http.ErrAbortHandler, which httputil.ReverseProxy uses to cut the
+// client's connection when an upstream dies mid-body, is counted and
+// logged and its panic goes on to the server, which resets the
+// connection or the HTTP/2 stream (swallowing it would turn a truncated
+// body into a clean response).
+func (g *Gateway) observeRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		defer func() {
-			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
-					g.recordRequest(c, c.Response().Status, time.Since(start))
-					app, _ := requestLabels(c)
-					g.logger.WarnContext(c.Request().Context(), "response aborted", "app", app,
-						"method", c.Request().Method, "path", c.Request().URL.Path, "status", c.Response().Status)
-				}
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler {
+				g.recordRequest(c, c.Response().Status, time.Since(start))
+				app, _ := requestLabels(c)
+				g.logger.WarnContext(c.Request().Context(), "response aborted", "app", app,
+					"method", c.Request().Method, "path", c.Request().URL.Path, "status", c.Response().Status)
 				panic(p)
 			}
+			c.Error(panicError(c, g.logger, p))
+			g.recordRequest(c, c.Response().Status, time.Since(start))
 		}()
-		return next(c)
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		g.recordRequest(c, c.Response().Status, time.Since(start))
+		return nil
 	}
+}
+
+// panicStackSize bounds the stack logged with a panic.
+const panicStackSize = 8 << 10
+
+// panicError logs a recovered panic p with the panicking goroutine's
+// stack and returns the error the error boundary answers (a 500 that
+// shows nothing of it). Call it from the deferred function that
+// recovered p.
+func panicError(c echo.Context, logger *slog.Logger, p any) error {
+	err, ok := p.(error)
+	if !ok {
+		err = fmt.Errorf("%v", p)
+	}
+	stack := make([]byte, panicStackSize)
+	stack = stack[:runtime.Stack(stack, false)]
+	logger.ErrorContext(c.Request().Context(), "panic", "err", err, "stack", string(stack))
+	return fmt.Errorf("panic: %w", err)
 }
 
 // recordRequest updates the request metrics and writes the access-log

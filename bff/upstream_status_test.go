@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -193,6 +194,16 @@ func TestTruncatedUpstreamAborts(t *testing.T) {
 				t.Errorf("read error = %v, want a stream reset", err)
 			}
 		})
+	}
+	// Each aborted response is counted once, with the status it began
+	// with (the handler records it before the abort goes on).
+	aborted := h.gw.metrics.requests.WithLabelValues("demo", routeFrontend, "200")
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(aborted) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := testutil.ToFloat64(aborted); got != 2 {
+		t.Errorf("requests{route=frontend,code=200} = %v, want 2 (one per aborted response)", got)
 	}
 }
 
