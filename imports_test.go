@@ -83,6 +83,8 @@ func checkImport(dir, target string, isTest bool) string {
 		return "" // spec identifiers shared by all; it imports nothing itself
 	case target == "internal/clientauth":
 		return "" // OAuth client authentication for all; it imports nothing itself
+	case target == "internal/dpop":
+		return "" // DPoP proofs (RFC 9449) for all; it imports nothing itself
 	case target == "internal/testop":
 		if isTest || dir == "internal/testop" {
 			return ""

@@ -216,6 +216,7 @@ func (m *MemoryStore) Update(_ context.Context, s *Session) error {
 	n.RefreshToken = s.RefreshToken
 	n.TokenExpiry = s.TokenExpiry
 	n.TokenIssued = s.TokenIssued
+	n.TokenType = s.TokenType
 	n.SessionState = s.SessionState
 	if s.LastSeen.After(n.LastSeen) {
 		n.LastSeen = s.LastSeen

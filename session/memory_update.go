@@ -38,7 +38,7 @@ func (m *MemoryStore) ReplaceTokens(_ context.Context, id, from string, t Tokens
 		return old.Clone(), false, nil
 	}
 	n := *old
-	n.AccessToken, n.RefreshToken, n.TokenExpiry, n.TokenIssued = t.AccessToken, t.RefreshToken, t.Expiry, t.Issued
+	n.AccessToken, n.RefreshToken, n.TokenExpiry, n.TokenIssued, n.TokenType = t.AccessToken, t.RefreshToken, t.Expiry, t.Issued, t.TokenType
 	if t.Claims != nil {
 		n.Claims = slices.Clone(t.Claims)
 	}

@@ -157,6 +157,7 @@ type meta struct {
 	Upstreams    []string  `json:"up,omitempty"`
 	Browser      string    `json:"br,omitempty"`
 	Address      string    `json:"ad,omitempty"`
+	TokenType    string    `json:"tt,omitempty"`
 }
 
 // secrets is the part of a record sealed with the token cipher.
@@ -165,16 +166,20 @@ type secrets struct {
 	AccessToken  string `json:"a,omitempty"`
 	RefreshToken string `json:"r,omitempty"`
 	Claims       []byte `json:"c,omitempty"` // byte-exact, as base64
+	DPoPKey      []byte `json:"k,omitempty"`
 }
 
 // secretsV1 starts the binary form of secrets: four length-prefixed
-// fields. It replaced JSON, whose decoding of the long token strings was a
+// fields, and a fifth (the DPoP key) when there is one. It replaced JSON, whose decoding of the long token strings was a
 // tenth of the gateway's CPU on every proxied request; records written as
 // JSON (starting with '{') are still read.
 const secretsV1 = 0x01
 
 func (sec secrets) marshal() []byte {
-	fields := [4][]byte{[]byte(sec.IDToken), []byte(sec.AccessToken), []byte(sec.RefreshToken), sec.Claims}
+	fields := [][]byte{[]byte(sec.IDToken), []byte(sec.AccessToken), []byte(sec.RefreshToken), sec.Claims}
+	if len(sec.DPoPKey) > 0 {
+		fields = append(fields, sec.DPoPKey)
+	}
 	n := 1
 	for _, f := range fields {
 		n += binary.MaxVarintLen32 + len(f)
@@ -210,17 +215,24 @@ func unmarshalSecrets(p []byte) (secrets, error) {
 	if len(fields[3]) > 0 {
 		sec.Claims = bytes.Clone(fields[3])
 	}
+	if len(p) > 0 { // the optional fifth field: the DPoP key
+		n, k := binary.Uvarint(p)
+		if k <= 0 || n != uint64(len(p)-k) {
+			return sec, errors.New("truncated sealed record")
+		}
+		sec.DPoPKey = bytes.Clone(p[k:])
+	}
 	return sec, nil
 }
 
 // encode returns the m and t fields of s.
 func (r *RedisStore) encode(s *Session) (m string, t []byte, err error) {
 	mb, err := json.Marshal(meta{TokenExpiry: s.TokenExpiry, TokenIssued: s.TokenIssued, SessionState: s.SessionState, Upstreams: s.Upstreams,
-		Browser: s.Browser, Address: s.Address})
+		Browser: s.Browser, Address: s.Address, TokenType: s.TokenType})
 	if err != nil {
 		return "", nil, err
 	}
-	sb := secrets{IDToken: s.IDToken, AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, Claims: s.Claims}.marshal()
+	sb := secrets{IDToken: s.IDToken, AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, Claims: s.Claims, DPoPKey: s.DPoPKey}.marshal()
 	return string(mb), r.crypt.seal(s.ID, sb), nil
 }
 
@@ -243,7 +255,7 @@ func (r *RedisStore) decode(f map[string]string) (*Session, error) {
 		return nil, fmt.Errorf("decode session: %w", err)
 	}
 	s.TokenExpiry, s.TokenIssued, s.SessionState, s.Upstreams = m.TokenExpiry, m.TokenIssued, m.SessionState, m.Upstreams
-	s.Browser, s.Address = m.Browser, m.Address
+	s.Browser, s.Address, s.TokenType = m.Browser, m.Address, m.TokenType
 	plain, err := r.crypt.open(s.ID, []byte(f["t"]))
 	if err != nil {
 		return nil, fmt.Errorf("decode session: %w", err)
@@ -252,7 +264,7 @@ func (r *RedisStore) decode(f map[string]string) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode session: %w", err)
 	}
-	s.IDToken, s.AccessToken, s.RefreshToken = sec.IDToken, sec.AccessToken, sec.RefreshToken
+	s.IDToken, s.AccessToken, s.RefreshToken, s.DPoPKey = sec.IDToken, sec.AccessToken, sec.RefreshToken, sec.DPoPKey
 	if sec.Claims != nil {
 		s.Claims = json.RawMessage(sec.Claims)
 	}

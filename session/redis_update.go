@@ -174,7 +174,7 @@ func (r *RedisStore) ReplaceTokens(ctx context.Context, id, from string, t Token
 		if s.RefreshToken != from {
 			return s, false, nil
 		}
-		s.AccessToken, s.RefreshToken, s.TokenExpiry, s.TokenIssued = t.AccessToken, t.RefreshToken, t.Expiry, t.Issued
+		s.AccessToken, s.RefreshToken, s.TokenExpiry, s.TokenIssued, s.TokenType = t.AccessToken, t.RefreshToken, t.Expiry, t.Issued, t.TokenType
 		if t.Claims != nil {
 			s.Claims = t.Claims
 		}

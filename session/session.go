@@ -61,6 +61,13 @@ type Session struct {
 	// it gives the token's lifetime, which bounds the refresh margin.
 	TokenIssued  time.Time `json:"token_issued,omitzero"`
 	SessionState string    `json:"session_state,omitempty"` // Session Management 1.0
+	// TokenType is the token response's token_type: "DPoP" when the IdP
+	// bound the access token to DPoPKey (RFC 9449), else "Bearer" or "".
+	TokenType string `json:"token_type,omitempty"`
+	// DPoPKey is the session's DPoP private key (the raw P-256 scalar,
+	// dpop.Key.Bytes) for an app with DPoP on; fixed at Create. A shared
+	// store keeps it sealed with the tokens.
+	DPoPKey []byte `json:"dpop_key,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	LastSeen  time.Time `json:"last_seen"`
@@ -86,6 +93,7 @@ func (s *Session) Clone() *Session {
 	c := *s
 	c.Claims = slices.Clone(s.Claims)
 	c.Upstreams = slices.Clone(s.Upstreams)
+	c.DPoPKey = slices.Clone(s.DPoPKey)
 	return &c
 }
 

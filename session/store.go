@@ -31,7 +31,7 @@ type Store interface {
 	// LastSeen back. ErrNotFound if the session is gone.
 	Touch(ctx context.Context, id string, now time.Time) error
 	// Update replaces a live session's tokens (IDToken, Claims,
-	// AccessToken, RefreshToken, TokenExpiry), SessionState and Upstreams
+	// AccessToken, RefreshToken, TokenExpiry, TokenType), SessionState and Upstreams
 	// with those of s, and LastSeen if s's is later; the other fields are
 	// fixed at Create. It never resurrects a deleted session: ErrNotFound
 	// if it is gone.
@@ -90,6 +90,7 @@ type Tokens struct {
 	RefreshToken string
 	Expiry       time.Time // Session.TokenExpiry
 	Issued       time.Time // Session.TokenIssued
+	TokenType    string    // Session.TokenType
 	// Claims, when not nil, replace Session.Claims (claims fetched again
 	// with the new access token, e.g. from userinfo).
 	Claims json.RawMessage

@@ -19,7 +19,7 @@ func testMarkUpstream(t *testing.T, e *env) {
 	ctx := context.Background()
 	s := e.mustCreate(t, e.app("a"), e.iss("idp"), e.sub("alice"), e.sid("1"))
 	// A refresh replaced the tokens after the caller's copy was read.
-	newer := session.Tokens{AccessToken: "access-2", RefreshToken: "refresh-2", Expiry: e.clock.Now().Add(time.Hour), Issued: e.clock.Now()}
+	newer := session.Tokens{AccessToken: "access-2", RefreshToken: "refresh-2", Expiry: e.clock.Now().Add(time.Hour), Issued: e.clock.Now(), TokenType: "DPoP"}
 	if _, ok, err := e.store.ReplaceTokens(ctx, s.ID, s.RefreshToken, newer); err != nil || !ok {
 		t.Fatalf("ReplaceTokens: got %v, %v; want true, nil", ok, err)
 	}
@@ -56,7 +56,7 @@ func testReplaceTokens(t *testing.T, e *env) {
 	ctx := context.Background()
 	s := e.mustCreate(t, e.app("a"), e.iss("idp"), e.sub("alice"), e.sid("1"))
 	exp := e.clock.Now().Add(time.Hour)
-	first := session.Tokens{AccessToken: "access-2", RefreshToken: "refresh-2", Expiry: exp, Issued: e.clock.Now(),
+	first := session.Tokens{AccessToken: "access-2", RefreshToken: "refresh-2", Expiry: exp, Issued: e.clock.Now(), TokenType: "Bearer",
 		Claims: json.RawMessage(`{"sub":"alice","name":"Ada B."}`)} // e.g. userinfo after a refresh
 	got, ok, err := e.store.ReplaceTokens(ctx, s.ID, s.RefreshToken, first)
 	if err != nil || !ok {
@@ -64,7 +64,7 @@ func testReplaceTokens(t *testing.T, e *env) {
 	}
 	want := s.Clone()
 	want.AccessToken, want.RefreshToken, want.TokenExpiry, want.TokenIssued = first.AccessToken, first.RefreshToken, first.Expiry, first.Issued
-	want.Claims = first.Claims
+	want.Claims, want.TokenType = first.Claims, first.TokenType // the DPoP key stays
 	if d := diff(got, want); d != "" {
 		t.Errorf("returned session: %s", d)
 	}

@@ -145,6 +145,10 @@ func (e *env) newSession(app, iss, sub, sid string) *session.Session {
 		Upstreams:    []string{"api", "orders"},
 		Browser:      "Firefox 128 on Linux",
 		Address:      "203.0.113.7",
+		TokenType:    "DPoP",
+		// a DPoP key (32 bytes) that depends on the id, so that a record
+		// moved to another session would show
+		DPoPKey: []byte(fmt.Sprintf("%-32.32s", "key-"+id)),
 	}
 }
 
@@ -197,6 +201,10 @@ func diff(got, want *session.Session) string {
 	tm("LastSeen", got.LastSeen, want.LastSeen)
 	str("Browser", got.Browser, want.Browser)
 	str("Address", got.Address, want.Address)
+	str("TokenType", got.TokenType, want.TokenType)
+	if !bytes.Equal(got.DPoPKey, want.DPoPKey) {
+		d = append(d, fmt.Sprintf("DPoPKey: got %x, want %x", got.DPoPKey, want.DPoPKey))
+	}
 	if !slices.Equal(got.Upstreams, want.Upstreams) {
 		d = append(d, fmt.Sprintf("Upstreams: got %q, want %q", got.Upstreams, want.Upstreams))
 	}

@@ -1,0 +1,156 @@
+package dpop
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// server is an httptest server that verifies proofs like a token
+// endpoint (path /token) or a resource server (any other path), and
+// demands a nonce when nonce is set.
+type server struct {
+	*httptest.Server
+	v      Verifier
+	mu     sync.Mutex
+	nonce  string
+	calls  int
+	jtis   []string
+	jkts   []string
+	errors []error
+}
+
+func newServer(t *testing.T, nonce string) *server {
+	s := &server{nonce: nonce}
+	s.v.Nonce = func() string { return s.nonce }
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, _ := url.Parse(s.URL + r.URL.RequestURI())
+		tok := ""
+		if r.URL.Path != "/token" {
+			tok = strings.TrimPrefix(r.Header.Get("Authorization"), "DPoP ")
+		}
+		body, _ := io.ReadAll(r.Body)
+		p, err := s.v.Verify(r, u, tok)
+		s.mu.Lock()
+		s.calls++
+		s.jtis, s.jkts = append(s.jtis, p.JTI), append(s.jkts, p.JKT)
+		s.errors = append(s.errors, err)
+		s.mu.Unlock()
+		w.Header().Set("DPoP-Nonce", s.nonce)
+		switch {
+		case errors.Is(err, ErrUseNonce) && r.URL.Path == "/token":
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"error":"use_dpop_nonce"}`)
+		case errors.Is(err, ErrUseNonce):
+			w.Header().Set("WWW-Authenticate", `DPoP error="use_dpop_nonce"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		case err != nil:
+			w.WriteHeader(http.StatusUnauthorized)
+		default:
+			w.Write(body)
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestProofVerifies(t *testing.T) {
+	k, err := NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newServer(t, "")
+	c := &http.Client{Transport: &Transport{Nonces: NewNonces(0)}}
+	for range 2 {
+		req, _ := http.NewRequestWithContext(WithToken(context.Background(), k, "tok-1"), "GET", s.URL+"/api/x?q=1#f", nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d, verifier: %v", resp.StatusCode, s.errors)
+		}
+	}
+	if s.jkts[0] != k.Thumbprint() || s.jtis[0] == s.jtis[1] {
+		t.Errorf("jkt %q (want %q), jtis %q: want the key's thumbprint and a fresh jti per request", s.jkts[0], k.Thumbprint(), s.jtis)
+	}
+	// The key survives its stored form.
+	k2, err := ParseKey(k.Bytes())
+	if err != nil || k2.Thumbprint() != k.Thumbprint() {
+		t.Errorf("ParseKey(Bytes()) = %v, %v: want the same key", k2, err)
+	}
+}
+
+func TestProofRefused(t *testing.T) {
+	k, _ := NewKey()
+	other, _ := NewKey()
+	u, _ := url.Parse("https://api.example/x")
+	good, _ := k.Proof("GET", u, "tok", "", timeNow())
+	cases := []struct {
+		name, method, token string
+		proof               func() string
+	}{
+		{"replayed", "GET", "tok", func() string { return good }},
+		{"another token (ath)", "GET", "stolen", func() string { p, _ := k.Proof("GET", u, "tok", "", timeNow()); return p }},
+		{"another method", "POST", "tok", func() string { p, _ := k.Proof("GET", u, "tok", "", timeNow()); return p }},
+		{"another url", "GET", "tok", func() string { p, _ := k.Proof("GET", &url.URL{Scheme: "https", Host: "evil", Path: "/x"}, "tok", "", timeNow()); return p }},
+		{"no proof", "GET", "tok", func() string { return "" }},
+		{"stale", "GET", "tok", func() string { p, _ := other.Proof("GET", u, "tok", "", timeNow().Add(-10*60e9)); return p }},
+	}
+	var v Verifier
+	r := httptest.NewRequest("GET", "/x", nil)
+	r.Header.Set("DPoP", good)
+	if _, err := v.Verify(r, u, "tok"); err != nil {
+		t.Fatalf("a good proof: %v", err)
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest(c.method, "/x", nil)
+		if p := c.proof(); p != "" {
+			r.Header.Set("DPoP", p)
+		}
+		if _, err := v.Verify(r, u, c.token); err == nil {
+			t.Errorf("%s: verified, want refused", c.name)
+		}
+	}
+}
+
+// TestNonceRetry: a token endpoint's 400 use_dpop_nonce and a resource
+// server's 401 are retried once with the nonce, which is then remembered
+// for the origin (the next request needs no retry).
+func TestNonceRetry(t *testing.T) {
+	for _, path := range []string{"/token", "/api/x"} {
+		t.Run(path, func(t *testing.T) {
+			k, _ := NewKey()
+			s := newServer(t, "n-1")
+			c := &http.Client{Transport: &Transport{Nonces: NewNonces(0)}}
+			ctx := WithKey(context.Background(), k)
+			if path != "/token" {
+				ctx = WithToken(context.Background(), k, "tok")
+			}
+			for i := range 2 {
+				req, _ := http.NewRequestWithContext(ctx, "POST", s.URL+path, strings.NewReader("grant_type=x"))
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != "grant_type=x" {
+					t.Fatalf("request %d: %d %q, want 200 with the body sent again", i, resp.StatusCode, b)
+				}
+			}
+			if s.calls != 3 {
+				t.Errorf("server calls = %d, want 3 (one retry, then the nonce is known)", s.calls)
+			}
+		})
+	}
+}
+func timeNow() time.Time { return time.Now() }
