@@ -101,7 +101,10 @@ func TestProofRefused(t *testing.T) {
 		{"replayed", "GET", "tok", func() string { return good }},
 		{"another token (ath)", "GET", "stolen", func() string { p, _ := k.Proof("GET", u, "tok", "", timeNow()); return p }},
 		{"another method", "POST", "tok", func() string { p, _ := k.Proof("GET", u, "tok", "", timeNow()); return p }},
-		{"another url", "GET", "tok", func() string { p, _ := k.Proof("GET", &url.URL{Scheme: "https", Host: "evil", Path: "/x"}, "tok", "", timeNow()); return p }},
+		{"another url", "GET", "tok", func() string {
+			p, _ := k.Proof("GET", &url.URL{Scheme: "https", Host: "evil", Path: "/x"}, "tok", "", timeNow())
+			return p
+		}},
 		{"no proof", "GET", "tok", func() string { return "" }},
 		{"stale", "GET", "tok", func() string { p, _ := other.Proof("GET", u, "tok", "", timeNow().Add(-10*60e9)); return p }},
 	}
