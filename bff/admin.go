@@ -15,6 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bffgate/bffgate/logout"
 	"github.com/bffgate/bffgate/session"
@@ -45,7 +46,7 @@ func (g *Gateway) AdminHandler() http.Handler {
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{Registry: g.registry})))
 	if token := g.server.AdminToken; token != "" {
 		auth := adminAuth(token)
-		api := &adminAPI{sessions: g.sessions, logout: g.logout, apps: g.appNames}
+		api := &adminAPI{sessions: g.sessions, logout: g.logout, apps: g.appNames, tracer: g.tracer}
 		admin := e.Group("/admin", auth)
 		admin.GET("/sessions", api.list)
 		admin.POST("/sessions/revoke", api.revoke)
@@ -98,6 +99,9 @@ type adminAPI struct {
 	logout   *logout.Service
 	// apps returns the configured app names (they change in a reload).
 	apps func() []string
+	// tracer is the gateway's when it traces, else nil: a revocation is
+	// a trace of its own (the admin listener's requests are not traced).
+	tracer trace.TracerProvider
 }
 
 // adminSession is a session as the admin API shows it: never a token,
@@ -151,7 +155,13 @@ type revokeRequest struct {
 
 // revoke is POST /admin/sessions/revoke: it ends sessions with cause
 // admin; downstream apps and open tabs are told as for any logout.
-func (a *adminAPI) revoke(c echo.Context) error {
+func (a *adminAPI) revoke(c echo.Context) (err error) {
+	if a.tracer != nil {
+		r := c.Request()
+		ctx, span := a.tracer.Tracer(tracerName).Start(r.Context(), "POST /admin/sessions/revoke", trace.WithSpanKind(trace.SpanKindServer))
+		defer func() { endSpan(span, err) }()
+		c.SetRequest(r.WithContext(ctx))
+	}
 	var req revokeRequest
 	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 16<<10))
 	dec.DisallowUnknownFields()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bffgate/bffgate/logout"
 	"github.com/bffgate/bffgate/proxy"
@@ -111,6 +112,11 @@ type Deps struct {
 	// "user_or_client" between replicas (session.RedisClientTokens); nil
 	// keeps them per process.
 	ClientTokens proxy.ClientTokenStore
+	// TracerProvider traces every request (one server span, continuing
+	// the browser's traceparent and passed on to the upstream) and the
+	// login, refresh and logout steps under it. Nil or a no-op provider
+	// means no tracing, and no tracing middleware on the request path.
+	TracerProvider trace.TracerProvider
 }
 
 // Issuer is the gateway as an OpenID Provider for its downstream apps.
@@ -157,6 +163,8 @@ type Gateway struct {
 	// limiters are the rate limiters by route kind, kept across reloads
 	// while their limit stays (guarded by mu after New).
 	limiters map[string]limiter
+	// tracer is Deps.TracerProvider when it traces, else nil.
+	tracer trace.TracerProvider
 	// mu orders Start, Reload and Close; ctx is Start's (nil before).
 	mu       sync.Mutex
 	ctx      context.Context
@@ -201,6 +209,9 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 		}, deps.Sessions, deps.Metrics, deps.Logger),
 	}
 	g.public, g.issuer = pub, deps.Issuer
+	if tracing(deps.TracerProvider) {
+		g.tracer = deps.TracerProvider
+	}
 	g.parts = appParts{
 		public: pub, transport: deps.Transport, idp: idp, sessions: deps.Sessions, logger: deps.Logger,
 		replay: replay, clients: g.logout, trustForwarded: len(cfg.Server.TrustedProxies) > 0,

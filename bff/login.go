@@ -41,7 +41,8 @@ type loginFlow struct {
 }
 
 // start starts the authorization code flow with PKCE S256.
-func (l *loginFlow) start(c echo.Context) error {
+func (l *loginFlow) start(c echo.Context) (err error) {
+	defer spanHandler(c, "bff.login", l.cfg.Name)(&err)
 	p := l.disc.get()
 	if p == nil {
 		return errNotReady
@@ -101,7 +102,8 @@ func (l *loginFlow) failed(reason, msg string, err error) error {
 // callback is GET /bff/callback: it finishes the login (complete), then
 // redirects to its returnUrl, or for a silent login answers the page
 // that tells the app (silentResult).
-func (l *loginFlow) callback(c echo.Context) error {
+func (l *loginFlow) callback(c echo.Context) (err error) {
+	defer spanHandler(c, "bff.callback", l.cfg.Name)(&err)
 	state := c.QueryParam("state")
 	ret, err := l.complete(c)
 	if isSilentState(state) && len(state) <= maxStateBytes {
@@ -165,7 +167,9 @@ func (l *loginFlow) complete(c echo.Context) (string, error) {
 		return "", l.failed("exchange", "The sign-in could not be completed with the identity provider. Please try again.", fmt.Errorf("client assertion: %w", err))
 	}
 	issued := time.Now() // with the expiry, the token's lifetime (the refresh margin)
-	tok, err := p.oauth2.Exchange(ctx, code, append(opts, oauth2.VerifierOption(verifier))...)
+	xctx, span := startSpan(ctx, "oidc.code_exchange")
+	tok, err := p.oauth2.Exchange(xctx, code, append(opts, oauth2.VerifierOption(verifier))...)
+	endSpan(span, err)
 	if err != nil {
 		return "", l.failed("exchange", "The sign-in could not be completed with the identity provider. Please try again.", fmt.Errorf("code exchange: %w", err))
 	}
@@ -182,7 +186,10 @@ func (l *loginFlow) complete(c echo.Context) (string, error) {
 	}
 	var ui map[string]json.RawMessage
 	if l.cfg.UserInfo {
-		if ui, err = fetchUserinfo(ctx, l.idp, p, tok.AccessToken, idt.Subject); err != nil {
+		uctx, span := startSpan(ctx, "oidc.userinfo")
+		ui, err = fetchUserinfo(uctx, l.idp, p, tok.AccessToken, idt.Subject)
+		endSpan(span, err)
+		if err != nil {
 			return "", l.failed("userinfo", "The identity provider's user information could not be used. Please try again.", err)
 		}
 	}

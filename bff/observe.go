@@ -20,11 +20,14 @@ import (
 // access log, aborted responses, panic recovery). Errors go to the error
 // boundary (handleError) once.
 func (g *Gateway) observe() []echo.MiddlewareFunc {
-	return []echo.MiddlewareFunc{
+	mw := []echo.MiddlewareFunc{
 		trustedForwarding(g.server.TrustedProxies),
 		requestIDs(),
-		g.observeRequests,
 	}
+	if g.tracer != nil {
+		mw = append(mw, traceRequests(g.tracer)) // inside requestIDs: the access log line has trace_id
+	}
+	return append(mw, g.observeRequests)
 }
 
 // chain composes mw (outermost first) once, around the handler the

@@ -115,7 +115,8 @@ type endRequest struct {
 // end answers POST /bff/sessions/end: 200 {"ended": true, "current":
 // bool} once the session is ended, 404 for a handle that names none of
 // the user's sessions.
-func (p *sessionsPage) end(c echo.Context) error {
+func (p *sessionsPage) end(c echo.Context) (err error) {
+	defer spanHandler(c, "bff.sessions_end", p.sess.app)(&err)
 	r := c.Request()
 	c.Response().Header().Set("Cache-Control", "no-store")
 	if err := requireCSRF(r); err != nil {

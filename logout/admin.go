@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -26,11 +28,9 @@ type AdminRequest struct {
 // logout. apps are the configured app names, searched for a Session
 // handle. It returns how many sessions ended, ErrAdminRequest for a bad
 // selection, or a *StoreError.
-func (s *Service) Admin(ctx context.Context, req AdminRequest, apps []string) (int, error) {
-	var (
-		n   int
-		err error
-	)
+func (s *Service) Admin(ctx context.Context, req AdminRequest, apps []string) (n int, err error) {
+	ctx, span := startSpan(ctx, "logout.admin", attribute.String("bffgate.app", req.App))
+	defer func() { span.SetAttributes(attribute.Int("bffgate.sessions_ended", n)); endSpan(span, err) }()
 	for _, v := range []string{req.App, req.Subject, req.SID, req.Session} {
 		if len(v) > MaxIdentifierLen {
 			return 0, ErrAdminRequest

@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -40,7 +42,9 @@ func (s *Service) client(app string) *Client {
 // window of seconds, while no gateway session exists yet) survives it,
 // until the next back-channel logout, expiry or sign-out. Back-channel
 // tokens, which are signed, always tombstone.
-func (s *Service) Frontchannel(ctx context.Context, app, iss, sid string) ([]*session.Session, error) {
+func (s *Service) Frontchannel(ctx context.Context, app, iss, sid string) (_ []*session.Session, err error) {
+	ctx, span := startSpan(ctx, "logout.frontchannel", attribute.String("bffgate.app", app))
+	defer func() { endSpan(span, err) }()
 	c := s.client(app)
 	if c == nil {
 		return nil, fmt.Errorf("app %s: %w", app, errNotReady)
@@ -54,7 +58,9 @@ func (s *Service) Frontchannel(ctx context.Context, app, iss, sid string) ([]*se
 // issuer is taken as iss, with the same checks and the same no-state rule
 // for an unknown sid; without it the request is refused (ReasonIssMissing)
 // and the log names the switch, once.
-func (s *Service) FrontchannelSID(ctx context.Context, app, sid string) ([]*session.Session, error) {
+func (s *Service) FrontchannelSID(ctx context.Context, app, sid string) (_ []*session.Session, err error) {
+	ctx, span := startSpan(ctx, "logout.frontchannel", attribute.String("bffgate.app", app))
+	defer func() { endSpan(span, err) }()
 	c := s.client(app)
 	if c == nil {
 		return nil, fmt.Errorf("app %s: %w", app, errNotReady)
@@ -118,7 +124,9 @@ func (s *Service) frontchannel(ctx context.Context, c *Client, iss, sid string) 
 // FrontchannelCookie ends the session whose id the app's session cookie
 // carried, for a front-channel request without iss and sid. It returns
 // nil if the session is already gone.
-func (s *Service) FrontchannelCookie(ctx context.Context, id string) (*session.Session, error) {
+func (s *Service) FrontchannelCookie(ctx context.Context, id string) (_ *session.Session, err error) {
+	ctx, span := startSpan(ctx, "logout.frontchannel")
+	defer func() { endSpan(span, err) }()
 	return s.endOne(ctx, id, session.CauseFrontchannel)
 }
 

@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"errors"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -33,10 +35,12 @@ func (s *Service) Handle(sess *session.Session) string {
 // (RP-Initiated Logout 1.0), if handle is its logout handle; otherwise it
 // returns ErrHandleMismatch. A session already gone counts as ended. The
 // caller then sends the browser to the IdP's end_session_endpoint.
-func (s *Service) RPInitiated(ctx context.Context, sess *session.Session, handle string) error {
+func (s *Service) RPInitiated(ctx context.Context, sess *session.Session, handle string) (err error) {
+	ctx, span := startSpan(ctx, "logout.rp_initiated", attribute.String("bffgate.app", sess.App), attribute.String("bffgate.session_hash", session.Hash(sess.ID)))
+	defer func() { endSpan(span, err) }()
 	if len(handle) > MaxIdentifierLen || subtle.ConstantTimeCompare([]byte(handle), []byte(s.Handle(sess))) != 1 {
 		return ErrHandleMismatch
 	}
-	_, err := s.endOne(ctx, sess.ID, session.CauseRPInitiated)
+	_, err = s.endOne(ctx, sess.ID, session.CauseRPInitiated)
 	return err
 }

@@ -12,6 +12,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/bffgate/bffgate/session"
 )
@@ -169,7 +170,9 @@ func (s *Service) candidates(raw string) ([]*Client, *parsed) {
 // retry is not taken for a replay. It returns a *ValidationError (400
 // invalid_request), a *StoreError or *ReplayCacheError (400
 // application_error), or the results.
-func (s *Service) Backchannel(ctx context.Context, raw string) ([]Result, error) {
+func (s *Service) Backchannel(ctx context.Context, raw string) (_ []Result, err error) {
+	ctx, span := startSpan(ctx, "logout.backchannel")
+	defer func() { endSpan(span, err) }()
 	clients, p := s.candidates(raw)
 	if len(clients) == 0 {
 		err := invalid(ReasonNoClient, "no configured app has this issuer and audience", nil)
@@ -181,7 +184,9 @@ func (s *Service) Backchannel(ctx context.Context, raw string) ([]Result, error)
 	var ttl time.Duration
 	var firstErr error
 	for _, c := range clients {
-		tok, err := c.Verifier.check(ctx, p)
+		vctx, vspan := startSpan(ctx, "logout.verify_token", attribute.String("bffgate.app", c.App))
+		tok, err := c.Verifier.check(vctx, p)
+		endSpan(vspan, err)
 		if err != nil {
 			s.reject(ctx, c.App, err)
 			if firstErr == nil {

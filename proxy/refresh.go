@@ -227,7 +227,9 @@ var (
 // claim, waits for the tokens it saves, polling the store until ctx
 // ends. It ends the session only if the IdP rejects the refresh token
 // that is still stored.
-func (r *Refresher) refresh(ctx context.Context, id, seen string) (tokens, error) {
+func (r *Refresher) refresh(ctx context.Context, id, seen string) (_ tokens, err error) {
+	ctx, span := startSpan(ctx, "proxy.refresh")
+	defer func() { endSpan(span, err) }()
 	waiting := false
 	t, err := backoff.Retry(ctx, func() (tokens, error) {
 		t, err := r.round(ctx, id, seen)

@@ -26,6 +26,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	h.Del("Forwarded")
 	p.filterCookies(h)
+	propagate(pr.Out.Context(), h)
 }
 
 // setForwarded sets the X-Forwarded-* headers of pr.Out as

@@ -16,6 +16,8 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Notification is one logout token on its way to one back-channel logout
@@ -38,6 +40,10 @@ type Notification struct {
 	// EnqueuedAt is set by Enqueue when zero; the duration metric starts
 	// here.
 	EnqueuedAt time.Time `json:"enqueued_at"`
+	// Traceparent is the W3C trace context of the span that queued the
+	// notification (set by Enqueue when that span is valid): delivery
+	// attempts are its children, on any replica.
+	Traceparent string `json:"traceparent,omitempty"`
 
 	// receipt is the durable queue's handle of the notification (a Redis
 	// stream entry id), for Ack.
@@ -144,6 +150,9 @@ func (nt *Notifier) Enqueue(ctx context.Context, n Notification) bool {
 	if n.EnqueuedAt.IsZero() {
 		n.EnqueuedAt = time.Now()
 	}
+	if n.Traceparent == "" {
+		n.Traceparent = traceparent(ctx)
+	}
 	ctx, cancel := nt.enqueueContext(ctx)
 	defer cancel()
 	err := nt.queue.Push(ctx, n)
@@ -221,7 +230,10 @@ func (nt *Notifier) deliver(ctx context.Context, n Notification) {
 		}
 		n.Attempts++
 		nt.m.attempts.WithLabelValues(n.App, n.Target).Inc()
-		return struct{}{}, nt.post(ctx, n, tok)
+		actx, span := nt.startAttempt(ctx, n)
+		err = nt.post(actx, n, tok)
+		endAttempt(span, err)
+		return struct{}{}, err
 	},
 		backoff.WithBackOff(b),
 		backoff.WithMaxTries(uint(tries)),
@@ -299,6 +311,9 @@ func (nt *Notifier) post(ctx context.Context, n Notification, token string) erro
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Cache-Control", "no-store")
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		traceContext.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	}
 	resp, err := nt.client.Do(req)
 	if err != nil {
 		return err // network error or timeout: retry

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"errors"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults for the zero fields of NotifierConfig.
@@ -56,6 +58,9 @@ type NotifierConfig struct {
 	// notification waited, while its jti (in n.Claims) stays the same.
 	// Nil means each notification carries its Token, signed in advance.
 	Sign func(n Notification) (string, error) `toml:"-"`
+	// TracerProvider traces every delivery attempt, as a child of the
+	// span that queued the notification. Nil means no tracing.
+	TracerProvider trace.TracerProvider `toml:"-"`
 }
 
 // Validate reports every invalid field at once, each prefixed with its

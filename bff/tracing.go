@@ -1,0 +1,95 @@
+package bff
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+const tracerName = "github.com/bffgate/bffgate/bff"
+
+// traceRequests is the middleware of a gateway that traces (Deps.
+// TracerProvider set): each request gets one server span, continuing the
+// browser's W3C traceparent. Every span the request's handlers start is
+// its child (startSpan), and a proxied request's traceparent names it as
+// the upstream's parent (proxy.propagate). A gateway that does not trace
+// does not install it: its request path is unchanged.
+func traceRequests(tp trace.TracerProvider) echo.MiddlewareFunc {
+	tracer := tp.Tracer(tracerName)
+	var tc propagation.TraceContext
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			r := c.Request()
+			ctx := tc.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+			// The route template, never the path or the query (codes,
+			// states, handles).
+			route := c.Path()
+			ctx, span := tracer.Start(ctx, r.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
+				trace.WithAttributes(
+					attribute.String("http.request.method", r.Method),
+					attribute.String("http.route", route),
+				))
+			defer span.End() // also when the handler panics (http.ErrAbortHandler)
+			c.SetRequest(r.WithContext(ctx))
+			err := next(c)
+			app, kind := requestLabels(c)
+			status := c.Response().Status
+			span.SetAttributes(
+				attribute.Int("http.response.status_code", status),
+				attribute.String("bffgate.app", app),
+				attribute.String("bffgate.route", kind),
+			)
+			if status >= http.StatusInternalServerError {
+				span.SetStatus(codes.Error, http.StatusText(status))
+			}
+			return err
+		}
+	}
+}
+
+// startSpan starts a span under the request's, with the tracer provider
+// that made it: a no-op when the gateway does not trace.
+func startSpan(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	return trace.SpanFromContext(ctx).TracerProvider().Tracer(tracerName).Start(ctx, name, trace.WithAttributes(attrs...))
+}
+
+// endSpan records err (if any) on span and ends it.
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// tracing reports whether tp traces: set, and not a no-op provider.
+func tracing(tp trace.TracerProvider) bool {
+	if tp == nil {
+		return false
+	}
+	_, isNoop := tp.(noop.TracerProvider)
+	return !isNoop
+}
+
+// spanHandler starts a span for a handler under the request's and
+// returns the function that ends it with the handler's error:
+//
+//	defer spanHandler(c, "bff.login", app)(&err)
+func spanHandler(c echo.Context, name, app string) func(*error) {
+	r := c.Request()
+	ctx, span := startSpan(r.Context(), name, attribute.String("bffgate.app", app))
+	if !span.SpanContext().IsValid() { // not tracing: nothing to end
+		return func(*error) {}
+	}
+	c.SetRequest(r.WithContext(ctx))
+	return func(err *error) {
+		c.SetRequest(c.Request().WithContext(r.Context()))
+		endSpan(span, *err)
+	}
+}
