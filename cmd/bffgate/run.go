@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bffgate/bffgate/bff"
 	"github.com/bffgate/bffgate/logout"
@@ -76,10 +77,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	traces, err := newTracing(ctx, getenv, logger)
+	if err != nil {
+		return err
+	}
+	var tracesOnce sync.Once
+	stopTraces := func(ctx context.Context) {
+		tracesOnce.Do(func() {
+			if err := traces.shutdown(ctx); err != nil {
+				logger.Warn("shutdown: spans not exported", "err", err)
+			}
+		})
+	}
+	// On the ways out before shutdown; a no-op after it, which flushes
+	// the spans within its budget.
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		stopTraces(sctx)
+	}()
+
 	reg := newRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	shared, err := newShared(cfg.Session, reg, logger)
+	shared, err := newShared(cfg.Session, reg, traces.tp(), logger)
 	if err != nil {
 		return err
 	}
@@ -113,6 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	notifyCfg := cfg.Notifier
 	notifyCfg.Sign = signer.SignNotification // at every attempt: fresh iat and exp, same jti
+	notifyCfg.TracerProvider = traces.tp()
 	if shared.rdb != nil {
 		notifyCfg.Queue = upstream.NewRedisQueue(shared.rdb, upstream.RedisQueueConfig{ClaimIdle: cfg.Notifier.ClaimIdle, Logger: logger})
 	}
@@ -149,6 +171,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Issuer:     signer,
 		Downstream: down,
 		Replay:     shared.replay(),
+
+		TracerProvider: traces.tp(),
 	}
 	if deps.ClientTokens, err = shared.clientTokens(cfg.Session.Secret); err != nil {
 		return err
@@ -185,7 +209,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	stopReloads()
 	shutdown(cfg.Server.ShutdownTimeout, shutdownSteps{
-		servers: servers, notifier: notifier, gateway: gw, closeStore: closeStore,
+		servers: servers, notifier: notifier, gateway: gw, closeStore: closeStore, flushTraces: stopTraces,
 	}, logger)
 	logger.Info("stopped")
 	return err
@@ -215,13 +239,17 @@ type sharedState struct {
 	rdb redis.UniversalClient
 }
 
-func newShared(cfg session.Config, reg prometheus.Registerer, logger *slog.Logger) (sharedState, error) {
+func newShared(cfg session.Config, reg prometheus.Registerer, tp trace.TracerProvider, logger *slog.Logger) (sharedState, error) {
 	if cfg.Store != "redis" {
 		return sharedState{}, nil
 	}
 	redisLogOnce.Do(func() { redis.SetLogger(redisLogger{logger}) })
 	rdb, err := session.NewRedisClient(cfg, reg)
 	if err != nil {
+		return sharedState{}, fmt.Errorf("session store: %w", err)
+	}
+	if err := traceRedis(rdb, tp); err != nil {
+		_ = rdb.Close()
 		return sharedState{}, fmt.Errorf("session store: %w", err)
 	}
 	// Not fatal: the gateway starts, /readyz says false and requests get

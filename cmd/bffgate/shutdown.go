@@ -23,7 +23,8 @@ const (
 	// notifications are delivered, and refresh-token revocations finish.
 	notifierDrainUntil = 0.80
 	revocationsUntil   = 0.90
-	// Closing the session store takes what is left.
+	// Closing the session store, then flushing the spans not yet
+	// exported (those of the drain included), take what is left.
 	storeCloseUntil = 1.0
 )
 
@@ -33,6 +34,9 @@ type shutdownSteps struct {
 	notifier   *upstream.Notifier
 	gateway    *bff.Gateway
 	closeStore func()
+	// flushTraces exports the spans still buffered and stops the
+	// exporter (a no-op when tracing is off).
+	flushTraces func(context.Context)
 }
 
 // shutdown runs the phases, each within its budget of total. It returns
@@ -81,5 +85,8 @@ func shutdown(total time.Duration, s shutdownSteps, logger *slog.Logger) {
 	s.closeStore()
 	if sctx.Err() != nil {
 		logger.Warn("shutdown: closing the session store overran server.shutdown_timeout")
+	}
+	if s.flushTraces != nil {
+		s.flushTraces(sctx)
 	}
 }
