@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bffgate/bffgate/internal/testop"
 	"github.com/bffgate/bffgate/logout"
@@ -54,6 +55,8 @@ type harnessOpts struct {
 	// idp, if set, is the gateway's IdP client (default: a client over
 	// http.DefaultTransport).
 	idp *http.Client
+	// tracer, if set, traces the gateway (Deps.TracerProvider).
+	tracer trace.TracerProvider
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -119,7 +122,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	h.cookies = cookies
 	logger := slog.New(slog.DiscardHandler)
 	if o.logs != nil {
-		logger = slog.New(slog.NewJSONHandler(o.logs, nil))
+		logger = slog.New(LogHandler(slog.NewJSONHandler(o.logs, nil)))
 	}
 	h.gw, err = New(Config{Server: srvCfg, Apps: apps}, Deps{
 		Sessions:  h.mgr,
@@ -131,6 +134,8 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		Secret:    testSecret,
 		Timeouts:  timeouts,
 		Replay:    o.replay,
+
+		TracerProvider: o.tracer,
 	})
 	if err != nil {
 		t.Fatal(err)

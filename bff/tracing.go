@@ -39,6 +39,9 @@ func traceRequests(tp trace.TracerProvider) echo.MiddlewareFunc {
 			c.SetRequest(r.WithContext(ctx))
 			err := next(c)
 			app, kind := requestLabels(c)
+			if kind == routeAPI || kind == routeFrontend { // the catch-all route: name the proxy
+				span.SetName("proxy " + app + " " + kind)
+			}
 			status := c.Response().Status
 			span.SetAttributes(
 				attribute.Int("http.response.status_code", status),
