@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -49,12 +50,12 @@ func noGoroutinesLeft(t *testing.T, before goleak.Option) {
 // is the admin address to wait on before stopping it, with a real SIGTERM
 // when sigterm is set, else by cancelling its context. It returns run's
 // error.
-func runToEnd(t *testing.T, path, ready string, sigterm bool) error {
+func runToEnd(t *testing.T, path, ready string, sigterm bool, vars map[string]string) error {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"bffgate", "-config", path}, env(nil), io.Discard, io.Discard) }()
+	go func() { done <- run(ctx, []string{"bffgate", "-config", path}, env(vars), io.Discard, io.Discard) }()
 	if ready != "" {
 		waitStatus(t, "http://"+ready+"/healthz", http.StatusOK) // serving: run has its signal handler
 		if sigterm {
@@ -84,6 +85,9 @@ func TestRunLeavesNoGoroutine(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
+	otlp := httptest.NewServer(&otlpReceiver{})
+	defer otlp.Close()
+	traced := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.URL}
 	garbage := filepath.Join(t.TempDir(), "garbage.pem")
 	os.WriteFile(garbage, []byte("not a certificate"), 0o600)
 
@@ -93,12 +97,19 @@ func TestRunLeavesNoGoroutine(t *testing.T) {
 		wantErr string // "" when it runs and stops cleanly
 		ready   bool
 		sigterm bool
+		env     map[string]string // tracing on, with an OTLP receiver
 	}{
 		{name: "sigterm", ready: true, sigterm: true, config: func(listen, admin string) string {
 			return gatewayConfig(t, op, "http", listen, admin, "")
 		}},
 		{name: "cancelled", ready: true, config: func(listen, admin string) string {
 			return gatewayConfig(t, op, "http", listen, admin, "")
+		}},
+		{name: "traced", ready: true, sigterm: true, env: traced, config: func(listen, admin string) string {
+			return gatewayConfig(t, op, "http", listen, admin, "")
+		}},
+		{name: "traced, listener taken", wantErr: "listen", env: traced, config: func(_, admin string) string {
+			return gatewayConfig(t, op, "http", taken.Addr().String(), admin, "")
 		}},
 		{name: "listener taken", wantErr: "listen", config: func(_, admin string) string {
 			return gatewayConfig(t, op, "http", taken.Addr().String(), admin, "")
@@ -127,7 +138,7 @@ func TestRunLeavesNoGoroutine(t *testing.T) {
 			if tc.ready {
 				ready = admin
 			}
-			err := runToEnd(t, path, ready, tc.sigterm)
+			err := runToEnd(t, path, ready, tc.sigterm, tc.env)
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Fatalf("run: %v", err)
