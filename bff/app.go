@@ -77,6 +77,8 @@ type appParts struct {
 	clientGrants     *prometheus.CounterVec // by app, result
 	// live cuts a session's WebSockets and streams when it ends.
 	live *proxy.Live
+	// tracing: the gateway traces, and the proxies pass its span on.
+	tracing bool
 }
 
 type apiRoute struct {
@@ -123,6 +125,7 @@ func newApp(cfg AppConfig, parts appParts, prev *app) (*app, error) {
 			TrustForwarded:  parts.trustForwarded,
 			ForwardedHost:   forwardedHost,
 			Live:            parts.live,
+			Propagate:       parts.tracing,
 		}
 		if usesClientToken(api.Token) {
 			pc.ClientTokens = a.clientTokens.For(api.clientGrant())
@@ -139,7 +142,7 @@ func newApp(cfg AppConfig, parts appParts, prev *app) (*app, error) {
 	target, _ := url.Parse(cfg.Frontend)
 	fp, err := proxy.New(proxy.Config{Name: cfg.Name + ":frontend", Target: target, Token: "none",
 		IsGatewayCookie: session.IsGatewayCookie, Cookies: proxy.CookiePolicy{All: true}, WriteError: writeJSONError, TrustForwarded: parts.trustForwarded,
-		ForwardedHost: forwardedHost}, parts.transport, nil, parts.sessions, parts.logger)
+		ForwardedHost: forwardedHost, Propagate: parts.tracing}, parts.transport, nil, parts.sessions, parts.logger)
 	if err != nil {
 		return nil, fmt.Errorf("frontend: %w", err)
 	}

@@ -216,7 +216,7 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 		public: pub, transport: deps.Transport, idp: idp, sessions: deps.Sessions, logger: deps.Logger,
 		replay: replay, clients: g.logout, trustForwarded: len(cfg.Server.TrustedProxies) > 0,
 		clientTokenStore: deps.ClientTokens, clientGrants: g.metrics.clientGrants,
-		jwksOverflow: g.metrics.jwksOverflow,
+		jwksOverflow: g.metrics.jwksOverflow, tracing: g.tracer != nil,
 	}
 	g.shared = shared{
 		public: pub, sessions: deps.Sessions, cookies: deps.Cookies,

@@ -103,6 +103,11 @@ type Config struct {
 	// outlives an ordinary request (WebSockets, streaming responses), so
 	// that they are cut when the session ends. Nil tracks none.
 	Live *Live
+	// Propagate sets the upstream request's W3C traceparent to the span
+	// in the request's context (the gateway's span of the request). Set
+	// it when the gateway traces; without it the browser's traceparent
+	// passes untouched and the request path does no tracing work.
+	Propagate bool
 }
 
 // CookiePolicy says which cookies of a request reach the upstream; the

@@ -26,7 +26,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	h.Del("Forwarded")
 	p.filterCookies(h)
-	propagate(pr.Out.Context(), h)
+	if p.cfg.Propagate {
+		propagate(pr.Out.Context(), h)
+	}
 }
 
 // setForwarded sets the X-Forwarded-* headers of pr.Out as

@@ -12,9 +12,8 @@ import (
 const tracerName = "github.com/bffgate/bffgate/proxy"
 
 // propagate sets the upstream request's traceparent and tracestate to
-// the span in ctx: the gateway's own span of the request, when it
-// traces. Without one (tracing off) it does nothing, and the browser's
-// headers pass as they came.
+// the span in ctx: the gateway's own span of the request (Config.
+// Propagate). Without a valid one it leaves the browser's headers.
 func propagate(ctx context.Context, h http.Header) {
 	if trace.SpanContextFromContext(ctx).IsValid() {
 		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
