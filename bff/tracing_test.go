@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bffgate/bffgate/internal/testop"
+	"github.com/bffgate/bffgate/session"
 )
 
 // tracedHarness is a harness whose gateway traces into an in-memory
@@ -236,4 +238,56 @@ func TestLogLinesCarryTraceID(t *testing.T) {
 			t.Errorf("trace_id = %v without tracing, want none", got)
 		}
 	})
+}
+
+func TestTracingOtherLogoutPaths(t *testing.T) {
+	t.Run("front-channel", func(t *testing.T) {
+		h, exp := tracedHarness(t, harnessOpts{})
+		c := h.login("/")
+		h.get(c, "/bff/frontchannel-logout?iss="+url.QueryEscape(h.op.URL)+"&sid="+url.QueryEscape(h.op.LastSID()), "Sec-Fetch-Dest", "iframe")
+		wantChild(t, spanNamed(t, exp, "GET /bff/frontchannel-logout"), spanNamed(t, exp, "logout.frontchannel"))
+		if h.signedIn(c) {
+			t.Error("the session survived the front-channel logout")
+		}
+	})
+	t.Run("user-ended", func(t *testing.T) {
+		h, exp := tracedHarness(t, harnessOpts{})
+		c := h.login("/")
+		handle := h.listSessions(c).Sessions[0].Handle
+		if resp := h.endSession(c, "application/json", handleJSON(handle), "X-CSRF", "1"); resp.StatusCode >= 300 {
+			t.Fatalf("end = %d", resp.StatusCode)
+		}
+		wantChild(t, spanNamed(t, exp, "POST /bff/sessions/end"), spanNamed(t, exp, "bff.sessions_end"))
+	})
+	t.Run("admin", func(t *testing.T) {
+		h, exp := tracedHarness(t, harnessOpts{server: func(c *ServerConfig) {
+			c.AdminListen = "127.0.0.1:0"
+			c.AdminToken = adminToken
+		}})
+		admin := httptest.NewServer(h.gw.AdminHandler())
+		t.Cleanup(admin.Close)
+		c := h.login("/")
+		if resp, out := adminDo(t, http.MethodPost, admin.URL+"/admin/sessions/revoke", adminToken, `{"app":"demo","sub":"alice"}`); resp.StatusCode != http.StatusOK {
+			t.Fatalf("revoke = %d %v", resp.StatusCode, out)
+		}
+		wantChild(t, spanNamed(t, exp, "POST /admin/sessions/revoke"), spanNamed(t, exp, "logout.admin"))
+		if h.signedIn(c) {
+			t.Error("the session survived the admin revocation")
+		}
+	})
+}
+
+func TestTracingRefresh(t *testing.T) {
+	h, exp := tracedHarness(t, harnessOpts{})
+	c := h.login("/")
+	s := h.sessionOf(c)
+	s.TokenExpiry = time.Now().Add(5 * time.Second) // inside the refresh leeway
+	if _, _, err := h.mgr.ReplaceTokens(t.Context(), s.ID, s.RefreshToken,
+		session.Tokens{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, Expiry: s.TokenExpiry}); err != nil {
+		t.Fatal(err)
+	}
+	if resp := h.get(c, "/api/x", "X-CSRF", "1"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status = %d, want 200", resp.StatusCode)
+	}
+	wantChild(t, spanNamed(t, exp, "proxy demo api"), spanNamed(t, exp, "proxy.refresh"))
 }
