@@ -289,5 +289,5 @@ func TestTracingRefresh(t *testing.T) {
 	if resp := h.get(c, "/api/x", "X-CSRF", "1"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("status = %d, want 200", resp.StatusCode)
 	}
-	wantChild(t, spanNamed(t, exp, "proxy demo api"), spanNamed(t, exp, "proxy.refresh"))
+	wantChild(t, spanNamed(t, exp, "proxy demo api"), spanNamed(t, exp, "oidc.refresh"))
 }

@@ -228,7 +228,7 @@ var (
 // ends. It ends the session only if the IdP rejects the refresh token
 // that is still stored.
 func (r *Refresher) refresh(ctx context.Context, id, seen string) (_ tokens, err error) {
-	ctx, span := startSpan(ctx, "proxy.refresh")
+	ctx, span := startSpan(ctx, "oidc.refresh")
 	defer func() { endSpan(span, err) }()
 	waiting := false
 	t, err := backoff.Retry(ctx, func() (tokens, error) {
