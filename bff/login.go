@@ -51,7 +51,7 @@ func (l *loginFlow) start(c echo.Context) (err error) {
 	if len(raw) > maxReturnURLBytes {
 		return pageError(http.StatusBadRequest, "The address to return to after signing in is too long.", nil)
 	}
-	err := l.redirect(c, p, localPathOr(raw, l.cfg.PathPrefix), false)
+	err = l.redirect(c, p, localPathOr(raw, l.cfg.PathPrefix), false)
 	var le *loginError
 	if errors.As(err, &le) { // a failed pushed authorization request (handleError logs it)
 		l.logins.WithLabelValues(l.cfg.Name, "failed", le.reason).Inc()
@@ -73,7 +73,10 @@ func (l *loginFlow) redirect(c echo.Context, p *provider, returnURL string, sile
 	}
 	to := p.oauth2.AuthCodeURL(state, opts...)
 	if p.par != "" {
-		if to, err = pushAuthorization(c.Request().Context(), l.idp, p.auth, p.par, p.oauth2.Endpoint.AuthURL, to); err != nil {
+		pctx, span := startSpan(c.Request().Context(), "oidc.par")
+		to, err = pushAuthorization(pctx, l.idp, p.auth, p.par, p.oauth2.Endpoint.AuthURL, to)
+		endSpan(span, err)
+		if err != nil {
 			return &loginError{reason: "par", page: pageError(http.StatusBadGateway, errPARPage, err)}
 		}
 	}

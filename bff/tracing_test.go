@@ -73,11 +73,12 @@ func wantChild(t *testing.T, parent, child tracetest.SpanStub) {
 }
 
 func TestTracingLogin(t *testing.T) {
-	h, exp := tracedHarness(t, harnessOpts{mutate: withUserinfo})
+	h, exp := tracedHarness(t, harnessOpts{op: testop.Config{PAR: true}, mutate: withUserinfo})
 	h.login("/")
 
 	login := spanNamed(t, exp, "bff.login")
 	wantChild(t, spanNamed(t, exp, "GET /bff/login"), login)
+	wantChild(t, login, spanNamed(t, exp, "oidc.par"))
 	callback := spanNamed(t, exp, "bff.callback")
 	server := spanNamed(t, exp, "GET /bff/callback")
 	wantChild(t, server, callback)
