@@ -52,6 +52,8 @@ type app struct {
 	redirectURL string
 	// jwksOverflow counts tokens refused because jwks_max_waiters waited.
 	jwksOverflow prometheus.Counter
+	// dpop is set when the app has dpop = true.
+	dpop *dpopParts
 }
 
 // clientRegistry learns each app's logout client once discovery is done
@@ -104,6 +106,7 @@ func newApp(cfg AppConfig, parts appParts, prev *app) (*app, error) {
 	if prev != nil {
 		a.disc, a.refresher, a.jwksOverflow, a.clientTokens = prev.disc, prev.refresher, prev.jwksOverflow, prev.clientTokens
 		a.decryptionKeys, a.assertionKey = prev.decryptionKeys, prev.assertionKey
+		a.dpop, a.idp = prev.dpop, prev.idp
 	} else if err := a.buildIdentity(parts); err != nil {
 		return nil, err
 	}
@@ -133,7 +136,15 @@ func newApp(cfg AppConfig, parts appParts, prev *app) (*app, error) {
 		if api.StripPrefix {
 			pc.StripPrefix = strings.TrimSuffix(api.Path, "/")
 		}
-		p, err := proxy.New(pc, parts.transport, a.refresher, parts.sessions, parts.logger)
+		transport := parts.transport
+		if a.dpop != nil {
+			pc.DPoP = api.DPoP == nil || *api.DPoP
+			pc.DPoPKeys = a.dpop.keys
+			if pc.DPoP {
+				transport = a.dpop.transport(transport)
+			}
+		}
+		p, err := proxy.New(pc, transport, a.refresher, parts.sessions, parts.logger)
 		if err != nil {
 			return nil, fmt.Errorf("apis[%d]: %w", i, err)
 		}
@@ -175,7 +186,14 @@ func (a *app) buildIdentity(parts appParts) error {
 		a.jwksOverflow = parts.jwksOverflow.WithLabelValues(cfg.Name)
 	}
 	a.disc = newDiscovery()
-	rc := proxy.RefresherConfig{HTTPClient: parts.idp, Leeway: cfg.RefreshMargin}
+	if cfg.DPoP {
+		a.dpop = newDPoPParts()
+		a.idp = a.dpop.client(parts.idp)
+	}
+	rc := proxy.RefresherConfig{HTTPClient: a.idp, Leeway: cfg.RefreshMargin}
+	if a.dpop != nil {
+		rc.DPoPKeys = a.dpop.keys
+	}
 	if cfg.UserInfoOnRefresh {
 		rc.Claims = func(ctx context.Context, s *session.Session, at string) (json.RawMessage, error) {
 			return a.refreshedClaims(ctx, s, at, parts.logger)

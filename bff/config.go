@@ -33,6 +33,11 @@ type AppConfig struct {
 	// PAR is "auto" (pushed authorization requests, RFC 9126, when the
 	// IdP has the endpoint), "required" or "off". Default "auto".
 	PAR string `toml:"par"`
+	// DPoP gives each session its own key pair (ES256) and sends DPoP
+	// proofs (RFC 9449) with the code exchange and every refresh, so that
+	// the IdP binds the tokens to the key; the APIs then get
+	// "Authorization: DPoP" and a fresh proof per call. Default false.
+	DPoP bool `toml:"dpop"`
 	// IDTokenSigningAlgs are the algorithms accepted for ID tokens and
 	// logout tokens. Default ["RS256"]. HS256/384/512 use the client secret.
 	IDTokenSigningAlgs []string `toml:"id_token_signing_algs"`
@@ -118,6 +123,11 @@ type APIConfig struct {
 	// "user_or_client", "user_or_none", "none" (no token, a session is
 	// required) or "anonymous" (no token, no session needed).
 	Token string `toml:"token"`
+	// DPoP, when false, sends this API the session's token as a bearer
+	// token in an app with dpop = true: for an API that cannot take DPoP.
+	// It works only while the IdP issues unbound tokens: a request with
+	// a DPoP-bound token is refused (502). Default: the app's dpop.
+	DPoP *bool `toml:"dpop"`
 	// ClientScopes, ClientAudience and ClientResource are the scope, the
 	// audience parameter and the RFC 8707 resource of the
 	// client-credentials grant of token "client" and "user_or_client".

@@ -169,8 +169,14 @@ func (l *loginFlow) complete(c echo.Context) (string, error) {
 	if err != nil {
 		return "", l.failed("exchange", "The sign-in could not be completed with the identity provider. Please try again.", fmt.Errorf("client assertion: %w", err))
 	}
+	// DPoP: the session's own key, made here and kept in the session;
+	// the exchange's proof asks the IdP to bind the tokens to it.
+	exchCtx, key, err := l.dpopKey(ctx)
+	if err != nil {
+		return "", l.failed("exchange", "The sign-in could not be completed with the identity provider. Please try again.", err)
+	}
 	issued := time.Now() // with the expiry, the token's lifetime (the refresh margin)
-	xctx, span := startSpan(ctx, "oidc.code_exchange")
+	xctx, span := startSpan(exchCtx, "oidc.code_exchange")
 	tok, err := p.oauth2.Exchange(xctx, code, append(opts, oauth2.VerifierOption(verifier))...)
 	endSpan(span, err)
 	if err != nil {
@@ -189,7 +195,7 @@ func (l *loginFlow) complete(c echo.Context) (string, error) {
 	}
 	var ui map[string]json.RawMessage
 	if l.cfg.UserInfo {
-		uctx, span := startSpan(ctx, "oidc.userinfo")
+		uctx, span := startSpan(userinfoContext(ctx, key, tok.TokenType, tok.AccessToken), "oidc.userinfo")
 		ui, err = fetchUserinfo(uctx, l.idp, p, tok.AccessToken, idt.Subject)
 		endSpan(span, err)
 		if err != nil {
@@ -213,11 +219,18 @@ func (l *loginFlow) complete(c echo.Context) (string, error) {
 		RefreshToken: tok.RefreshToken,
 		TokenExpiry:  tok.Expiry,
 		TokenIssued:  issued,
+		TokenType:    tok.TokenType,
 		SessionState: q.Get("session_state"),
 		CreatedAt:    now,
 		LastSeen:     now,
 		Browser:      l.browsers.describe(r.UserAgent()),
 		Address:      truncate(c.RealIP(), session.MaxAddressLen),
+	}
+	if key != nil {
+		s.DPoPKey = key.Bytes()
+		if !isDPoP(tok.TokenType) {
+			l.logger.WarnContext(r.Context(), "dpop: the identity provider issued an unbound access token; the APIs get it as a bearer token", "app", l.cfg.Name, "token_type", truncate(tok.TokenType, 32))
+		}
 	}
 	// A session cookie from before is replaced: no session fixation. The
 	// old session ends like any other, so its tabs, the downstream apps

@@ -50,7 +50,7 @@ func newSite(a *app, sh shared) *site {
 	sess := appSession{app: cfg.Name, issuer: cfg.Issuer, cookie: sh.cookies.Name(cfg.Name), cookies: sh.cookies, sessions: sh.sessions}
 	return &site{
 		app: a,
-		login: &loginFlow{cfg: cfg, disc: a.disc, states: sh.states, sess: sess, idp: sh.idp,
+		login: &loginFlow{cfg: cfg, disc: a.disc, states: sh.states, sess: sess, idp: a.idp,
 			logins: sh.logins, logger: sh.pages.logger, public: sh.public, browsers: sh.browsers},
 		user: &userPage{cfg: cfg, sess: sess, timeouts: sh.timeouts, handle: sh.logout.Handle},
 		logout: &logoutPages{cfg: cfg, disc: a.disc, sess: sess, logout: sh.logout, states: sh.states,

@@ -90,7 +90,7 @@ func (a *app) refreshedClaims(ctx context.Context, s *session.Session, accessTok
 	if p == nil {
 		return nil, nil
 	}
-	ui, err := fetchUserinfo(ctx, a.idp, p, accessToken, s.Subject)
+	ui, err := fetchUserinfo(a.userinfoDPoP(ctx, s, accessToken), a.idp, p, accessToken, s.Subject)
 	switch {
 	case errors.Is(err, errUserinfoSub):
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bffgate/bffgate/internal/dpop"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -99,6 +100,16 @@ type Config struct {
 	// gateway's public host) unless a trusted proxy (TrustForwarded) sent
 	// one. Empty: the request's Host.
 	ForwardedHost string
+	// DPoPKeys is set for the APIs of an app with DPoP (RFC 9449): a
+	// session whose token is DPoP-bound (session.Session.TokenType "DPoP")
+	// then calls the API with "Authorization: DPoP <token>" and a fresh
+	// proof of its key (session.Session.DPoPKey), which the transport (a
+	// dpop.Transport) signs. Nil: bearer tokens only, as before.
+	DPoPKeys *dpop.Keys
+	// DPoP is false for an API of such an app that takes only bearer
+	// tokens (dpop = false): a DPoP-bound token is then refused with 502,
+	// since it would not work there and must not be sent unbound.
+	DPoP bool
 	// Live, if set, tracks the requests of a session whose connection
 	// outlives an ordinary request (WebSockets, streaming responses), so
 	// that they are cut when the session ends. Nil tracks none.
@@ -271,7 +282,14 @@ func (p *Proxy) ServeSession(w http.ResponseWriter, r *http.Request, s *session.
 			// The client's own Authorization never passes: it is replaced
 			// here (rewrite copies it to the outgoing request; no request
 			// copy on the hot path), and removed by rewrite for token "none".
-			r.Header["Authorization"] = []string{"Bearer " + tok}
+			if p.cfg.DPoPKeys != nil && isDPoP(s.TokenType) {
+				var ok bool
+				if r, ok = p.bindDPoP(w, r, s, tok); !ok {
+					return
+				}
+			} else {
+				r.Header["Authorization"] = []string{"Bearer " + tok}
+			}
 			p.markUsed(ctx, s)
 			p.serve(w, r, s)
 			return

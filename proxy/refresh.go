@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/bffgate/bffgate/internal/clientauth"
+	"github.com/bffgate/bffgate/internal/dpop"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -57,6 +58,11 @@ type RefresherConfig struct {
 	// tokens are not the session's user's): Claims itself decides what
 	// is worth that, and returns nil, nil to keep the claims.
 	Claims func(ctx context.Context, s *session.Session, accessToken string) (json.RawMessage, error)
+	// DPoPKeys, when set, parses the DPoP keys of sessions that have one
+	// (session.Session.DPoPKey): their refresh grants then carry a proof
+	// (dpop.WithKey), which HTTPClient's transport (a dpop.Transport)
+	// signs. Nil: refreshes carry no proof.
+	DPoPKeys *dpop.Keys
 }
 
 // Refresher is the TokenSource used in production: it returns the
@@ -89,12 +95,13 @@ var errNoTokenEndpoint = errors.New("token endpoint not known yet: oidc discover
 // tokens is what a refresh yields.
 type tokens struct {
 	access, refresh string
+	tokenType       string
 	expiry, issued  time.Time
 	claims          json.RawMessage // new claims (RefresherConfig.Claims), or nil
 }
 
 func storedTokens(s *session.Session) tokens {
-	return tokens{access: s.AccessToken, refresh: s.RefreshToken, expiry: s.TokenExpiry, issued: s.TokenIssued}
+	return tokens{access: s.AccessToken, refresh: s.RefreshToken, tokenType: s.TokenType, expiry: s.TokenExpiry, issued: s.TokenIssued}
 }
 
 // NewRefresher returns a Refresher that reads, saves and ends sessions
@@ -177,7 +184,7 @@ func (r *Refresher) AccessToken(ctx context.Context, s *session.Session) (string
 			return "", res.Err
 		}
 		t := res.Val.(tokens)
-		s.AccessToken, s.RefreshToken, s.TokenExpiry, s.TokenIssued = t.access, t.refresh, t.expiry, t.issued
+		s.AccessToken, s.RefreshToken, s.TokenExpiry, s.TokenIssued, s.TokenType = t.access, t.refresh, t.expiry, t.issued, t.tokenType
 		if t.claims != nil {
 			s.Claims = slices.Clone(t.claims)
 		}
@@ -278,7 +285,7 @@ func (r *Refresher) round(ctx context.Context, id, seen string) (tokens, error) 
 	if from == "" {
 		return tokens{}, r.end(ctx, cur, errors.New("access token expired and there is no refresh token"))
 	}
-	t, err := r.grant(ctx, from)
+	t, err := r.grant(ctx, cur, from)
 	if rejected(err) {
 		// Rejected because another writer rotated the token after it
 		// was read? Then its tokens are the session's.
@@ -302,7 +309,7 @@ func (r *Refresher) round(ctx context.Context, id, seen string) (tokens, error) 
 		}
 	}
 	_, ok, err := r.sessions.ReplaceTokens(ctx, id, from,
-		session.Tokens{AccessToken: t.access, RefreshToken: t.refresh, Expiry: t.expiry, Issued: t.issued, Claims: t.claims})
+		session.Tokens{AccessToken: t.access, RefreshToken: t.refresh, Expiry: t.expiry, Issued: t.issued, Claims: t.claims, TokenType: t.tokenType})
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 		return tokens{}, fmt.Errorf("save refreshed tokens: %w", ErrSessionEnded) // ended meanwhile, e.g. by a logout
@@ -354,11 +361,19 @@ func (r *Refresher) stored(ctx context.Context, id string) (*session.Session, er
 	return s, nil
 }
 
-// grant runs the refresh_token grant with refreshToken.
-func (r *Refresher) grant(ctx context.Context, refreshToken string) (tokens, error) {
+// grant runs the refresh_token grant of s with refreshToken, with a
+// DPoP proof of s's key if it has one.
+func (r *Refresher) grant(ctx context.Context, s *session.Session, refreshToken string) (tokens, error) {
 	te := r.endpoint.Load()
 	if te == nil {
 		return tokens{}, errNoTokenEndpoint
+	}
+	if len(s.DPoPKey) > 0 && r.cfg.DPoPKeys != nil {
+		key, err := r.cfg.DPoPKeys.Get(s.ID, s.DPoPKey)
+		if err != nil {
+			return tokens{}, fmt.Errorf("refresh access token: %w", err)
+		}
+		ctx = dpop.WithKey(ctx, key)
 	}
 	if r.cfg.HTTPClient != nil {
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, r.cfg.HTTPClient)
@@ -368,7 +383,7 @@ func (r *Refresher) grant(ctx context.Context, refreshToken string) (tokens, err
 	if err != nil {
 		return tokens{}, fmt.Errorf("refresh access token: %w", err)
 	}
-	t := tokens{access: tok.AccessToken, refresh: tok.RefreshToken, expiry: tok.Expiry, issued: issued}
+	t := tokens{access: tok.AccessToken, refresh: tok.RefreshToken, tokenType: tok.TokenType, expiry: tok.Expiry, issued: issued}
 	if t.refresh == "" {
 		t.refresh = refreshToken // the IdP did not rotate it
 	}

@@ -99,6 +99,10 @@ func (op *OP) token(w http.ResponseWriter, r *http.Request) {
 	if clientID == "" {
 		return
 	}
+	jkt, ok := op.checkDPoP(w, r, "token", "")
+	if !ok {
+		return
+	}
 	f := r.PostForm
 	if f.Get("grant_type") == "client_credentials" {
 		op.clientCredentials(w, r, clientID)
@@ -125,20 +129,27 @@ func (op *OP) token(w http.ResponseWriter, r *http.Request) {
 		}
 	case "refresh_token":
 		g = op.refresh[f.Get("refresh_token")]
-		if op.failRefresh || g == nil || g.clientID != clientID {
+		if op.failRefresh || g == nil || g.clientID != clientID || g.jkt != "" && g.jkt != jkt {
 			op.rejectedRefreshes.Add(1)
 			oauthError(w, http.StatusBadRequest, "invalid_grant", "refresh token rejected")
 			return
 		}
 		delete(op.refresh, f.Get("refresh_token")) // rotation
 		op.refreshCount.Add(1)
-		g = &grant{clientID: g.clientID, sub: g.sub, sid: g.sid, claims: g.claims}
+		g = &grant{clientID: g.clientID, sub: g.sub, sid: g.sid, claims: g.claims, jkt: g.jkt}
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "unsupported grant_type")
 		return
 	}
 	now := time.Now()
 	at, rt := random(24), random(24)
+	if jkt != "" {
+		g.jkt = jkt
+	}
+	tokenType := "Bearer"
+	if g.jkt != "" {
+		tokenType = "DPoP"
+	}
 	acc := *g
 	acc.expires = now.Add(op.cfg.AccessTokenTTL)
 	op.access[at] = &acc
@@ -155,18 +166,24 @@ func (op *OP) token(w http.ResponseWriter, r *http.Request) {
 		claims["sid"] = g.sid
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"access_token": at, "token_type": "Bearer", "refresh_token": rt,
+		"access_token": at, "token_type": tokenType, "refresh_token": rt,
 		"expires_in": int(op.cfg.AccessTokenTTL.Seconds()), "scope": "openid profile email",
 		"id_token": op.Sign(claims, SignOpts{}),
 	})
 }
 
 func (op *OP) userinfo(w http.ResponseWriter, r *http.Request) {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	tok, isDPoP, ok := accessTokenOf(r)
 	op.mu.Lock()
 	g := op.access[tok]
 	op.mu.Unlock()
-	if !ok || g == nil || time.Now().After(g.expires) {
+	var jkt string
+	if isDPoP {
+		if jkt, ok = op.checkDPoP(w, r, "userinfo", tok); !ok {
+			return
+		}
+	}
+	if !ok || g == nil || time.Now().After(g.expires) || g.jkt != jkt {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		oauthError(w, http.StatusUnauthorized, "invalid_token", "unknown or expired access token")
 		return

@@ -29,6 +29,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/bffgate/bffgate/internal/dpop"
 )
 
 // Config configures an OP. The zero value is usable: client "client" with
@@ -71,6 +73,13 @@ type Config struct {
 	// authorization_response_iss_parameter_supported (RFC 9207) and sends
 	// iss in authorization responses (see SetISS).
 	AuthorizationResponseISS bool
+	// DPoP (RFC 9449) advertises dpop_signing_alg_values_supported,
+	// verifies DPoP proofs at /token and /userinfo, binds the tokens of
+	// a code exchange or refresh that carries a proof (token_type DPoP,
+	// AccessTokenJKT), and requires a proof of the same key to refresh a
+	// bound refresh token or use a bound access token. SetDPoPNonce makes
+	// it demand a nonce.
+	DPoP bool
 	// Wrap, when not nil, wraps the OP's handler (the load harness times
 	// the IdP's share of a login with it).
 	Wrap func(http.Handler) http.Handler
@@ -107,6 +116,10 @@ type OP struct {
 	authorizes             []url.Values
 	issMode                ISSMode
 	parFail                parFailure
+	dpopNonce              string
+	dpopProofs             []DPoPProof
+	dpopChallenges         int
+	dpopVerifier           dpop.Verifier
 }
 
 type client struct {
@@ -122,6 +135,7 @@ type grant struct {
 	sub, sid                                string
 	claims                                  map[string]any
 	expires                                 time.Time
+	jkt                                     string // DPoP: the key the tokens are bound to
 }
 
 // New starts an OP; it is closed by t.Cleanup.
@@ -160,6 +174,7 @@ func New(t testing.TB, cfg Config) *OP {
 		assertionJTIs: map[string]bool{}, pushed: map[string]*pushed{},
 		cc: clientCredentials{ttl: cfg.ClientTokenTTL, tokens: map[string]ClientToken{}},
 	}
+	op.dpopVerifier.Nonce = func() string { return op.dpopNonceNow() }
 	op.AddClient(cfg.ClientID, cfg.ClientSecret, cfg.RedirectURL)
 
 	mux := http.NewServeMux()
@@ -302,6 +317,9 @@ func (op *OP) discovery(w http.ResponseWriter, _ *http.Request) {
 	}
 	if op.cfg.AuthorizationResponseISS {
 		md["authorization_response_iss_parameter_supported"] = true
+	}
+	if op.cfg.DPoP {
+		md["dpop_signing_alg_values_supported"] = []string{"ES256"}
 	}
 	if !op.cfg.NoEndSession {
 		md["end_session_endpoint"] = op.URL + "/end_session"
