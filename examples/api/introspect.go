@@ -33,6 +33,9 @@ type tokenInfo struct {
 	// says the token was one (verified locally, not introspected).
 	Audience string
 	JWT      bool
+	// JKT is the thumbprint of the DPoP key the token is bound to
+	// (cnf.jkt, RFC 9449), or "" for a bearer token.
+	JKT string
 }
 
 type introspectorConfig struct {
@@ -144,6 +147,9 @@ type introspectionResponse struct {
 	Issuer    string `json:"iss"`
 	TokenType string `json:"token_type"`
 	Exp       int64  `json:"exp"`
+	Cnf       struct {
+		JKT string `json:"jkt"`
+	} `json:"cnf"`
 }
 
 func (in *introspector) introspect(ctx context.Context, endpoint, token string) (tokenInfo, error) {
@@ -189,15 +195,19 @@ func (in *introspector) check(ir introspectionResponse) (tokenInfo, error) {
 		// §2.2 says of JWT access tokens.
 		ir.Subject = ir.ClientID
 	}
-	// oidc-provider sets token_type only for access tokens ("Bearer", or
-	// "DPoP" for sender-constrained ones this API cannot check).
-	if !strings.EqualFold(ir.TokenType, "Bearer") {
+	// oidc-provider sets token_type only for access tokens: "Bearer",
+	// or "DPoP" for one bound to a key (cnf.jkt), whose proof
+	// requireToken checks.
+	switch {
+	case strings.EqualFold(ir.TokenType, "Bearer"):
+	case strings.EqualFold(ir.TokenType, "DPoP") && ir.Cnf.JKT != "":
+	default:
 		return tokenInfo{}, errInactive
 	}
 	if ir.Issuer != "" && strings.TrimSuffix(ir.Issuer, "/") != strings.TrimSuffix(in.cfg.Issuer, "/") {
 		return tokenInfo{}, errInactive
 	}
-	info := tokenInfo{Subject: ir.Subject, ClientID: ir.ClientID, Scope: ir.Scope}
+	info := tokenInfo{Subject: ir.Subject, ClientID: ir.ClientID, Scope: ir.Scope, JKT: ir.Cnf.JKT}
 	if ir.Exp != 0 {
 		info.Expiry = time.Unix(ir.Exp, 0)
 		if time.Now().After(info.Expiry) {

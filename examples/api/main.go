@@ -1,7 +1,9 @@
 // Command api is the bffgate demo's protected API: GET /api/hello answers only
 // requests bearing an access token that the IdP's introspection endpoint
 // (RFC 7662) says is active. The gateway forwards the full request path and
-// adds "Authorization: Bearer <access token>". POST /logout receives the
+// adds "Authorization: Bearer <access token>", or with dpop = true
+// "Authorization: DPoP <access token>" and a DPoP proof, which this API
+// checks against the token's cnf.jkt (dpop.go). POST /logout receives the
 // gateway's back-channel logout tokens and validates them with go-oidc
 // against the gateway's discovery document.
 //
@@ -180,6 +182,7 @@ func handleHello(w http.ResponseWriter, r *http.Request) {
 		"aud":       tok.Audience,
 		"jwt":       tok.JWT,
 		"token_ok":  true,
+		"dpop":      tok.JKT != "",
 	})
 }
 
@@ -192,15 +195,21 @@ type tokenVerifier interface {
 // the token's details travel on in the request context.
 func requireToken(logger *slog.Logger, verifier tokenVerifier, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, ok := bearerToken(r.Header.Get("Authorization"))
+		scheme, raw, ok := accessToken(r.Header.Get("Authorization"))
 		if !ok {
 			unauthorized(w, "invalid_request", "missing bearer token")
 			return
 		}
 		tok, err := verifier.Verify(r.Context(), raw)
+		if err == nil {
+			err = checkDPoP(r, scheme, raw, tok)
+		}
 		switch {
 		case errors.Is(err, errInactive):
 			unauthorized(w, "invalid_token", "token is not active")
+			return
+		case errors.Is(err, errDPoP):
+			dpopUnauthorized(w, err)
 			return
 		case err != nil:
 			logger.Error("verify token", "err", err)
@@ -212,13 +221,16 @@ func requireToken(logger *slog.Logger, verifier tokenVerifier, next http.Handler
 	})
 }
 
-func bearerToken(header string) (string, bool) {
-	scheme, token, ok := strings.Cut(header, " ")
+// accessToken returns the scheme ("bearer" or "dpop") and the token of
+// an Authorization header.
+func accessToken(header string) (scheme, token string, ok bool) {
+	scheme, token, ok = strings.Cut(header, " ")
 	token = strings.TrimSpace(token)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return "", false
+	scheme = strings.ToLower(scheme)
+	if !ok || (scheme != "bearer" && scheme != "dpop") || token == "" {
+		return "", "", false
 	}
-	return token, true
+	return scheme, token, true
 }
 
 func unauthorized(w http.ResponseWriter, code, description string) {

@@ -238,6 +238,15 @@ function buildProvider(clients) {
       claimsParameter: { enabled: false },
       // The gateway's client tokens (token = "client" in [[apps.apis]]).
       clientCredentials: { enabled: true },
+      // RFC 9449: a token request with a DPoP proof (the gateway's
+      // dpop = true) gets tokens bound to the proof's key (token_type DPoP,
+      // cnf.jkt in introspection). DPoP-Nonce headers are sent (keyed with
+      // a random secret per start); DPOP_REQUIRE_NONCE=1 demands them.
+      dPoP: {
+        enabled: true,
+        nonceSecret: crypto.randomBytes(32),
+        requireNonce: () => process.env.DPOP_REQUIRE_NONCE === '1',
+      },
       // RFC 8707: a token request naming API_RESOURCE gets a JWT access
       // token for it (aud API_RESOURCE, scope api:read at most). Requests
       // without a resource (the SPA's login) get opaque tokens for
