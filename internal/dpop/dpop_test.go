@@ -157,3 +157,15 @@ func TestNonceRetry(t *testing.T) {
 	}
 }
 func timeNow() time.Time { return time.Now() }
+
+// BenchmarkProof is the cost a DPoP-bound API call adds: one proof.
+func BenchmarkProof(b *testing.B) {
+	k, _ := NewKey()
+	u, _ := url.Parse("https://api.example/api/hello")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := k.Proof("GET", u, "access-token", "", time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
