@@ -11,6 +11,8 @@
 //	C  bffgate memory  the gateway binary, store = "memory"
 //	D  bffgate redis   the gateway binary, store = "redis", when
 //	                   redis-server is installed and the build supports it
+//	E  bffgate DPoP    C with dpop = true: tokens bound to the session's
+//	                   key, a fresh ES256 proof per API call (issue 17)
 //	O  oauth2-proxy    when a binary is given or installed (cookie store,
 //	                   same OP, same upstream; not a goal, a comparison)
 //

@@ -25,7 +25,7 @@ func TestLoad(t *testing.T) {
 	rep := &report{started: time.Now(), machine: describeMachine(), loadBefore: loadAvg()}
 
 	clock := &opClock{}
-	op := testop.New(t, testop.Config{Wrap: clock.wrap})
+	op := testop.New(t, testop.Config{Wrap: clock.wrap, DPoP: true}) // binds the tokens of E's exchanges only
 	upAddr, bareAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
 	upstreamURL := "http://" + upAddr
 	up := start(t, "upstream", nil, bins.upstream, "-listen", upAddr)
@@ -35,7 +35,10 @@ func TestLoad(t *testing.T) {
 
 	mem := newGateway("bffgate-memory", "memory", "")
 	mem.reserve(t)
-	gws := []*gateway{mem}
+	dp := newGateway("bffgate-dpop", "memory", "")
+	dp.dpop = true
+	dp.reserve(t)
+	gws := []*gateway{mem, dp}
 	redisURL, reason := startRedis(t)
 	var red, red2 *gateway
 	if redisURL != "" {
@@ -64,6 +67,7 @@ func TestLoad(t *testing.T) {
 	}
 	op.AddClient(op.ClientID(), op.ClientSecret(), callbacks...)
 	must(t, mem.start(t, op, upstreamURL))
+	must(t, dp.start(t, op, upstreamURL))
 	if red != nil {
 		if err := red.start(t, op, upstreamURL); err != nil {
 			red, red2, reason = nil, nil, "the gateway does not run with store = \"redis\": "+err.Error()
@@ -90,6 +94,9 @@ func TestLoad(t *testing.T) {
 			targets = append(targets, red.target("D", "bffgate, Redis store"))
 		}
 	}
+	tgE, err := dpopTarget(op, dp)
+	must(t, err)
+	targets = append(targets, tgE)
 	if o2p != nil {
 		rep.o2pVersion = o2p.version
 		if err := o2p.start(t, op, upstreamURL); err != nil {
@@ -109,7 +116,7 @@ func TestLoad(t *testing.T) {
 	}
 	rep.targets = targets
 
-	// Closed loop: warm-up, then interleaved rounds A B C D O A B C D O …
+	// Closed loop: warm-up, then interleaved rounds A B C D E O A B C D E O …
 	for _, tg := range targets {
 		if _, err := closedLoop(tg, warmupDur); err != nil {
 			t.Fatal(err)
@@ -130,7 +137,8 @@ func TestLoad(t *testing.T) {
 
 	// Open loop at half the bare proxy's capacity (its closed-loop median),
 	// B and the gateways interleaved; not oauth2-proxy, whose capacity is
-	// below that rate (it would only queue).
+	// below that rate (it would only queue), nor E (DPoP's figure is its
+	// CPU per request, from the closed loop).
 	rep.openRate = rep.median("B") / 2
 	if useWrk() {
 		// The open loop's generator is Go, which needs several times
@@ -145,7 +153,7 @@ func TestLoad(t *testing.T) {
 	}
 	rep.open = map[string][]openResult{}
 	clients := map[string]*http.Client{}
-	openTargets := slices.DeleteFunc(slices.Clone(targets[1:]), func(tg target) bool { return tg.key == "O" })
+	openTargets := slices.DeleteFunc(slices.Clone(targets[1:]), func(tg target) bool { return tg.key == "O" || tg.key == "E" })
 	for _, tg := range openTargets {
 		clients[tg.key] = newClient(openWorkers)
 		defer clients[tg.key].CloseIdleConnections()

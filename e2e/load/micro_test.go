@@ -21,6 +21,8 @@ var microBenches = []microBench{
 	{"./bff", "^BenchmarkBackchannel$", "3s"},
 	{"./logout", "^BenchmarkVerifyRS256$", "1s"},
 	{"./bff", "^BenchmarkAPIRequest$", "1s"},
+	{"./bff", "^BenchmarkAPIRequestDPoP$", "1s"},
+	{"./internal/dpop", "^BenchmarkProof$", "1s"},
 	{"./bff", "^BenchmarkLoginCallback$", "1s"},
 	{"./proxy", "^BenchmarkProxy$", "1s"},
 	{"./session", "^(BenchmarkCookieDecode|BenchmarkMemoryGet)$", "1s"},

@@ -236,6 +236,9 @@ func (r *report) markdown() string {
 	if !r.has("D") {
 		p("\nD (Redis store) not measured: %s.\n", r.redisReason)
 	}
+	if r.has("E") {
+		p("\nE is C with `dpop = true` for its app: its tokens are bound to the session's key (`cnf.jkt`), and every call carries `Authorization: DPoP` and a fresh ES256 proof; the upstream requires the proof header but does not verify it.\n")
+	}
 	if r.has("O") {
 		p("\nO is %s, signed in through the same test OP (cookie store; the ID token passed upstream as the bearer, the access token as `X-Forwarded-Access-Token`; request logging off).\n", r.o2pVersion)
 	} else {

@@ -46,6 +46,7 @@ type gateway struct {
 	redisURL       string
 	callbackPrefix string
 	serverExtra    string // more [server] keys (the streams gateway's caps)
+	dpop           bool   // the app has dpop = true (target E)
 }
 
 // newGateway reserves the addresses of a gateway; start runs it.
@@ -68,6 +69,10 @@ func (g *gateway) start(t testing.TB, op *testop.OP, upstreamURL string) error {
 	if g.store == "redis" {
 		redis = fmt.Sprintf("redis_url = %q\n", g.redisURL)
 	}
+	appExtra := ""
+	if g.dpop {
+		appExtra = "dpop = true\n"
+	}
 	cfg := fmt.Sprintf(`# bffgate load harness: %s
 [server]
 listen = %q
@@ -88,11 +93,11 @@ issuer = %q
 client_id = %q
 client_secret = %q
 frontend = %q
-  [[apps.apis]]
+%s  [[apps.apis]]
   path = "/api/"
   upstream = %q
 `, g.name, strings.TrimPrefix(g.public, "http://"), g.public, g.admin, profilingToken(), g.serverExtra, g.store, redis, sessionSecret,
-		op.URL, op.ClientID(), op.ClientSecret(), upstreamURL, upstreamURL)
+		op.URL, op.ClientID(), op.ClientSecret(), upstreamURL, appExtra, upstreamURL)
 	path := filepath.Join(t.TempDir(), "config.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return err
