@@ -169,3 +169,47 @@ func BenchmarkProof(b *testing.B) {
 		}
 	}
 }
+
+// maxProofAllocs is the ceiling of TestProofAllocs: a proof is the
+// claims' JSON, the ECDSA signature and the compact serialization over
+// the key's header, encoded once when the key is made. Measured at 71,
+// of which crypto/ecdsa.Sign takes 63 (its hedged nonce and big.Ints);
+// signing through go-jose's generic signer, which marshals the embedded
+// JWK into the header again for every proof, took 214. Raise it only
+// with a reason.
+const maxProofAllocs = 75 + raceAllocSlack
+
+// TestProofAllocs guards the cost of a proof, the one thing a DPoP-bound
+// API call adds: nothing of the key (its JWK, the header) is encoded per
+// proof.
+func TestProofAllocs(t *testing.T) {
+	k, err := NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse("https://api.example/api/hello")
+	n := testing.AllocsPerRun(100, func() { _, _ = k.Proof("GET", u, "access-token", "n", time.Now()) })
+	t.Logf("%v allocations per proof", n)
+	if n > maxProofAllocs {
+		t.Errorf("%v allocations per proof, want at most %d", n, maxProofAllocs)
+	}
+}
+
+// TestKeysGetKeepsParsed: a session's key is parsed once; later calls
+// with the same stored form return the same ready key without
+// allocating (no parse, no thumbprint).
+func TestKeysGetKeepsParsed(t *testing.T) {
+	k, _ := NewKey()
+	ks := NewKeys(0, 0)
+	first, err := ks.Get("sid", k.Bytes())
+	if err != nil || first.Thumbprint() != k.Thumbprint() {
+		t.Fatalf("Get: %v, thumbprint %q want %q", err, first.Thumbprint(), k.Thumbprint())
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if got, _ := ks.Get("sid", k.Bytes()); got != first {
+			t.Fatal("Get parsed the key again")
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations per cached Get, want 0", n)
+	}
+}

@@ -27,10 +27,13 @@ import (
 const ProofType = "dpop+jwt"
 
 // Key is a session's proof key (ES256, P-256), parsed once and ready to
-// sign: a proof costs one signature.
+// sign: its thumbprint and its proofs' protected header (alg, typ and the
+// public key as jwk, base64url-encoded) are computed when it is made, so
+// a proof costs the claims' JSON and one signature.
 type Key struct {
 	raw    []byte
-	signer jose.Signer
+	priv   *ecdsa.PrivateKey
+	header string // base64url of the protected header
 	jkt    string
 }
 
@@ -57,16 +60,24 @@ func fromPrivate(priv *ecdsa.PrivateKey) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dpop key: %w", err)
 	}
-	opts := (&jose.SignerOptions{EmbedJWK: true}).WithType(ProofType)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: priv}, opts)
+	pub := &jose.JSONWebKey{Key: &priv.PublicKey}
+	jwk, err := pub.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("dpop key: %w", err)
 	}
-	tp, err := (&jose.JSONWebKey{Key: &priv.PublicKey}).Thumbprint(crypto.SHA256)
+	header, err := json.Marshal(struct {
+		Alg string          `json:"alg"`
+		JWK json.RawMessage `json:"jwk"`
+		Typ string          `json:"typ"`
+	}{string(jose.ES256), jwk, ProofType})
 	if err != nil {
 		return nil, fmt.Errorf("dpop key: %w", err)
 	}
-	return &Key{raw: raw, signer: signer, jkt: base64.RawURLEncoding.EncodeToString(tp)}, nil
+	tp, err := pub.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("dpop key: %w", err)
+	}
+	return &Key{raw: raw, priv: priv, header: base64.RawURLEncoding.EncodeToString(header), jkt: base64.RawURLEncoding.EncodeToString(tp)}, nil
 }
 
 // Bytes returns the private key to store (32 bytes). The caller must
@@ -102,11 +113,26 @@ func (k *Key) Proof(method string, u *url.URL, accessToken, nonce string, now ti
 	if err != nil {
 		return "", err
 	}
-	jws, err := k.signer.Sign(payload)
+	// A compact JWS (RFC 7515) over the key's ready header: ES256 is
+	// ECDSA P-256 over the SHA-256 of "header.payload", r and s as two
+	// 32-byte big-endian integers (RFC 7518 §3.4).
+	enc := base64.RawURLEncoding
+	const sigLen = 64
+	b := make([]byte, 0, len(k.header)+1+enc.EncodedLen(len(payload))+1+enc.EncodedLen(sigLen))
+	b = append(b, k.header...)
+	b = append(b, '.')
+	b = enc.AppendEncode(b, payload)
+	digest := sha256.Sum256(b)
+	r, s, err := ecdsa.Sign(rand.Reader, k.priv, digest[:])
 	if err != nil {
 		return "", fmt.Errorf("sign dpop proof: %w", err)
 	}
-	return jws.CompactSerialize()
+	var sig [sigLen]byte
+	r.FillBytes(sig[:sigLen/2])
+	s.FillBytes(sig[sigLen/2:])
+	b = append(b, '.')
+	b = enc.AppendEncode(b, sig[:])
+	return string(b), nil
 }
 
 // HTU is a proof's htu for u: scheme, host and path, without query and
