@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bffgate/bffgate/internal/testop"
 )
 
 // streamMetric reads an event-stream metric (0 when absent).
@@ -100,5 +102,46 @@ func TestEventsMetrics(t *testing.T) {
 			t.Fatalf("open streams gauge = %v after a stream closed, want 3", streamMetric(t, reg, "bffgate_event_streams", nil))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestReloadStreamCaps: a reload that lowers the per-user and global
+// stream caps refuses the next stream beyond them and ends none of the
+// open ones (they still get their session's logout); raising them again
+// lets streams in.
+func TestReloadStreamCaps(t *testing.T) {
+	h := newHarness(t, harnessOpts{server: func(c *ServerConfig) { c.MaxEventStreamsPerUser = 3 }})
+	a := h.login("/")
+	sid := h.op.LastSID()
+	_, first := h.openEvents(a)
+	waitLine(t, first, ": connected", 5*time.Second)
+	_, second := h.openEvents(a)
+	waitLine(t, second, ": connected", 5*time.Second)
+
+	cfg := h.config()
+	cfg.Server.MaxEventStreamsPerUser = 1
+	h.reload(cfg)
+	if resp, _ := h.openEvents(a); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("3rd stream after the per-user cap went from 3 to 1: %d, want 429", resp.StatusCode)
+	}
+	if n := h.gw.events.count(); n != 2 {
+		t.Fatalf("open streams after lowering the cap: %d, want the 2 that were open", n)
+	}
+	h.op.SetUser("bob", nil)
+	bob := h.login("/")
+	cfg.Server.MaxEventStreams = 2
+	h.reload(cfg)
+	if resp, _ := h.openEvents(bob); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a stream over a global cap lowered to 2: %d, want 503", resp.StatusCode)
+	}
+	cfg.Server.MaxEventStreams, cfg.Server.MaxEventStreamsPerUser = 8, 3
+	h.reload(cfg)
+	h.openConnected(bob)
+
+	if resp := h.backchannel(h.logoutToken(func(c map[string]any) { c["sub"], c["sid"] = "alice", sid }, testop.SignOpts{})); resp.StatusCode != http.StatusOK {
+		t.Fatalf("back-channel = %d", resp.StatusCode)
+	}
+	for _, lines := range []<-chan string{first, second} {
+		waitLine(t, lines, "event: logout", 5*time.Second)
 	}
 }

@@ -187,6 +187,14 @@ func (b *broker) subscribe(id, user string) (st *stream, refused string) {
 	return st, ""
 }
 
+// setCaps sets the per-user and global caps (a reload). Lowering them
+// ends no open stream: only the next ones are refused beyond them.
+func (b *broker) setCaps(l ConnLimits) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.maxUser, b.maxTotal = l.MaxEventStreamsPerUser, l.MaxEventStreams
+}
+
 // count is the number of open streams.
 func (b *broker) count() int {
 	b.mu.Lock()

@@ -68,9 +68,12 @@ func (g *Gateway) SetReloader(r Reloader) { g.reloader = r }
 const endTimeout = 30 * time.Second
 
 // Reload applies cfg (an error means it was refused and nothing
-// changed): apps added, removed or changed, and [server]'s
-// rate limits and body cap; every other [server] key keeps its running
-// value (cmd reports those). An invalid cfg is refused whole and nothing
+// changed): apps added, removed or changed, and [server]'s rate
+// limits, body cap and event-stream caps (max_event_streams,
+// max_event_streams_per_user: lowering them ends no open stream, only
+// the next ones beyond them are refused); every other [server] key keeps
+// its running value (cmd applies the listeners' caps and the log level,
+// and reports the rest). An invalid cfg is refused whole and nothing
 // changes. The new apps and routes are swapped in atomically: requests
 // in flight finish on the snapshot they started with.
 //
@@ -141,6 +144,7 @@ func (g *Gateway) Reload(ctx context.Context, cfg Config) (AppChanges, error) {
 		}
 	}
 	g.cur.Store(g.snapshot(apps, cfg.Server))
+	g.events.setCaps(cfg.Server.ConnLimits)
 	g.sessions.SetMetricApps(g.appNames())
 
 	// The retired apps' logout clients are still registered here, so
