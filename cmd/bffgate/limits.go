@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,35 +35,102 @@ func newConnMetrics(reg prometheus.Registerer) *connMetrics {
 	return m
 }
 
-// limitListener caps the connections a listener holds at once; beyond it
-// new ones wait in the kernel's accept queue (no descriptor, no
-// goroutine) until one closes. A connection counts, in open, until it is
-// closed, also after its handler took it over from net/http (a parked
-// event stream), which net/http's ConnState no longer sees.
-func limitListener(ln net.Listener, max int, open prometheus.Gauge) net.Listener {
-	return &cappedListener{Listener: ln, slots: make(chan struct{}, max), done: make(chan struct{}), open: open}
+// limitListener caps the connections a listener holds at once, at
+// conns's cap; beyond it new ones wait in the kernel's accept queue (no
+// descriptor, no goroutine) until one closes or the cap is raised. A
+// connection counts, in open, until it is closed, also after its handler
+// took it over from net/http (a parked event stream), which net/http's
+// ConnState no longer sees.
+func limitListener(ln net.Listener, conns *connCap, open prometheus.Gauge) net.Listener {
+	return &cappedListener{Listener: ln, conns: conns, done: make(chan struct{}), open: open}
 }
 
-// cappedListener is netutil.LimitListener plus the count, with
-// connections that expose what they wrap (NetConn), so that the gateway
-// can watch a parked stream's socket for its peer going away.
+// connCap is a listener's connection cap, which a reload changes while
+// it runs, and the connections it counts. Lowering the cap closes no
+// connection: new ones wait until the count is below it.
+type connCap struct {
+	max atomic.Int64
+	mu  sync.Mutex
+	n   int64
+	// freed is closed, and cleared, when a slot may have come free (a
+	// connection closed, the cap raised); nil while no Accept waits.
+	freed chan struct{}
+}
+
+func newConnCap(max int) *connCap {
+	c := &connCap{}
+	c.max.Store(int64(max))
+	return c
+}
+
+// set changes the cap.
+func (c *connCap) set(max int) {
+	c.max.Store(int64(max))
+	c.wake()
+}
+
+// take takes a slot if one is free, else returns the channel that tells
+// when to try again.
+func (c *connCap) take() (ok bool, retry <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n < c.max.Load() {
+		c.n++
+		return true, nil
+	}
+	if c.freed == nil {
+		c.freed = make(chan struct{})
+	}
+	return false, c.freed
+}
+
+func (c *connCap) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n--
+	c.wakeLocked()
+}
+
+func (c *connCap) wake() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wakeLocked()
+}
+
+func (c *connCap) wakeLocked() {
+	if c.freed != nil {
+		close(c.freed)
+		c.freed = nil
+	}
+}
+
+// cappedListener is netutil.LimitListener with a cap that can change,
+// plus the count, with connections that expose what they wrap (NetConn),
+// so that the gateway can watch a parked stream's socket for its peer
+// going away.
 type cappedListener struct {
 	net.Listener
-	slots     chan struct{}
+	conns     *connCap
 	done      chan struct{}
 	closeOnce sync.Once
 	open      prometheus.Gauge
 }
 
 func (l *cappedListener) Accept() (net.Conn, error) {
-	select {
-	case l.slots <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
+	for {
+		ok, retry := l.conns.take()
+		if ok {
+			break
+		}
+		select {
+		case <-retry:
+		case <-l.done:
+			return nil, net.ErrClosed
+		}
 	}
 	c, err := l.Listener.Accept()
 	if err != nil {
-		<-l.slots
+		l.conns.release()
 		return nil, err
 	}
 	l.open.Inc()
@@ -85,7 +153,7 @@ func (c *cappedConn) Close() error {
 	err := c.Conn.Close()
 	c.release.Do(func() {
 		c.l.open.Dec()
-		<-c.l.slots
+		c.l.conns.release()
 	})
 	return err
 }
@@ -103,20 +171,28 @@ func (c *cappedConn) NetConn() net.Conn { return c.Conn }
 // count). Requests without a body (event streams, WebSocket upgrades) get
 // no deadline, and once a body is read to its end the deadline is lifted,
 // so a long response is never cut.
-func limitBodies(h http.Handler, idle time.Duration, minRate int, timedOut prometheus.Counter) http.Handler {
+func limitBodies(h http.Handler, limits *atomic.Pointer[bodyLimits], timedOut prometheus.Counter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 			h.ServeHTTP(w, r)
 			return
 		}
+		l := limits.Load() // as at the body's start, for all of it
 		rc := http.NewResponseController(w)
 		// Also bounds net/http's own read of an unread body when the
 		// handler answers without reading it (a 401, a 400).
-		if err := rc.SetReadDeadline(time.Now().Add(idle)); err == nil {
-			r.Body = &deadlineBody{body: r.Body, rc: rc, idle: idle, minRate: float64(minRate), timedOut: timedOut}
+		if err := rc.SetReadDeadline(time.Now().Add(l.idle)); err == nil {
+			r.Body = &deadlineBody{body: r.Body, rc: rc, idle: l.idle, minRate: float64(l.minRate), timedOut: timedOut}
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// bodyLimits are body_read_timeout and body_min_rate; a reload swaps
+// them, and each request body is held to those of its start.
+type bodyLimits struct {
+	idle    time.Duration
+	minRate int
 }
 
 // deadlineBody sets the connection's read deadline before each read of a

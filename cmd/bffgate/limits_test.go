@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ func TestBodyDeadlineLiftedAtEOF(t *testing.T) {
 			return
 		}
 		io.WriteString(w, "done")
-	}), idle, 1024, prometheus.NewCounter(prometheus.CounterOpts{Name: "t"})))
+	}), fixedBodyLimits(idle, 1024), prometheus.NewCounter(prometheus.CounterOpts{Name: "t"})))
 	defer srv.Close()
 	resp, err := http.Post(srv.URL, "text/plain", strings.NewReader("body"))
 	if err != nil {
@@ -42,6 +43,13 @@ func TestBodyDeadlineLiftedAtEOF(t *testing.T) {
 	if err != nil || string(b) != "done" {
 		t.Errorf("answer after the body: %q %v, want done", b, err)
 	}
+}
+
+// fixedBodyLimits are limitBodies's limits, unchanging.
+func fixedBodyLimits(idle time.Duration, minRate int) *atomic.Pointer[bodyLimits] {
+	var p atomic.Pointer[bodyLimits]
+	p.Store(&bodyLimits{idle: idle, minRate: minRate})
+	return &p
 }
 
 // TestSlowBodyOverHTTP2: over HTTP/2 the body deadline ends the stream

@@ -32,6 +32,10 @@ var reloadable = []string{
 	"apps",
 	"server.rate_limits",
 	"server.max_body_bytes",
+	"server.max_connections", "server.admin_max_connections", // new connections beyond a lowered cap wait; none is closed
+	"server.max_event_streams", "server.max_event_streams_per_user", // beyond a lowered cap the next streams are refused; none ends
+	"server.body_read_timeout", "server.body_min_rate", // for the bodies that start after the reload
+	"server.log_level",
 	"server.tls_cert", "server.tls_key", // the files re-read; turning TLS on or off needs a restart
 }
 
@@ -54,6 +58,7 @@ type reloader struct {
 	// fanout builds the downstream fan-out of a config.
 	fanout func(*fileConfig) (*upstream.Fanout, error)
 	certs  *certReloader // nil without TLS
+	live   *liveLimits   // the listeners' caps, body deadlines, log level
 	logger *slog.Logger
 	total  *prometheus.CounterVec
 
@@ -132,6 +137,7 @@ func (r *reloader) reload(ctx context.Context) bff.ReloadReport {
 		return bff.ReloadReport{Result: bff.ReloadError, Problems: problems(err), RestartRequired: restart}
 	}
 	r.down.f.Store(fanout)
+	r.live.apply(next.Server)
 	if cert != nil {
 		r.certs.use(next.Server.TLSCert, next.Server.TLSKey, cert)
 	}
@@ -157,6 +163,10 @@ func merged(running, cfg *fileConfig) *fileConfig {
 	next.Apps = cfg.Apps
 	next.Server.RateLimits = cfg.Server.RateLimits
 	next.Server.MaxBodyBytes = cfg.Server.MaxBodyBytes
+	// All of them from cfg, its defaults derived as at the start
+	// (max_event_streams from max_connections).
+	next.Server.ConnLimits = cfg.Server.ConnLimits
+	next.Server.LogLevel = cfg.Server.LogLevel
 	if (running.Server.TLSCert == "") == (cfg.Server.TLSCert == "") {
 		next.Server.TLSCert, next.Server.TLSKey = cfg.Server.TLSCert, cfg.Server.TLSKey
 	}

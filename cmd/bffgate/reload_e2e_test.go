@@ -120,17 +120,26 @@ scopes = "openid"`, 1) + second + "\n"
 		t.Errorf("POST /admin/reload with a wrong token: %d, want 401", code)
 	}
 
-	// A restart-only key: named, kept; the app removed, its routes gone.
-	rewrite(read(cfg(upstreamA.URL, "", `log_level = "debug"`)))
+	// A restart-only key: named, kept; the app removed, its routes gone;
+	// log_level applied at once (a 401 is logged at debug).
+	rewrite(read(cfg(upstreamA.URL, "", "log_level = \"debug\"\naccess_log = true")))
 	code, rep = adminReload(t, admin, reloadAdminToken)
-	if code != http.StatusOK || rep.Result != "ok" || !slices.Equal(rep.RestartRequired, []string{"server.log_level"}) ||
+	if code != http.StatusOK || rep.Result != "ok" || !slices.Equal(rep.RestartRequired, []string{"server.access_log"}) ||
 		!slices.Equal(rep.Removed, []string{"two"}) {
-		t.Errorf("POST /admin/reload: %d %+v, want ok, two removed, server.log_level needing a restart", code, rep)
+		t.Errorf("POST /admin/reload: %d %+v, want ok, two removed, server.access_log needing a restart", code, rep)
 	}
-	if !poll(5*time.Second, func() bool { return strings.Contains(stderr.String(), `"key":"server.log_level"`) }) {
-		t.Errorf("no warning names server.log_level:\n%s", proctest.Tail(stderr.String(), 10))
+	if !poll(5*time.Second, func() bool { return strings.Contains(stderr.String(), `"key":"server.access_log"`) }) {
+		t.Errorf("no warning names server.access_log:\n%s", proctest.Tail(stderr.String(), 10))
 	}
 	wantAPI(t, browser, public, "A")
+	resp, err := http.Get(public + "/bff/user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !poll(5*time.Second, func() bool { return strings.Contains(stderr.String(), `"level":"DEBUG","msg":"request failed"`) }) {
+		t.Errorf("no debug line after a reload to log_level debug:\n%s", proctest.Tail(stderr.String(), 10))
+	}
 
 	metrics := scrape(t, "http://"+admin+"/metrics")
 	for _, want := range []string{`bffgate_config_reloads_total{result="ok"} 2`, `bffgate_config_reloads_total{result="invalid"} 2`} {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bffgate/bffgate/bff"
 	"github.com/bffgate/bffgate/internal/testop"
 )
 
@@ -32,7 +33,13 @@ func TestRestartKeys(t *testing.T) {
 		listen: "127.0.0.1:8081", admin: "127.0.0.1:9090",
 		server: `max_body_bytes = 1024
 rate_limits = { login = { rate = 1, burst = 2 } }
-log_level = "debug"`,
+log_level = "debug"
+max_connections = 100
+admin_max_connections = 8
+max_event_streams_per_user = 2
+body_read_timeout = "5s"
+body_min_rate = 10
+access_log = true`,
 		session: `idle_timeout = "5m"`,
 		secret:  strings.Repeat("t", 40),
 		app: `  [[apps.apis]]
@@ -40,7 +47,7 @@ log_level = "debug"`,
   upstream = "http://127.0.0.1:4000"`,
 	})
 	got := restartKeys(running, cfg)
-	want := []string{"server.listen", "server.public_url", "server.log_level", "session.secret", "session.idle_timeout"}
+	want := []string{"server.listen", "server.public_url", "server.access_log", "session.secret", "session.idle_timeout"}
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
@@ -53,9 +60,20 @@ log_level = "debug"`,
 	}
 	next := merged(running, cfg)
 	if next.Server.Listen != "127.0.0.1:8080" || next.Session.Secret != running.Session.Secret ||
-		next.Session.IdleTimeout != 30*time.Minute || next.Server.LogLevel != running.Server.LogLevel {
-		t.Errorf("merged kept %q %v %q, want the running listen, secret, idle_timeout and log_level",
-			next.Server.Listen, next.Session.IdleTimeout, next.Server.LogLevel)
+		next.Session.IdleTimeout != 30*time.Minute || next.Server.AccessLog {
+		t.Errorf("merged kept %q %v %v, want the running listen, secret, idle_timeout and access_log",
+			next.Server.Listen, next.Session.IdleTimeout, next.Server.AccessLog)
+	}
+	// The connection and stream caps, body deadlines and log level are
+	// taken, max_event_streams's default derived again from the new
+	// max_connections, as at the start.
+	wantLimits := bff.ConnLimits{MaxConnections: 100, AdminMaxConnections: 8, BodyReadTimeout: 5 * time.Second, BodyMinRate: 10,
+		MaxEventStreams: 50, MaxEventStreamsPerUser: 2}
+	if next.Server.ConnLimits != wantLimits || next.Server.LogLevel != "debug" {
+		t.Errorf("merged took %+v %q, want %+v debug", next.Server.ConnLimits, next.Server.LogLevel, wantLimits)
+	}
+	if err := next.validate(); err != nil {
+		t.Errorf("merged config: %v", err)
 	}
 	if next.Server.MaxBodyBytes != 1024 || next.Server.RateLimits.Login.Burst != 2 || len(next.Apps[0].APIs) != 1 {
 		t.Errorf("merged did not take the reloadable keys: %+v", next.Server)

@@ -72,7 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logw := newLogWriter(stderr)
 	defer logw.Close() // last: every other deferred step may still log
-	logger := newLogger(cfg.Server, logw)
+	live := newLiveLimits(cfg.Server)
+	logger := newLogger(cfg.Server, &live.level, logw)
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -190,7 +191,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	reloads := newReloader(&reloader{
 		path: opts.configPath, getenv: getenv, gw: gw, down: down, fanout: newFanout,
-		certs: certs, logger: logger, running: cfg,
+		certs: certs, live: live, logger: logger, running: cfg,
 	}, reg)
 	gw.SetReloader(reloads)
 	// From here on every way out goes through shutdown: nothing started
@@ -198,7 +199,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	notifier.Start()
 	gw.Start(ctx)
 	stopReloads := watchReloads(ctx, reloads)
-	servers, errc, err := serve(cfg.Server, certs, gw, reg, logger)
+	servers, errc, err := serve(cfg.Server, live, certs, gw, reg, logger)
 	if err == nil {
 		select {
 		case <-ctx.Done():
@@ -320,9 +321,8 @@ func newStore(cfg session.Config, shared sharedState, reg prometheus.Registerer,
 	}
 }
 
-func newLogger(cfg bff.ServerConfig, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+// newLogger logs at level, which a reload changes (server.log_level).
+func newLogger(cfg bff.ServerConfig, level *slog.LevelVar, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.LogFormat == "text" {

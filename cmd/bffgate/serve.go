@@ -17,9 +17,9 @@ import (
 // serve starts the gateway listener (HTTPS with certs, from tls_cert and
 // tls_key) and the admin listener. Errors of a running server arrive on the
 // channel.
-func serve(cfg bff.ServerConfig, certs *certReloader, gw *bff.Gateway, reg prometheus.Registerer, logger *slog.Logger) ([]*http.Server, <-chan error, error) {
+func serve(cfg bff.ServerConfig, live *liveLimits, certs *certReloader, gw *bff.Gateway, reg prometheus.Registerer, logger *slog.Logger) ([]*http.Server, <-chan error, error) {
 	m := newConnMetrics(reg)
-	main := newServer(cfg.Listen, limitBodies(gw.Handler(), cfg.BodyReadTimeout, cfg.BodyMinRate, m.bodyTimeouts), cfg.MaxHeaderBytes, logger)
+	main := newServer(cfg.Listen, limitBodies(gw.Handler(), &live.body, m.bodyTimeouts), cfg.MaxHeaderBytes, logger)
 	// An open event stream would hold Shutdown for its whole timeout:
 	// streams are told to reconnect and ended as soon as it starts.
 	main.RegisterOnShutdown(gw.CloseStreams)
@@ -28,12 +28,13 @@ func serve(cfg bff.ServerConfig, certs *certReloader, gw *bff.Gateway, reg prome
 	}
 	servers := []*http.Server{main}
 	// Each listener has its own connection cap: the admin listener still
-	// answers health checks and metrics when the gateway's is full.
-	caps, names := []int{cfg.MaxConnections}, []string{"gateway"}
+	// answers health checks and metrics when the gateway's is full. A
+	// reload changes them (live).
+	caps, names := []*connCap{live.conns}, []string{"gateway"}
 	if cfg.AdminListen != "" {
-		admin := newServer(cfg.AdminListen, limitBodies(gw.AdminHandler(), cfg.BodyReadTimeout, cfg.BodyMinRate, m.bodyTimeouts), cfg.MaxHeaderBytes, logger)
+		admin := newServer(cfg.AdminListen, limitBodies(gw.AdminHandler(), &live.body, m.bodyTimeouts), cfg.MaxHeaderBytes, logger)
 		servers = append(servers, admin)
-		caps, names = append(caps, cfg.AdminMaxConnections), append(names, "admin")
+		caps, names = append(caps, live.adminConns), append(names, "admin")
 	}
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
@@ -44,7 +45,7 @@ func serve(cfg bff.ServerConfig, certs *certReloader, gw *bff.Gateway, reg prome
 			}
 			return nil, nil, fmt.Errorf("listen %s: %w", srv.Addr, err)
 		}
-		logger.Info("listening", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil, "max_connections", caps[i])
+		logger.Info("listening", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil, "max_connections", caps[i].max.Load())
 		ln = limitListener(ln, caps[i], m.open.WithLabelValues(names[i]))
 		go func() {
 			var err error
