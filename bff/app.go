@@ -235,6 +235,10 @@ func (a *app) build(op *oidc.Provider) (*provider, error) {
 	if err := op.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("decode discovery document: %w", err)
 	}
+	if a.cfg.isFAPI2() {
+		// FAPI 2.0: the callback requires iss (RFC 9207), advertised or not.
+		meta.ISSParameter = true
+	}
 	p := &provider{oidc: op, meta: meta}
 	par, err := parEndpoint(a.cfg.PAR, meta)
 	if err != nil {

@@ -30,6 +30,11 @@ type AppConfig struct {
 	Scopes       []string `toml:"scopes"` // default ["openid", "profile", "offline_access"]
 	// ClientAuthConfig's keys sit directly in the [[apps]] table.
 	ClientAuthConfig
+	// Profile "fapi2" turns on and enforces the FAPI 2.0 Security
+	// Profile for the app (fapi2.go): PAR required, DPoP, private_key_jwt,
+	// the authorization response's iss, PS256/ES256 ID tokens, the
+	// profile's clock skew and short access tokens. Default "" (none).
+	Profile string `toml:"profile"`
 	// PAR is "auto" (pushed authorization requests, RFC 9126, when the
 	// IdP has the endpoint), "required" or "off". Default "auto".
 	PAR string `toml:"par"`
@@ -195,6 +200,7 @@ func (c *AppConfig) Defaults() {
 	if c.PathPrefix == "" {
 		c.PathPrefix = "/"
 	}
+	c.fapi2Defaults()
 	if c.PAR == "" {
 		c.PAR = parAuto
 	}
@@ -271,6 +277,7 @@ func (c *AppConfig) Validate() error {
 	}
 	errs = append(errs, c.ClientAuthConfig.validate(c.ClientSecret)...)
 	errs = append(errs, c.parErrors()...)
+	errs = append(errs, c.profileErrors()...)
 	if !slices.Contains(c.Scopes, "openid") {
 		add("scopes: must include \"openid\"")
 	}

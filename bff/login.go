@@ -193,6 +193,11 @@ func (l *loginFlow) complete(c echo.Context) (string, error) {
 	if idt.Nonce != nonce {
 		return "", l.failed("nonce", "The identity provider's ID token does not match this sign-in.", errors.New("nonce mismatch"))
 	}
+	if l.cfg.isFAPI2() {
+		if err := fapi2Token(tok, issued, idt, time.Now()); err != nil {
+			return "", l.failed("fapi2", "The identity provider's answer does not meet the security profile of this application.", err)
+		}
+	}
 	var ui map[string]json.RawMessage
 	if l.cfg.UserInfo {
 		uctx, span := startSpan(userinfoContext(ctx, key, tok.TokenType, tok.AccessToken), "oidc.userinfo")

@@ -3,6 +3,7 @@ package bff
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -19,6 +20,7 @@ type onlineMeta struct {
 	UserinfoEndpoint     string   `json:"userinfo_endpoint"`
 	CodeChallengeMethods []string `json:"code_challenge_methods_supported"`
 	GrantTypes           []string `json:"grant_types_supported"`
+	DPoPAlgs             []string `json:"dpop_signing_alg_values_supported"`
 }
 
 // CheckOnline fetches the discovery document of cfg's IdP with client and
@@ -56,6 +58,9 @@ func CheckOnlineReport(ctx context.Context, client *http.Client, cfg AppConfig) 
 		problem("issuer: the IdP does not list PKCE S256 in code_challenge_methods_supported (it has %s)", strings.Join(m.CodeChallengeMethods, ", "))
 	}
 	for i, alg := range cfg.IDTokenSigningAlgs {
+		if cfg.Profile == profileFAPI2 {
+			break // fapi2Problems: one of the profile's algorithms is enough
+		}
 		if len(m.IDTokenAlgs) > 0 && !slices.Contains(m.IDTokenAlgs, alg) {
 			problem("id_token_signing_algs[%d]: the IdP does not sign with %s (id_token_signing_alg_values_supported: %s)", i, alg, strings.Join(m.IDTokenAlgs, ", "))
 		}
@@ -74,6 +79,10 @@ func CheckOnlineReport(ctx context.Context, client *http.Client, cfg AppConfig) 
 		notes = append(notes, "par: the IdP supports pushed authorization requests (RFC 9126), but par = \"off\"")
 	default:
 		notes = append(notes, "par: the IdP has no pushed_authorization_request_endpoint: the authorization request goes through the browser")
+	}
+	if cfg.Profile == profileFAPI2 {
+		p, w := fapi2Problems(m)
+		problems, warnings = append(problems, p...), append(warnings, w...)
 	}
 	if m.ISSParameter {
 		notes = append(notes, "issuer: the IdP sends iss in authorization responses (RFC 9207): the callback requires it")
@@ -129,4 +138,34 @@ func clientAuthProblems(cfg AppConfig, m onlineMeta) []error {
 		check("revocation", "revocation_endpoint_auth_methods_supported", m.RevocationAuthMethods)
 	}
 	return errs
+}
+
+// fapi2Problems says what the IdP's discovery lacks for profile =
+// "fapi2" (problems: logins would fail) and what it should do
+// (warnings). PAR's endpoint is checked with par = "required".
+func fapi2Problems(m onlineMeta) (problems, warnings []error) {
+	problem := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	if !m.ISSParameter {
+		problem("profile: fapi2 requires iss in authorization responses (RFC 9207), but the IdP does not advertise authorization_response_iss_parameter_supported")
+	}
+	if !slices.Contains(m.DPoPAlgs, "ES256") {
+		problem("profile: fapi2 binds tokens with DPoP ES256 keys, but the IdP's dpop_signing_alg_values_supported does not list ES256 (it has %s)", listed(m.DPoPAlgs))
+	}
+	if !slices.Contains(m.TokenAuthMethods, "private_key_jwt") {
+		problem("profile: fapi2 requires private_key_jwt, but the IdP's token_endpoint_auth_methods_supported does not list it (it has %s)", listed(m.TokenAuthMethods))
+	}
+	if len(m.IDTokenAlgs) > 0 && !slices.ContainsFunc(fapi2Algs, func(a string) bool { return slices.Contains(m.IDTokenAlgs, a) }) {
+		problem("profile: fapi2 requires PS256 or ES256 ID tokens, but the IdP's id_token_signing_alg_values_supported has %s", listed(m.IDTokenAlgs))
+	}
+	if !m.RequirePAR {
+		warnings = append(warnings, errors.New("profile: the IdP does not advertise require_pushed_authorization_requests: the gateway always pushes, but register the client so that the IdP refuses authorization requests that were not pushed"))
+	}
+	return problems, warnings
+}
+
+func listed(v []string) string {
+	if len(v) == 0 {
+		return "none"
+	}
+	return strings.Join(v, ", ")
 }

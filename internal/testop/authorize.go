@@ -168,7 +168,7 @@ func (op *OP) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": at, "token_type": tokenType, "refresh_token": rt,
 		"expires_in": int(op.cfg.AccessTokenTTL.Seconds()), "scope": "openid profile email",
-		"id_token": op.Sign(claims, SignOpts{}),
+		"id_token": op.Sign(claims, SignOpts{Alg: op.cfg.IDTokenAlg}),
 	})
 }
 

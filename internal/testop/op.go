@@ -47,6 +47,8 @@ type Config struct {
 	// when empty any value is followed.
 	PostLogoutRedirectURLs []string
 	AccessTokenTTL         time.Duration // default 1h
+	// IDTokenAlg signs the ID tokens of the token endpoint (default RS256).
+	IDTokenAlg string
 	// ClientTokenTTL is the lifetime of client_credentials tokens
 	// (default AccessTokenTTL); SetClientTokenTTL changes it later.
 	ClientTokenTTL time.Duration
