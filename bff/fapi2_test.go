@@ -1,9 +1,11 @@
 package bff
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -169,5 +171,43 @@ func TestFAPI2LoginRefused(t *testing.T) {
 func TestFAPI2Bounds(t *testing.T) {
 	if fapi2FutureSkew != 10*time.Second || fapi2MaxAccessTokenLifetime != 10*time.Minute {
 		t.Fatalf("skew %s, lifetime %s: the documented limits are 10s and 10m", fapi2FutureSkew, fapi2MaxAccessTokenLifetime)
+	}
+}
+
+// TestFAPI2Online: -check-config -online says what the IdP lacks for the
+// profile, and an IdP with all of it passes.
+func TestFAPI2Online(t *testing.T) {
+	app := func(op *testop.OP) AppConfig {
+		a := fapi2Config()
+		a.Issuer = op.URL
+		a.Defaults()
+		return a
+	}
+	full := testop.New(t, testop.Config{PAR: true, RequirePAR: true, DPoP: true, AuthorizationResponseISS: true,
+		IDTokenAlg: "ES256", TokenAuthMethods: []string{testop.PrivateKeyJWT}})
+	problems, warnings, _ := CheckOnlineReport(context.Background(), http.DefaultClient, app(full))
+	if len(problems) > 0 {
+		t.Fatalf("problems with an IdP that has the whole profile: %v", problems)
+	}
+	if w := fmt.Sprint(warnings); strings.Contains(w, "profile") {
+		t.Errorf("warnings: %s", w)
+	}
+
+	bare := testop.New(t, testop.Config{})
+	problems, warnings, _ = CheckOnlineReport(context.Background(), http.DefaultClient, app(bare))
+	all := fmt.Sprint(problems)
+	for _, want := range []string{
+		"no pushed_authorization_request_endpoint",
+		"authorization_response_iss_parameter_supported",
+		"dpop_signing_alg_values_supported does not list ES256",
+		"token_endpoint_auth_methods_supported does not list it",
+		"requires PS256 or ES256 ID tokens, but the IdP's id_token_signing_alg_values_supported has RS256",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("problems %s\nwant one with %q", all, want)
+		}
+	}
+	if !strings.Contains(fmt.Sprint(warnings), "require_pushed_authorization_requests") {
+		t.Errorf("warnings %v, want the require_pushed_authorization_requests advice", warnings)
 	}
 }

@@ -12,6 +12,7 @@
 package testop
 
 import (
+	"cmp"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -299,7 +300,7 @@ func (op *OP) discovery(w http.ResponseWriter, _ *http.Request) {
 		"code_challenge_methods_supported":      []string{"S256"},
 		"token_endpoint_auth_methods_supported": op.cfg.TokenAuthMethods,
 		"scopes_supported":                      []string{"openid", "profile", "email", "offline_access"},
-		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"id_token_signing_alg_values_supported": []string{cmp.Or(op.cfg.IDTokenAlg, "RS256")},
 		"backchannel_logout_supported":          true,
 		"backchannel_logout_session_supported":  true,
 		"frontchannel_logout_supported":         true,
