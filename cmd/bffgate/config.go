@@ -51,11 +51,25 @@ func loadConfig(path string, getenv func(string) string) (*fileConfig, error) {
 	if abs, err := filepath.Abs(path); err == nil {
 		resolvePaths(&cfg, filepath.Dir(abs))
 	}
+	valueErrs = append(valueErrs, cfg.explicitProfileErrors(order)...)
 	cfg.defaults()
 	if lines := order.sortProblems(valueErrs, []error{cfg.validate(), cfg.checkFiles(), cfg.loadDecryptionKeys(), cfg.loadAssertionKeys()}); len(lines) > 0 {
 		return nil, fmt.Errorf("config %s is invalid:\n%s", path, strings.Join(lines, "\n"))
 	}
 	return &cfg, nil
+}
+
+// explicitProfileErrors reports, before Defaults turns dpop on for
+// profile = "fapi2", an app whose file says dpop = false with the
+// profile (a bool cannot tell that from an absent key afterwards).
+func (c *fileConfig) explicitProfileErrors(order keyOrder) []error {
+	var errs []error
+	for i, a := range c.Apps {
+		if _, set := order[fmt.Sprintf("apps[%d].dpop", i)]; set && a.Profile == "fapi2" && !a.DPoP {
+			errs = append(errs, fmt.Errorf("apps[%d].dpop: is false, but profile = \"fapi2\" requires DPoP (leave dpop unset or true)", i))
+		}
+	}
+	return errs
 }
 
 func (c *fileConfig) defaults() {
