@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -45,6 +46,9 @@ type appSpec struct {
 	// the demo API's [[apps.downstream]], e.g. more [[apps.downstream]] or
 	// [[apps.apis]]; ${API_URL} stands for the demo API's URL.
 	downstream string
+	// idTokenAlgs is the TOML array of id_token_signing_algs (default
+	// ["RS256"], the demo IdP's key).
+	idTokenAlgs string
 }
 
 // stackOptions choose the IdP of a stack.
@@ -192,13 +196,13 @@ issuer = %q
 client_id = %q
 client_secret = %q
 scopes = ["openid", "profile", "email", "offline_access"]
-id_token_signing_algs = ["RS256"]
+id_token_signing_algs = %s
 frontend = %q
 post_logout_redirect = %q
 %s
   [[apps.apis]]
   path = %q
-`, a.name, a.prefix, s.idpURL, a.clientID, demoSecret, s.spaURL, a.prefix, a.settings, apiPath)
+`, a.name, a.prefix, s.idpURL, a.clientID, demoSecret, cmp.Or(a.idTokenAlgs, `["RS256"]`), s.spaURL, a.prefix, a.settings, apiPath)
 		if a.prefix == "/" {
 			fmt.Fprintf(&b, "  upstream = %q\n  token = \"user\"\n", s.apiURL)
 		} else {

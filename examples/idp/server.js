@@ -28,6 +28,12 @@
 //   REFRESH_TOKEN_TTL   seconds (86400)
 //   SESSION_TTL         seconds (86400)
 //   COOKIE_KEYS         comma-separated secrets signing the IdP's cookies (random)
+//   FAPI_PROFILE        2.0: oidc-provider's FAPI 2.0 mode (features.fapi:
+//                       PAR required, client assertions' aud the issuer,
+//                       redirect_uri always sent) and an ES256 signing
+//                       key besides the RS256 one, for clients registered
+//                       with id_token_signed_response_alg ES256 (the
+//                       gateway's profile = "fapi2"); default: off
 //   DEBUG               e.g. oidc-provider:* for the library's own logging
 
 import crypto from 'node:crypto';
@@ -189,6 +195,18 @@ function generateSigningKey() {
   return { ...jwk, kid: `dev-${crypto.randomBytes(6).toString('hex')}`, alg: 'RS256', use: 'sig' };
 }
 
+// signingKeys are the IdP's keys: RS256, and with FAPI_PROFILE also ES256
+// (the FAPI 2.0 profile allows only PS256 and ES256).
+function signingKeys() {
+  const keys = [generateSigningKey()];
+  if (process.env.FAPI_PROFILE) {
+    const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const jwk = privateKey.export({ format: 'jwk' });
+    keys.push({ ...jwk, kid: `dev-ec-${crypto.randomBytes(6).toString('hex')}`, alg: 'ES256', use: 'sig' });
+  }
+  return keys;
+}
+
 // ---------------------------------------------------------------- provider
 
 async function getResourceServerInfo(_ctx, resourceIndicator) {
@@ -212,7 +230,7 @@ function buildProvider(clients) {
   const configuration = {
     clients,
     findAccount,
-    jwks: { keys: [generateSigningKey()] },
+    jwks: { keys: signingKeys() },
     cookies: {
       keys: cookieKeys,
       long: { sameSite: 'lax' },
@@ -242,6 +260,10 @@ function buildProvider(clients) {
       // dpop = true) gets tokens bound to the proof's key (token_type DPoP,
       // cnf.jkt in introspection). DPoP-Nonce headers are sent (keyed with
       // a random secret per start); DPOP_REQUIRE_NONCE=1 demands them.
+      // FAPI_PROFILE=2.0: FAPI 2.0 Security Profile mode for every client.
+      fapi: process.env.FAPI_PROFILE
+        ? { enabled: true, profile: process.env.FAPI_PROFILE }
+        : { enabled: false },
       dPoP: {
         enabled: true,
         nonceSecret: crypto.randomBytes(32),

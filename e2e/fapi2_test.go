@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// fapi2Clients registers the demo API's introspecting client demo and
+// the gateway's FAPI 2.0 client: private_key_jwt (its public key inline,
+// %s), ES256 ID tokens, DPoP-bound access tokens, PAR required.
+const fapi2Clients = `[
+  {
+    "client_id": "demo",
+    "client_secret": "${DEMO_CLIENT_SECRET}",
+    "redirect_uris": ["${GATEWAY_URL}/unused"],
+    "grant_types": ["authorization_code"],
+    "response_types": ["code"],
+    "token_endpoint_auth_method": "client_secret_basic"
+  },
+  {
+    "client_id": "fapi-client",
+    "client_name": "bffgate FAPI 2.0",
+    "redirect_uris": ["${GATEWAY_URL}/bff/callback"],
+    "post_logout_redirect_uris": ["${GATEWAY_URL}/bff/signed-out"],
+    "backchannel_logout_uri": "${GATEWAY_URL}/bff/backchannel-logout",
+    "backchannel_logout_session_required": true,
+    "grant_types": ["authorization_code", "refresh_token"],
+    "response_types": ["code"],
+    "token_endpoint_auth_method": "private_key_jwt",
+    "token_endpoint_auth_signing_alg": "ES256",
+    "id_token_signed_response_alg": "ES256",
+    "dpop_bound_access_tokens": true,
+    "require_pushed_authorization_requests": true,
+    "jwks": {"keys": [%s]}
+  }
+]`
+
+// TestFAPI2Profile (issue 17, items 4 and 5): the gateway's app with
+// profile = "fapi2" against oidc-provider 9 in its FAPI 2.0 mode
+// (FAPI_PROFILE=2.0): a Chromium login through a pushed authorization
+// request, private_key_jwt, ES256 ID tokens and the response's iss ends
+// with DPoP-bound tokens; the demo API, which checks the binding and the
+// proof, accepts the gateway's call, and refuses the same access token
+// without the session's key.
+func TestFAPI2Profile(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "client-assertion.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	jwk := jose.JSONWebKey{Key: key.Public(), Use: "sig", Algorithm: "ES256"}
+	tp, err := jwk.Thumbprint(crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk.KeyID = base64.RawURLEncoding.EncodeToString(tp)
+	pub, err := json.Marshal(jwk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu       sync.Mutex
+		captured http.Header
+	)
+	rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		captured = r.Header.Clone()
+		mu.Unlock()
+	}))
+	t.Cleanup(rec.Close)
+	app := appSpec{name: "demo", prefix: "/", clientID: "fapi-client",
+		settings:    fmt.Sprintf("profile = \"fapi2\"\nclient_assertion_key_file = %q", keyFile),
+		idTokenAlgs: `["ES256"]`,
+		downstream:  "\n  [[apps.apis]]\n  path = \"/rec/\"\n  upstream = \"" + rec.URL + "\"\n"}
+	s := startStackWith(t, stackOptions{
+		clientsJSON: fmt.Sprintf(fapi2Clients, pub),
+		// Without DPOP_REQUIRE_NONCE: the gateway's retry after
+		// use_dpop_nonce resends the same private_key_jwt assertion,
+		// whose jti oidc-provider refuses as replayed (invalid_client).
+		idpEnv: []string{"FAPI_PROFILE=2.0"},
+	}, app)
+
+	tb := newBrowser(t).newTab()
+	tb.loginToApp(s.gwURL+"/", "alice", "wonderland", false)
+	if n := len(s.idpEvents("e2e.http", map[string]string{"method": "POST", "path": "/request", "status": "201"})); n != 1 {
+		t.Errorf("pushed authorization requests = %d, want 1", n)
+	}
+	if got := s.idpEvents("grant.error", map[string]string{"client_id": "fapi-client"}); len(got) != 0 {
+		t.Errorf("grant errors: %v", got)
+	}
+	if r := tb.fetch("/api/hello"); r.Status != 200 || !strings.Contains(r.Body, `"dpop":true`) {
+		t.Fatalf("GET /api/hello = %d %s, want 200 with a DPoP-bound token", r.Status, r.Body)
+	}
+	if r := tb.fetch("/rec/x"); r.Status != 200 {
+		t.Fatalf("GET /rec/x = %d %s", r.Status, r.Body)
+	}
+	mu.Lock()
+	h := captured
+	mu.Unlock()
+	tok, ok := strings.CutPrefix(h.Get("Authorization"), "DPoP ")
+	if !ok || h.Get("DPoP") == "" {
+		t.Fatalf("the API got Authorization %q and DPoP %q, want the DPoP scheme and a proof", h.Get("Authorization"), h.Get("DPoP"))
+	}
+	// The same access token without the session's key: refused.
+	req, _ := http.NewRequest("GET", s.apiURL+"/api/hello", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the access token replayed without the session's key: %d, want 401", resp.StatusCode)
+	}
+}
