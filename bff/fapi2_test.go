@@ -211,3 +211,17 @@ func TestFAPI2Online(t *testing.T) {
 		t.Errorf("warnings %v, want the require_pushed_authorization_requests advice", warnings)
 	}
 }
+
+// TestFAPI2NonceRetryFreshAssertion: when the IdP demands a DPoP nonce
+// at the code exchange, the retry carries a new private_key_jwt
+// assertion (its jti is single use). Fails before: the retry resent the
+// same assertion and the IdP refused it as replayed (invalid_client).
+func TestFAPI2NonceRetryFreshAssertion(t *testing.T) {
+	h := fapi2Harness(t, nil)
+	h.op.SetDPoPNonce("n1")
+	c := h.browser()
+	resp, _ := h.follow(c, "/bff/login")
+	if b := body(t, resp); !h.signedIn(c) {
+		t.Fatalf("not signed in: %d %s; client auth failures %v", resp.StatusCode, b, h.op.ClientAuthFailures())
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/oauth2"
 
+	"github.com/bffgate/bffgate/internal/dpop"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -176,6 +177,7 @@ func (l *loginFlow) complete(c echo.Context) (string, error) {
 		return "", l.failed("exchange", "The sign-in could not be completed with the identity provider. Please try again.", err)
 	}
 	issued := time.Now() // with the expiry, the token's lifetime (the refresh margin)
+	exchCtx = dpop.WithFormRefresh(exchCtx, p.auth.RefreshAssertion)
 	xctx, span := startSpan(exchCtx, "oidc.code_exchange")
 	tok, err := p.oauth2.Exchange(xctx, code, append(opts, oauth2.VerifierOption(verifier))...)
 	endSpan(span, err)

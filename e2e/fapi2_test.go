@@ -97,10 +97,9 @@ func TestFAPI2Profile(t *testing.T) {
 		downstream:  "\n  [[apps.apis]]\n  path = \"/rec/\"\n  upstream = \"" + rec.URL + "\"\n"}
 	s := startStackWith(t, stackOptions{
 		clientsJSON: fmt.Sprintf(fapi2Clients, pub),
-		// Without DPOP_REQUIRE_NONCE: the gateway's retry after
-		// use_dpop_nonce resends the same private_key_jwt assertion,
-		// whose jti oidc-provider refuses as replayed (invalid_client).
-		idpEnv: []string{"FAPI_PROFILE=2.0"},
+		// Nonces required: the exchange's retry after use_dpop_nonce
+		// carries a new private_key_jwt assertion (single-use jti).
+		idpEnv: []string{"FAPI_PROFILE=2.0", "DPOP_REQUIRE_NONCE=1"},
 	}, app)
 
 	tb := newBrowser(t).newTab()
@@ -108,8 +107,12 @@ func TestFAPI2Profile(t *testing.T) {
 	if n := len(s.idpEvents("e2e.http", map[string]string{"method": "POST", "path": "/request", "status": "201"})); n != 1 {
 		t.Errorf("pushed authorization requests = %d, want 1", n)
 	}
-	if got := s.idpEvents("grant.error", map[string]string{"client_id": "fapi-client"}); len(got) != 0 {
-		t.Errorf("grant errors: %v", got)
+	// One use_dpop_nonce, answered by a retry whose new assertion the
+	// IdP accepts (no invalid_client).
+	for _, e := range s.idpEvents("grant.error", map[string]string{"client_id": "fapi-client"}) {
+		if e["error"] != "use_dpop_nonce" {
+			t.Errorf("grant error: %v", e)
+		}
 	}
 	if r := tb.fetch("/api/hello"); r.Status != 200 || !strings.Contains(r.Body, `"dpop":true`) {
 		t.Fatalf("GET /api/hello = %d %s, want 200 with a DPoP-bound token", r.Status, r.Body)

@@ -138,6 +138,20 @@ func (c *Client) Params() (url.Values, error) {
 	return url.Values{"client_assertion_type": {AssertionType}, "client_assertion": {a}}, nil
 }
 
+// RefreshAssertion replaces form's client_assertion, if it has one, with
+// a fresh one (a resent request must not reuse the single-use jti).
+func (c *Client) RefreshAssertion(form url.Values) error {
+	if form.Get("client_assertion") == "" {
+		return nil
+	}
+	p, err := c.Params()
+	if err != nil {
+		return err
+	}
+	form.Set("client_assertion", p.Get("client_assertion"))
+	return nil
+}
+
 // ExchangeOptions returns Params as options for oauth2.Config.Exchange.
 func (c *Client) ExchangeOptions() ([]oauth2.AuthCodeOption, error) {
 	p, err := c.Params()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -125,6 +126,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if out.Body, err = req.GetBody(); err != nil {
 			return nil, fmt.Errorf("dpop nonce retry: %w", err)
 		}
+		if refresh, ok := req.Context().Value(formKey{}).(func(url.Values) error); ok {
+			if err := refreshForm(out, refresh); err != nil {
+				return nil, fmt.Errorf("dpop nonce retry: %w", err)
+			}
+		}
 	}
 	return base.RoundTrip(out)
 }
@@ -174,4 +180,37 @@ func challenged(resp *http.Response, resource bool) bool {
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(body), orig), orig}
 	return err == nil && bytes.Contains(body, []byte(`"use_dpop_nonce"`))
+}
+
+type formKey struct{}
+
+// WithFormRefresh returns ctx under which the nonce retry of a form POST
+// first lets refresh change the form: a private_key_jwt assertion, whose
+// jti is single use, must be a new one.
+func WithFormRefresh(ctx context.Context, refresh func(url.Values) error) context.Context {
+	return context.WithValue(ctx, formKey{}, refresh)
+}
+
+// maxRetryForm bounds the form body read again for a retry.
+const maxRetryForm = 1 << 20
+
+// refreshForm replaces out's form body with refresh's version of it.
+func refreshForm(out *http.Request, refresh func(url.Values) error) error {
+	raw, err := io.ReadAll(io.LimitReader(out.Body, maxRetryForm))
+	out.Body.Close()
+	if err != nil {
+		return err
+	}
+	form, err := url.ParseQuery(string(raw))
+	if err != nil {
+		return err
+	}
+	if err := refresh(form); err != nil {
+		return err
+	}
+	enc := form.Encode()
+	out.Body = io.NopCloser(strings.NewReader(enc))
+	out.ContentLength = int64(len(enc))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(enc)), nil }
+	return nil
 }
