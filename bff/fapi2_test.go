@@ -225,3 +225,25 @@ func TestFAPI2NonceRetryFreshAssertion(t *testing.T) {
 		t.Fatalf("not signed in: %d %s; client auth failures %v", resp.StatusCode, b, h.op.ClientAuthFailures())
 	}
 }
+
+// TestFAPI2RefreshNonceFreshAssertion: a refresh challenged for a new
+// DPoP nonce retries with a new private_key_jwt assertion. Fails
+// before: the retry reused the assertion (jti replayed, the refresh
+// failed).
+func TestFAPI2RefreshNonceFreshAssertion(t *testing.T) {
+	h := fapi2Harness(t, nil)
+	h.op.SetDPoPNonce("n1")
+	c := h.login("/")
+	h.op.SetDPoPNonce("n2") // the refresh is challenged again
+	s := h.sessionOf(c)
+	s.TokenExpiry = time.Now().Add(-time.Second) // due
+	if err := h.store.Update(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if code, b := h.apiGet(c, "/api/x"); code != http.StatusOK {
+		t.Fatalf("API call = %d %s; client auth failures %v", code, b, h.op.ClientAuthFailures())
+	}
+	if h.op.RefreshCount() != 1 {
+		t.Fatalf("refreshes = %d, want 1", h.op.RefreshCount())
+	}
+}

@@ -373,7 +373,8 @@ func (r *Refresher) grant(ctx context.Context, s *session.Session, refreshToken 
 		if err != nil {
 			return tokens{}, fmt.Errorf("refresh access token: %w", err)
 		}
-		ctx = dpop.WithKey(ctx, key)
+		// A nonce retry carries a new private_key_jwt assertion.
+		ctx = dpop.WithFormRefresh(dpop.WithKey(ctx, key), te.auth.RefreshAssertion)
 	}
 	if r.cfg.HTTPClient != nil {
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, r.cfg.HTTPClient)
