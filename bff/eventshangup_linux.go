@@ -32,8 +32,8 @@ func (h *hangups) watch(conn net.Conn, gone func()) (token int32, ok bool) {
 		return 0, false
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.ep == nil && !h.start() {
+		h.mu.Unlock()
 		return 0, false
 	}
 	for token = h.next + 1; token == 0 || h.by[token] != nil; token++ {
@@ -45,10 +45,13 @@ func (h *hangups) watch(conn net.Conn, gone func()) (token int32, ok bool) {
 		cerr = syscall.EpollCtl(h.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
 	})
 	if err != nil || cerr != nil {
-		h.stopIfIdle()
+		idle := h.detachIfIdle()
+		h.mu.Unlock()
+		closeIdle(idle)
 		return 0, false
 	}
 	h.by[token] = gone
+	h.mu.Unlock()
 	return token, true
 }
 
@@ -59,9 +62,10 @@ func (h *hangups) unwatch(token int32) {
 		return
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	delete(h.by, token)
-	h.stopIfIdle()
+	idle := h.detachIfIdle()
+	h.mu.Unlock()
+	closeIdle(idle)
 }
 
 // start makes the epoll instance and its goroutine; h.mu is held.
@@ -83,12 +87,25 @@ func (h *hangups) start() bool {
 	return true
 }
 
-// stopIfIdle closes the instance once nothing is watched; its goroutine
-// then ends. h.mu is held.
-func (h *hangups) stopIfIdle() {
-	if len(h.by) == 0 && h.ep != nil {
-		h.ep.Close()
-		h.ep = nil
+// detachIfIdle forgets the instance once nothing is watched and returns
+// it, for closeIdle after h.mu is released; h.mu is held. Closing it here
+// would deadlock: Close waits for the watcher's Read to let go of the
+// instance, and the watcher's callback, inside that Read, waits for h.mu
+// (TestHangupsUnwatchWhileFiring).
+func (h *hangups) detachIfIdle() *os.File {
+	if len(h.by) != 0 || h.ep == nil {
+		return nil
+	}
+	ep := h.ep
+	h.ep = nil
+	return ep
+}
+
+// closeIdle closes an instance detachIfIdle returned (nil: none); its
+// watcher goroutine then ends.
+func closeIdle(ep *os.File) {
+	if ep != nil {
+		ep.Close()
 	}
 }
 
@@ -127,10 +144,15 @@ func (h *hangups) loop(ep *os.File) {
 			return
 		}
 		h.mu.Lock()
+		var idle *os.File
 		if h.ep == ep {
-			h.stopIfIdle()
+			idle = h.detachIfIdle()
 		}
 		h.mu.Unlock()
+		if idle != nil {
+			closeIdle(idle)
+			return // this watcher's instance is closed
+		}
 	}
 }
 
