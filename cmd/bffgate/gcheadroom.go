@@ -13,9 +13,10 @@ import (
 // is below the runtime's 4 MiB floor, a seventh of that). A block of
 // gcHeadroom bytes without pointers counts as live, so the collector
 // waits for gcHeadroom more garbage, but costs no marking (it has no
-// pointers) and no memory (its pages are never written). The price is up
-// to gcHeadroom more resident garbage, a fixed amount, whatever the load
-// (10,000 open streams pay it once, not per stream).
+// pointers) and usually no memory (nothing writes it; but the allocator
+// zeroes, and so makes resident, pages it reuses). The price is up to
+// gcHeadroom more resident garbage, plus at most the block, a fixed amount
+// whatever the load (10,000 open streams pay it once, not per stream).
 const gcHeadroom = 8 << 20
 
 // gcReserve holds the block; nothing reads it.
