@@ -194,6 +194,9 @@ func (a *app) buildIdentity(parts appParts) error {
 	if a.dpop != nil {
 		rc.DPoPKeys = a.dpop.keys
 	}
+	if cfg.isFAPI2() {
+		rc.Check = fapi2AccessToken
+	}
 	if cfg.UserInfoOnRefresh {
 		rc.Claims = func(ctx context.Context, s *session.Session, at string) (json.RawMessage, error) {
 			return a.refreshedClaims(ctx, s, at, parts.logger)

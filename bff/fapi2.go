@@ -100,19 +100,29 @@ func (c *AppConfig) profileErrors() []error {
 	return errs
 }
 
+// fapi2AccessToken checks a token response's access token against the
+// profile: DPoP-bound, with a known and short lifetime. The login and
+// every refresh grant (proxy.RefresherConfig.Check) are held to it.
+func fapi2AccessToken(tokenType string, issued, expiry time.Time) error {
+	if !isDPoP(tokenType) {
+		return errors.New("fapi2: the access token is not DPoP-bound (token_type " + truncate(tokenType, 32) + ")")
+	}
+	if expiry.IsZero() {
+		return errors.New("fapi2: the token response has no expires_in")
+	}
+	if life := expiry.Sub(issued); life > fapi2MaxAccessTokenLifetime+time.Second {
+		return fmt.Errorf("fapi2: the access token lives %s, more than %s", life.Round(time.Second), fapi2MaxAccessTokenLifetime)
+	}
+	return nil
+}
+
 // fapi2Token checks, for a FAPI 2.0 app, the token response of a login
 // and its verified ID token against the profile: the access token is
 // DPoP-bound, its lifetime is known and short, and the ID token was not
 // issued in the future beyond the clock skew.
 func fapi2Token(tok *oauth2.Token, issued time.Time, idt *oidc.IDToken, now time.Time) error {
-	if !isDPoP(tok.TokenType) {
-		return errors.New("fapi2: the access token is not DPoP-bound (token_type " + truncate(tok.TokenType, 32) + ")")
-	}
-	if tok.Expiry.IsZero() {
-		return errors.New("fapi2: the token response has no expires_in")
-	}
-	if life := tok.Expiry.Sub(issued); life > fapi2MaxAccessTokenLifetime+time.Second {
-		return fmt.Errorf("fapi2: the access token lives %s, more than %s", life.Round(time.Second), fapi2MaxAccessTokenLifetime)
+	if err := fapi2AccessToken(tok.TokenType, issued, tok.Expiry); err != nil {
+		return err
 	}
 	if idt.IssuedAt.After(now.Add(fapi2FutureSkew)) {
 		return fmt.Errorf("fapi2: the ID token's iat is %s in the future (at most %s)", idt.IssuedAt.Sub(now).Round(time.Second), fapi2FutureSkew)

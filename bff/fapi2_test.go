@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bffgate/bffgate/internal/testop"
+	"github.com/bffgate/bffgate/session"
 )
 
 // fapi2Config is a valid profile = "fapi2" app before Defaults.
@@ -245,5 +247,29 @@ func TestFAPI2RefreshNonceFreshAssertion(t *testing.T) {
 	}
 	if h.op.RefreshCount() != 1 {
 		t.Fatalf("refreshes = %d, want 1", h.op.RefreshCount())
+	}
+}
+
+// TestFAPI2RefreshHeldToProfile: a refresh grant whose access token breaks
+// the profile (here one that lives an hour) ends the session, as a
+// refused grant does, and nothing of it reaches the API. Fails before:
+// only the login was checked, and the hour-long token was used.
+func TestFAPI2RefreshHeldToProfile(t *testing.T) {
+	h := fapi2Harness(t, nil)
+	c := h.login("/")
+	h.op.SetAccessTokenTTL(time.Hour)
+	s := h.sessionOf(c)
+	s.TokenExpiry = time.Now().Add(-time.Second) // due
+	if err := h.store.Update(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if code, b := h.apiGet(c, "/api/x"); code != http.StatusUnauthorized {
+		t.Fatalf("API call after a refresh to an hour-long token = %d %s, want 401", code, b)
+	}
+	if h.op.RefreshCount() != 1 {
+		t.Fatalf("refreshes = %d, want 1", h.op.RefreshCount())
+	}
+	if _, err := h.store.Get(context.Background(), s.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("session after the refused refresh: %v, want it ended", err)
 	}
 }

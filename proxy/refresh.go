@@ -63,6 +63,11 @@ type RefresherConfig struct {
 	// (dpop.WithKey), which HTTPClient's transport (a dpop.Transport)
 	// signs. Nil: refreshes carry no proof.
 	DPoPKeys *dpop.Keys
+	// Check, when set, vets the tokens of every refresh grant (a
+	// profile's rules, e.g. FAPI 2.0's DPoP binding and lifetime); an
+	// error ends the session, as a refused grant does, and nothing of
+	// the refused tokens is stored.
+	Check func(tokenType string, issued, expiry time.Time) error
 }
 
 // Refresher is the TokenSource used in production: it returns the
@@ -302,6 +307,11 @@ func (r *Refresher) round(ctx context.Context, id, seen string) (tokens, error) 
 	if err != nil {
 		r.release(ctx, id)
 		return tokens{}, err
+	}
+	if r.cfg.Check != nil {
+		if err := r.cfg.Check(t.tokenType, t.issued, t.expiry); err != nil {
+			return tokens{}, r.end(ctx, cur, err)
+		}
 	}
 	if r.cfg.Claims != nil {
 		if t.claims, err = r.cfg.Claims(ctx, cur, t.access); err != nil {

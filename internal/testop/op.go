@@ -250,7 +250,19 @@ func (op *OP) ClientID() string { return op.cfg.ClientID }
 func (op *OP) ClientSecret() string { return op.cfg.ClientSecret }
 
 // AccessTokenTTL returns the lifetime of the access tokens it issues.
-func (op *OP) AccessTokenTTL() time.Duration { return op.cfg.AccessTokenTTL }
+func (op *OP) AccessTokenTTL() time.Duration {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	return op.cfg.AccessTokenTTL
+}
+
+// SetAccessTokenTTL sets the lifetime of the access tokens issued next
+// (the code exchange's and the refresh grant's).
+func (op *OP) SetAccessTokenTTL(d time.Duration) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	op.cfg.AccessTokenTTL = d
+}
 
 // JWKSURL returns the jwks_uri.
 func (op *OP) JWKSURL() string { return op.URL + "/jwks" }
