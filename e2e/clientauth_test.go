@@ -69,30 +69,7 @@ const clientAuthClients = `[
 // file is set. Fails before: the post client's revocation got 401, and
 // its first code exchange 401 before a form retry.
 func TestClientAuthMethodsOIDCProvider(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "client-assertion.pem")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// Registered as an operator would: the public JWK with the kid the
-	// gateway puts in its assertions by default, the JWK thumbprint.
-	jwk := jose.JSONWebKey{Key: key.Public(), Use: "sig", Algorithm: "ES256"}
-	tp, err := jwk.Thumbprint(crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwk.KeyID = base64.RawURLEncoding.EncodeToString(tp)
-	pub, err := json.Marshal(jwk)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keyFile, pub := clientAssertionKey(t)
 	post := appSpec{name: "demo", prefix: "/", clientID: "post-client",
 		settings: `token_endpoint_auth_method = "client_secret_post"`}
 	jwt := appSpec{name: "demo2", prefix: "/app2/", clientID: "jwt-client",
@@ -160,4 +137,36 @@ func checkClientAuth(t *testing.T, s *stack, tb *tab, a appSpec) {
 	if errs := s.idpEvents("revocation.error", nil); len(errs) > 0 {
 		t.Errorf("revocation errors at the IdP: %v", errs)
 	}
+}
+
+// clientAssertionKey writes a new P-256 private_key_jwt signing key to a
+// PEM file for the gateway's client_assertion_key_file, and returns the
+// file and the public JWK to register at the IdP, as an operator would:
+// with the kid the gateway puts in its assertions by default, the JWK
+// thumbprint.
+func clientAssertionKey(t *testing.T) (keyFile string, publicJWK []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile = filepath.Join(t.TempDir(), "client-assertion.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	jwk := jose.JSONWebKey{Key: key.Public(), Use: "sig", Algorithm: "ES256"}
+	tp, err := jwk.Thumbprint(crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk.KeyID = base64.RawURLEncoding.EncodeToString(tp)
+	publicJWK, err = json.Marshal(jwk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keyFile, publicJWK
 }

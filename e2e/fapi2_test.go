@@ -1,24 +1,12 @@
 package e2e
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-
-	jose "github.com/go-jose/go-jose/v4"
 )
 
 // fapi2Clients registers the demo API's introspecting client demo and
@@ -59,28 +47,7 @@ const fapi2Clients = `[
 // proof, accepts the gateway's call, and refuses the same access token
 // without the session's key.
 func TestFAPI2Profile(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "client-assertion.pem")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	jwk := jose.JSONWebKey{Key: key.Public(), Use: "sig", Algorithm: "ES256"}
-	tp, err := jwk.Thumbprint(crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwk.KeyID = base64.RawURLEncoding.EncodeToString(tp)
-	pub, err := json.Marshal(jwk)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keyFile, pub := clientAssertionKey(t)
 	var (
 		mu       sync.Mutex
 		captured http.Header
