@@ -22,16 +22,7 @@ import (
 // session's key: as a bearer, with the proof it came with (another URL,
 // a used jti), and with a proof of another key.
 func TestDPoPAPI(t *testing.T) {
-	var (
-		mu       sync.Mutex
-		captured http.Header
-	)
-	rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		captured = r.Header.Clone()
-		mu.Unlock()
-	}))
-	t.Cleanup(rec.Close)
+	rec := newHeaderRecorder(t)
 	app := appDemo
 	app.settings = "dpop = true"
 	app.downstream = "\n  [[apps.apis]]\n  path = \"/rec/\"\n  upstream = \"" + rec.URL + "\"\n"
@@ -50,9 +41,7 @@ func TestDPoPAPI(t *testing.T) {
 	if r := tb.fetch("/rec/x"); r.Status != 200 {
 		t.Fatalf("GET /rec/x = %d %s", r.Status, r.Body)
 	}
-	mu.Lock()
-	h := captured
-	mu.Unlock()
+	h := rec.last()
 	tok, ok := strings.CutPrefix(h.Get("Authorization"), "DPoP ")
 	if !ok || h.Get("DPoP") == "" {
 		t.Fatalf("the API got Authorization %q and DPoP %q, want the DPoP scheme and a proof", h.Get("Authorization"), h.Get("DPoP"))
@@ -100,4 +89,32 @@ func TestDPoPAPI(t *testing.T) {
 	if r := tb.fetch("/api/hello"); r.Status != 200 || !strings.Contains(r.Body, `"dpop":true`) {
 		t.Fatalf("after the refresh GET /api/hello = %d %s, want 200 with a DPoP-bound token", r.Status, r.Body)
 	}
+}
+
+// headerRecorder is an upstream API that keeps the headers of the last
+// request it got (what the gateway sent: the Authorization scheme, the
+// DPoP proof).
+type headerRecorder struct {
+	*httptest.Server
+	mu       sync.Mutex
+	captured http.Header
+}
+
+func newHeaderRecorder(t *testing.T) *headerRecorder {
+	t.Helper()
+	rec := &headerRecorder{}
+	rec.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.mu.Lock()
+		rec.captured = r.Header.Clone()
+		rec.mu.Unlock()
+	}))
+	t.Cleanup(rec.Close)
+	return rec
+}
+
+// last returns the headers of the last request (nil before the first).
+func (rec *headerRecorder) last() http.Header {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return rec.captured
 }

@@ -3,9 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -48,16 +46,7 @@ const fapi2Clients = `[
 // without the session's key.
 func TestFAPI2Profile(t *testing.T) {
 	keyFile, pub := clientAssertionKey(t)
-	var (
-		mu       sync.Mutex
-		captured http.Header
-	)
-	rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		captured = r.Header.Clone()
-		mu.Unlock()
-	}))
-	t.Cleanup(rec.Close)
+	rec := newHeaderRecorder(t)
 	app := appSpec{name: "demo", prefix: "/", clientID: "fapi-client",
 		settings:    fmt.Sprintf("profile = \"fapi2\"\nclient_assertion_key_file = %q", keyFile),
 		idTokenAlgs: `["ES256"]`,
@@ -87,9 +76,7 @@ func TestFAPI2Profile(t *testing.T) {
 	if r := tb.fetch("/rec/x"); r.Status != 200 {
 		t.Fatalf("GET /rec/x = %d %s", r.Status, r.Body)
 	}
-	mu.Lock()
-	h := captured
-	mu.Unlock()
+	h := rec.last()
 	tok, ok := strings.CutPrefix(h.Get("Authorization"), "DPoP ")
 	if !ok || h.Get("DPoP") == "" {
 		t.Fatalf("the API got Authorization %q and DPoP %q, want the DPoP scheme and a proof", h.Get("Authorization"), h.Get("DPoP"))
