@@ -226,15 +226,28 @@ func TestLiveStreamAbortedOnEnd(t *testing.T) {
 	if _, err := e.m.End(context.Background(), alice.ID, session.CauseAdmin); err != nil {
 		t.Fatal(err)
 	}
+	wantCut(t, ra, gone, "aborted")
+	buf := make([]byte, 64)
+	if _, err := rb.Body.Read(buf); err != nil {
+		t.Fatalf("the other session's stream: %v", err)
+	}
+}
+
+// ioDrain reads res's body to its end.
+// wantCut waits, at most cutWithin each, for res's stream to end with an
+// error (how: "aborted", "reset"; a clean EOF would look like success to
+// the client) and for its upstream request to end (gone closed).
+func wantCut(t *testing.T, res *http.Response, gone <-chan struct{}, how string) {
+	t.Helper()
 	ended := make(chan error, 1)
 	go func() {
-		_, err := ioDrain(ra)
+		_, err := ioDrain(res)
 		ended <- err
 	}()
 	select {
 	case err := <-ended:
 		if err == nil {
-			t.Fatal("the stream ended with a clean EOF, want it aborted")
+			t.Fatalf("the stream ended with a clean EOF, want it %s", how)
 		}
 	case <-time.After(cutWithin):
 		t.Fatalf("the stream still flows %v after its session ended", cutWithin)
@@ -244,13 +257,8 @@ func TestLiveStreamAbortedOnEnd(t *testing.T) {
 	case <-time.After(cutWithin):
 		t.Fatal("the upstream request still runs")
 	}
-	buf := make([]byte, 64)
-	if _, err := rb.Body.Read(buf); err != nil {
-		t.Fatalf("the other session's stream: %v", err)
-	}
 }
 
-// ioDrain reads res's body to its end.
 func ioDrain(res *http.Response) (int, error) {
 	buf := make([]byte, 1024)
 	n := 0
@@ -452,24 +460,7 @@ func TestLiveStreamAbortedOverHTTP2(t *testing.T) {
 	if _, err := e.m.End(context.Background(), alice.ID, session.CauseAdmin); err != nil {
 		t.Fatal(err)
 	}
-	ended := make(chan error, 1)
-	go func() {
-		_, err := ioDrain(ra)
-		ended <- err
-	}()
-	select {
-	case err := <-ended:
-		if err == nil {
-			t.Fatal("the stream ended with a clean EOF, want it reset")
-		}
-	case <-time.After(cutWithin):
-		t.Fatalf("the stream still flows %v after its session ended", cutWithin)
-	}
-	select {
-	case <-gone:
-	case <-time.After(cutWithin):
-		t.Fatal("the upstream request still runs")
-	}
+	wantCut(t, ra, gone, "reset")
 	if _, err := rb.Body.Read(make([]byte, 64)); err != nil {
 		t.Fatalf("the other session's stream on the same connection: %v", err)
 	}
