@@ -5,9 +5,6 @@ import (
 	"errors"
 	"os"
 	"testing"
-	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/bffgate/bffgate/session"
 	"github.com/bffgate/bffgate/session/storetest"
@@ -39,7 +36,7 @@ func TestLiveWebSocketCutOnOtherReplica(t *testing.T) {
 	}
 	up := newEchoWS(t)
 	a, b := newLiveEnv(t, store(), up.URL), newLiveEnv(t, store(), up.URL)
-	waitSubscribers(t, rdb, "bffgate:ended", 2)
+	storetest.WaitSubscribers(t, rdb, "bffgate:ended", 2)
 
 	alice, bob := a.newSession(t, "alice"), a.newSession(t, "bob")
 	ca, cb := b.dial(t, alice), b.dial(t, bob)
@@ -48,21 +45,4 @@ func TestLiveWebSocketCutOnOtherReplica(t *testing.T) {
 	}
 	wantClosed(t, ca)
 	echo(t, cb, "still here")
-}
-
-// waitSubscribers polls PUBSUB NUMSUB until channel has n subscribers: a
-// message published before a replica subscribed never reaches it.
-func waitSubscribers(t *testing.T, rdb redis.UniversalClient, channel string, n int64) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got, err := rdb.PubSubNumSub(context.Background(), channel).Result()
-		if err == nil && got[channel] == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("channel %s: %d subscribers (err %v), want %d", channel, got[channel], err, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

@@ -182,24 +182,6 @@ func newOwnRedisClient(t *testing.T) redis.UniversalClient {
 	return rdb
 }
 
-// waitSubscribers polls PUBSUB NUMSUB until channel has n subscribers:
-// go-redis subscribes in the background, and a message published before
-// a listener has subscribed never reaches it.
-func waitSubscribers(t *testing.T, rdb redis.UniversalClient, channel string, n int64) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got, err := rdb.PubSubNumSub(context.Background(), channel).Result()
-		if err == nil && got[channel] == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("channel %s: %d subscribers (err %v) after 5 s, want %d", channel, got[channel], err, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // remoteRecorder is a RemoteObserver.
 type remoteRecorder struct {
 	mu     sync.Mutex
@@ -236,7 +218,7 @@ func TestRedisBroadcast(t *testing.T) {
 	a.Observe(ra)
 	b.Observe(rb)
 	b.Observe(session.ObserverFunc(func(_ context.Context, _ session.Cause, s *session.Session) { plainB = append(plainB, s.ID) }))
-	waitSubscribers(t, rdb, "bffgate:ended", 2)
+	storetest.WaitSubscribers(t, rdb, "bffgate:ended", 2)
 
 	app, iss := "app-"+session.NewID()[:6], "https://idp.example"
 	s1 := &session.Session{ID: session.NewID(), App: app, Issuer: iss, Subject: "alice", SID: "sid-1"}
