@@ -10,7 +10,10 @@ import (
 )
 
 func main() {
-	reserveGCHeadroom(os.Getenv)
+	if err := reserveGCHeadroom(os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "bffgate:", err)
+		os.Exit(1)
+	}
 	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "bffgate:", err)
 		os.Exit(1)
