@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -31,21 +32,35 @@ func TestUpstreamDown(t *testing.T) {
 
 func TestSlowUpstream(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // so that the server notices the client leaving
 		select {
 		case <-r.Context().Done(): // the proxy gave up
 		case <-time.After(5 * time.Second):
 		}
 	}))
 	t.Cleanup(up.Close)
-	tr := upstream.NewTransport(upstream.TransportConfig{ResponseHeaderTimeout: 50 * time.Millisecond})
-	t.Cleanup(tr.CloseIdleConnections)
-	cfg := Config{Name: "api", Target: mustURL(t, up.URL), IsGatewayCookie: isGatewayCookie, WriteError: writeTestError}
-	p, err := New(cfg, tr, staticTokens{token: "at-1"}, &recorder{}, nil)
-	if err != nil {
-		t.Fatal(err)
+	tcfg := upstream.TransportConfig{ResponseHeaderTimeout: 50 * time.Millisecond}
+	watched := upstream.NewProxyTransport(tcfg) // the gateway's: a shared watcher for GETs to plain HTTP
+	t.Cleanup(watched.Close)
+	timed := upstream.NewTransport(tcfg) // net/http's timer
+	t.Cleanup(timed.CloseIdleConnections)
+	for name, tr := range map[string]http.RoundTripper{"proxy transport": watched, "net/http timer": timed} {
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			cfg := Config{Name: "api", Target: mustURL(t, up.URL), IsGatewayCookie: isGatewayCookie, WriteError: writeTestError}
+			p, err := New(cfg, tr, staticTokens{token: "at-1"}, &recorder{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Run(name+" "+method, func(t *testing.T) {
+				var body io.Reader // a GET without a body: the watcher's
+				if method == http.MethodPost {
+					body = strings.NewReader("{}") // net/http's timer, from the end of the upload
+				}
+				rec := serve(p, httptest.NewRequest(method, "http://app.example/api/", body), validSession())
+				wantJSONError(t, rec, http.StatusGatewayTimeout, "upstream_timeout")
+			})
+		}
 	}
-	rec := serve(p, httptest.NewRequest(http.MethodGet, "http://app.example/api/", nil), validSession())
-	wantJSONError(t, rec, http.StatusGatewayTimeout, "upstream_timeout")
 }
 
 func TestClientCanceledWritesNothing(t *testing.T) {

@@ -141,10 +141,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	// The clients' keep-alive connections are closed on the way out, so
 	// that no connection goroutine outlives run.
-	proxyTransport, notifyTransport := upstream.NewTransport(cfg.Proxy), upstream.NewTransport(cfg.Proxy)
+	proxyTransport, notifyTransport := upstream.NewProxyTransport(cfg.Proxy), upstream.NewTransport(cfg.Proxy)
 	idpTransport := upstream.NewTransport(upstream.TransportConfig{})
 	defer func() {
-		for _, t := range []*http.Transport{proxyTransport, notifyTransport, idpTransport} {
+		proxyTransport.Close()
+		for _, t := range []*http.Transport{notifyTransport, idpTransport} {
 			t.CloseIdleConnections()
 		}
 	}()
