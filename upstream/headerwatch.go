@@ -64,8 +64,10 @@ func (t *ProxyTransport) Close() {
 
 // canceler is what the watcher needs of the transport under it:
 // *http.Transport, whose CancelRequest (deprecated, but the one way to
-// cancel an HTTP/1 request without a context of its own) closes the
-// request's connection.
+// cancel an HTTP/1 request without a context of its own, which would
+// cost a request copy and a context per request) closes the request's
+// connection. Go documents that it may become a no-op in a future
+// release; TestProxyTransportHungUpstream fails if it does.
 type canceler interface {
 	http.RoundTripper
 	CancelRequest(*http.Request)

@@ -188,7 +188,24 @@ func TestProxyTransportHungUpstream(t *testing.T) {
 	tr := newTestProxyTransport(t)
 	start := time.Now()
 	req, _ := http.NewRequest(http.MethodGet, up.URL, nil)
-	res, err := tr.RoundTrip(req)
+	type result struct {
+		res *http.Response
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := tr.RoundTrip(req)
+		done <- result{res, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(50 * testTimeout):
+		// Go documents that Transport.CancelRequest "may become a no-op
+		// in a future release": the watcher would then bound nothing.
+		t.Fatal("a hung request outlived 50 timeouts: Transport.CancelRequest no longer cancels (a Go upgrade?)")
+	}
+	res, err := r.res, r.err
 	var ne net.Error
 	if res != nil || !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("got %v, %v; want a timeout error", res, err)
