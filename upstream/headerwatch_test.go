@@ -165,12 +165,17 @@ func TestHeaderWatchClose(t *testing.T) {
 }
 
 // testTimeout is the response-header timeout of the tests against real
-// servers.
-const testTimeout = 100 * time.Millisecond
+// servers that must see it pass; slowTimeout that of those where every
+// answer comes at once and only a stall of the machine longer than it
+// could fail the test; parts slower than the timeout take 3 of it.
+const (
+	testTimeout = 100 * time.Millisecond
+	slowTimeout = 300 * time.Millisecond
+)
 
-func newTestProxyTransport(t *testing.T) *ProxyTransport {
+func newTestProxyTransport(t *testing.T, timeout time.Duration) *ProxyTransport {
 	t.Helper()
-	tr := NewProxyTransport(TransportConfig{ResponseHeaderTimeout: testTimeout})
+	tr := NewProxyTransport(TransportConfig{ResponseHeaderTimeout: timeout})
 	t.Cleanup(tr.Close)
 	return tr
 }
@@ -185,7 +190,7 @@ func TestProxyTransportHungUpstream(t *testing.T) {
 		close(gone)
 	}))
 	t.Cleanup(up.Close)
-	tr := newTestProxyTransport(t)
+	tr := newTestProxyTransport(t, testTimeout)
 	start := time.Now()
 	req, _ := http.NewRequest(http.MethodGet, up.URL, nil)
 	type result struct {
@@ -230,7 +235,7 @@ func TestProxyTransportSlowParts(t *testing.T) {
 		case "/stream":
 			w.WriteHeader(http.StatusOK)
 			w.(http.Flusher).Flush()
-			<-time.After(3 * testTimeout)
+			<-time.After(3 * slowTimeout)
 			io.WriteString(w, "end")
 		case "/upgrade":
 			conn, brw, err := http.NewResponseController(w).Hijack()
@@ -246,13 +251,13 @@ func TestProxyTransportSlowParts(t *testing.T) {
 		}
 	}))
 	t.Cleanup(up.Close)
-	tr := newTestProxyTransport(t)
+	tr := newTestProxyTransport(t, slowTimeout)
 
 	t.Run("upload", func(t *testing.T) {
 		pr, pw := io.Pipe()
 		go func() {
 			for range 3 {
-				<-time.After(testTimeout)
+				<-time.After(slowTimeout)
 				pw.Write([]byte("abc"))
 			}
 			pw.Close()
@@ -291,7 +296,7 @@ func TestProxyTransportSlowParts(t *testing.T) {
 			t.Fatalf("status %d, body %T; want 101 and a connection", res.StatusCode, res.Body)
 		}
 		defer rw.Close()
-		<-time.After(3 * testTimeout)
+		<-time.After(3 * slowTimeout)
 		io.WriteString(rw, "hello\n")
 		if line, err := bufio.NewReader(rw).ReadString('\n'); err != nil || line != "echo hello\n" {
 			t.Errorf("after idling: %q, %v; want the echo", line, err)
@@ -309,7 +314,7 @@ func TestProxyTransportNoTimerPerRequest(t *testing.T) {
 	t.Cleanup(up.Close)
 	timed := NewTransport(TransportConfig{})
 	t.Cleanup(timed.CloseIdleConnections)
-	watched := newTestProxyTransport(t)
+	watched := newTestProxyTransport(t, DefaultResponseHeaderTimeout)
 	allocs := func(rt http.RoundTripper) float64 {
 		req, _ := http.NewRequest(http.MethodGet, up.URL, nil)
 		get := func() {
