@@ -203,6 +203,17 @@ func TestLoad(t *testing.T) {
 		}
 	}
 
+	if withMicro && rep.has("E") {
+		// One proof's CPU beside a load like E's rounds (the goal's unit).
+		i := slices.IndexFunc(targets, func(tg target) bool { return tg.key == "C" })
+		if d, err := proofBeside(targets[i]); err != nil {
+			rep.proofLoadedErr = err.Error()
+			t.Errorf("one proof beside the load: %v", err)
+		} else {
+			rep.proofLoaded = d
+			t.Logf("one DPoP proof beside the load on C: %v of CPU", d)
+		}
+	}
 	if withMicro {
 		rep.microLoad = loadAvg()
 		for _, m := range microBenches {

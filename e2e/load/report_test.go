@@ -41,6 +41,10 @@ type report struct {
 	streamsReason             string
 	o2pVersion, o2pReason     string
 	micro                     []microRun
+	// proofLoaded is one DPoP proof's CPU beside the load (proofBeside);
+	// proofLoadedErr why it is missing.
+	proofLoaded    time.Duration
+	proofLoadedErr string
 }
 
 func (r *report) has(key string) bool { return len(r.closed[key]) > 0 }
