@@ -177,8 +177,10 @@ const openWorkers = 512
 
 // openResult is one open-loop run at a fixed rate.
 type openResult struct {
-	rate     float64 // requests per second asked for
-	achieved float64 // requests per second completed
+	rate     float64       // requests per second asked for
+	achieved float64       // requests per second completed
+	count    int           // requests completed
+	cpu      time.Duration // the target's CPU over the run, when measured (else 0)
 	p50, p99 time.Duration
 	errors   int
 }
@@ -224,7 +226,7 @@ func openLoop(c *http.Client, tg target, rate float64, d time.Duration) openResu
 	wg.Wait()
 	elapsed := time.Since(start)
 	p50, p99 := percentiles(lat)
-	return openResult{rate: rate, achieved: float64(len(lat)) / elapsed.Seconds(), p50: p50, p99: p99, errors: int(bad.Load())}
+	return openResult{rate: rate, achieved: float64(len(lat)) / elapsed.Seconds(), count: len(lat), p50: p50, p99: p99, errors: int(bad.Load())}
 }
 
 func percentiles(d []time.Duration) (p50, p99 time.Duration) {

@@ -34,6 +34,10 @@ func (r *report) goalRows() []goalRow {
 		} else {
 			rows = append(rows, notMeasured("proxy CPU per request, memory store ÷ bare proxy (C/B)", "≤ 1.15", "/proc/<pid>/stat unreadable"))
 		}
+		if or := r.openCPURatios("C"); len(or) > 0 {
+			rows = append(rows, goalRow{fmt.Sprintf("(not a goal) the same at one request rate, the open loop's (%.0f req/s): in the closed loop C also answers fewer requests than B, and per-request costs grow as throughput falls", r.openRate), "—",
+				fmt.Sprintf("%.2f (rounds %s)", median(or), spread(or, "%.2f")), "—"})
+		}
 	}
 	if r.has("D") {
 		v := r.ratios("D", func(c closedResult) float64 { return c.rps })
@@ -235,4 +239,25 @@ func (r *report) goalsText() string {
 		fmt.Fprintf(&b, "%-9s %s\n          goal %s; measured %s\n", m, g.figure, g.goal, measured)
 	}
 	return b.String()
+}
+
+// openCPURatios is, per open-loop round, key's CPU per request over B's
+// in the same round (both at the open loop's rate).
+func (r *report) openCPURatios(key string) []float64 {
+	perRequest := func(o openResult) float64 {
+		if o.cpu <= 0 || o.count == 0 {
+			return -1
+		}
+		return float64(o.cpu) / float64(o.count)
+	}
+	var v []float64
+	for i, o := range r.open[key] {
+		if i < len(r.open["B"]) {
+			a, b := perRequest(o), perRequest(r.open["B"][i])
+			if a > 0 && b > 0 {
+				v = append(v, a/b)
+			}
+		}
+	}
+	return v
 }

@@ -161,7 +161,9 @@ func TestLoad(t *testing.T) {
 	}
 	for r := range rounds {
 		for _, tg := range openTargets {
+			m := startCPU(tg.pid)
 			res := openLoop(clients[tg.key], tg, rep.openRate, roundDur)
+			res.cpu = m.used()
 			if res.errors > 0 {
 				t.Errorf("open loop round %d, %s: %d errors", r+1, tg.name, res.errors)
 			}
@@ -204,14 +206,25 @@ func TestLoad(t *testing.T) {
 	}
 
 	if withMicro && rep.has("E") {
-		// One proof's CPU beside a load like E's rounds (the goal's unit).
-		i := slices.IndexFunc(targets, func(tg target) bool { return tg.key == "C" })
-		if d, err := proofBeside(targets[i]); err != nil {
+		// DPoP's cost at one request rate, and one proof's CPU beside
+		// that load (the goal's unit).
+		key := func(k string) target {
+			return targets[slices.IndexFunc(targets, func(tg target) bool { return tg.key == k })]
+		}
+		// Half E's capacity beside the Go generator (the open loop's rate
+		// is half B's), which both serve without queueing.
+		rate := rep.openRate * median(rep.ratiosTo("E", "B", func(c closedResult) float64 { return c.rps }))
+		eq, err := measureDPoPEqualRate(key("C"), key("E"), rate)
+		if err != nil {
+			t.Errorf("DPoP at one rate: %v", err)
+		}
+		rep.dpopEqual = eq
+		if d, err := proofBeside(key("C"), rate); err != nil {
 			rep.proofLoadedErr = err.Error()
 			t.Errorf("one proof beside the load: %v", err)
 		} else {
 			rep.proofLoaded = d
-			t.Logf("one DPoP proof beside the load on C: %v of CPU", d)
+			t.Logf("DPoP at %.0f req/s: E − C per round %v ns; one proof beside the load on C: %v of CPU", rate, eq.added, d)
 		}
 	}
 	if withMicro {

@@ -41,8 +41,10 @@ type report struct {
 	streamsReason             string
 	o2pVersion, o2pReason     string
 	micro                     []microRun
-	// proofLoaded is one DPoP proof's CPU beside the load (proofBeside);
+	// dpopEqual is E − C at one request rate (measureDPoPEqualRate);
+	// proofLoaded is one DPoP proof's CPU beside that load (proofBeside),
 	// proofLoadedErr why it is missing.
+	dpopEqual      dpopEqualRate
 	proofLoaded    time.Duration
 	proofLoadedErr string
 }
