@@ -27,22 +27,27 @@ type ProxyTransport struct {
 
 // NewProxyTransport returns the transport for proxied requests, with
 // cfg's defaults applied (call Validate first). Close it when done.
+//
+// The two transports keep their own keep-alive connections (so up to
+// twice max_idle_conns_per_host idle ones to a host). With
+// max_conns_per_host set, every request goes through the timed one, so
+// that the cap holds for all connections to a host.
 func NewProxyTransport(cfg TransportConfig) *ProxyTransport {
 	cfg = cfg.withDefaults()
-	plain := NewTransport(cfg)
-	plain.ResponseHeaderTimeout = 0 // the watcher's
-	return &ProxyTransport{
-		plain: plain,
-		timed: NewTransport(cfg),
-		watch: newHeaderWatch(plain, cfg.ResponseHeaderTimeout),
+	t := &ProxyTransport{timed: NewTransport(cfg)}
+	if cfg.MaxConnsPerHost == 0 {
+		t.plain = NewTransport(cfg)
+		t.plain.ResponseHeaderTimeout = 0 // the watcher's
+		t.watch = newHeaderWatch(t.plain, cfg.ResponseHeaderTimeout)
 	}
+	return t
 }
 
 // RoundTrip implements http.RoundTripper. A request that has waited
 // longer than the response-header timeout for its response fails with an
 // error whose Timeout() is true (the proxy answers 504).
 func (t *ProxyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Scheme != "http" || (req.Body != nil && req.Body != http.NoBody) {
+	if t.watch == nil || req.URL.Scheme != "http" || (req.Body != nil && req.Body != http.NoBody) {
 		return t.timed.RoundTrip(req)
 	}
 	return t.watch.roundTrip(req)
@@ -51,14 +56,18 @@ func (t *ProxyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // CloseIdleConnections closes the keep-alive connections of both
 // transports.
 func (t *ProxyTransport) CloseIdleConnections() {
-	t.plain.CloseIdleConnections()
+	if t.plain != nil {
+		t.plain.CloseIdleConnections()
+	}
 	t.timed.CloseIdleConnections()
 }
 
 // Close stops the watcher and closes the idle connections. Requests
 // still in flight complete without the header timeout.
 func (t *ProxyTransport) Close() {
-	t.watch.close()
+	if t.watch != nil {
+		t.watch.close()
+	}
 	t.CloseIdleConnections()
 }
 

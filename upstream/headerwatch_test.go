@@ -333,3 +333,44 @@ func TestProxyTransportNoTimerPerRequest(t *testing.T) {
 		t.Errorf("watched request: %.1f allocations, net/http's timer: %.1f; want at least 1.5 fewer", b, a)
 	}
 }
+
+// TestProxyTransportConnCap: with max_conns_per_host, a GET and a POST
+// to one host share the capped connections (one here): the watched
+// transport's own pool would have opened a second connection.
+func TestProxyTransportConnCap(t *testing.T) {
+	var mu sync.Mutex
+	conns := 0
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	}))
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	up.Start()
+	t.Cleanup(up.Close)
+	tr := NewProxyTransport(TransportConfig{MaxConnsPerHost: 1})
+	t.Cleanup(tr.Close)
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodGet} {
+		var body io.Reader
+		if method == http.MethodPost {
+			body = strings.NewReader("{}")
+		}
+		req, _ := http.NewRequest(method, up.URL, body)
+		res, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if conns != 1 {
+		t.Errorf("the upstream saw %d connections, want 1 (max_conns_per_host = 1)", conns)
+	}
+}
