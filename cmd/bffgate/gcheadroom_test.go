@@ -2,8 +2,8 @@ package main
 
 import (
 	"runtime"
-	"strings"
 	"runtime/metrics"
+	"strings"
 	"testing"
 )
 
