@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/bffgate/bffgate/internal/testop"
 	"github.com/bffgate/bffgate/proxy"
 	"github.com/bffgate/bffgate/session"
 )
@@ -26,18 +25,7 @@ func BenchmarkAPIRequestDPoP(b *testing.B) {
 // of an OP that binds its tokens.
 func benchDPoPGateway(b *testing.B, target *url.URL, transport http.RoundTripper) (http.Handler, string) {
 	b.Helper()
-	h := newHarness(b, harnessOpts{op: testop.Config{DPoP: true}, mutate: func(a *AppConfig) { a.DPoP = true }})
-	c := h.login("/")
-	if s := h.sessionOf(c); s.TokenType != "DPoP" {
-		b.Fatalf("token_type %q, want DPoP", s.TokenType)
-	}
-	u, _ := url.Parse(h.srv.URL)
-	var cookie string
-	for _, k := range c.Jar.Cookies(u) {
-		if k.Name == "bffgate-demo" {
-			cookie = k.String()
-		}
-	}
+	h, cookie := dpopSignedIn(b)
 	a := h.gw.cur.Load().apps[0]
 	p, err := proxy.New(proxy.Config{Name: "bench", Target: target, Token: "user", IsGatewayCookie: session.IsGatewayCookie, WriteError: writeJSONError,
 		DPoPKeys: a.dpop.keys, DPoP: true}, a.dpop.transport(transport), a.refresher, h.gw.sessions, h.gw.logger)

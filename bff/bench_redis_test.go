@@ -65,13 +65,7 @@ func benchGateway(b *testing.B, target *url.URL, transport http.RoundTripper, st
 	}
 	h := newHarness(b, o)
 	c := h.login("/")
-	u, _ := url.Parse(h.srv.URL)
-	var cookie string
-	for _, k := range c.Jar.Cookies(u) {
-		if k.Name == "bffgate-demo" {
-			cookie = k.String()
-		}
-	}
+	cookie := h.sessionCookie(c)
 	a := h.gw.cur.Load().apps[0]
 	p, err := proxy.New(proxy.Config{Name: "bench", Target: target, Token: "user", IsGatewayCookie: session.IsGatewayCookie, WriteError: writeJSONError}, transport, a.refresher, h.gw.sessions, h.gw.logger)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/bffgate/bffgate/internal/dpop"
-	"github.com/bffgate/bffgate/internal/testop"
 	"github.com/bffgate/bffgate/proxy"
 	"github.com/bffgate/bffgate/session"
 )
@@ -60,18 +59,8 @@ func (c proofCheck) RoundTrip(r *http.Request) (*http.Response, error) {
 // inProcessDPoPAPI is inProcessAPI for an app with dpop = true whose
 // tokens the OP bound: each call signs a fresh proof.
 func inProcessDPoPAPI(t testing.TB) func() {
-	h := newHarness(t, harnessOpts{op: testop.Config{DPoP: true}, mutate: func(a *AppConfig) { a.DPoP = true }})
-	c := h.login("/")
-	if s := h.sessionOf(c); s.TokenType != "DPoP" {
-		t.Fatalf("token_type %q, want DPoP", s.TokenType)
-	}
+	h, cookie := dpopSignedIn(t)
 	u, _ := url.Parse(h.srv.URL)
-	var cookie string
-	for _, k := range c.Jar.Cookies(u) {
-		if k.Name == "bffgate-demo" {
-			cookie = k.String()
-		}
-	}
 	a := h.gw.cur.Load().apps[0]
 	var proved bool
 	p, err := proxy.New(proxy.Config{Name: UpstreamName("demo", "/api/"), Target: u, IsGatewayCookie: session.IsGatewayCookie, WriteError: writeJSONError,
@@ -95,4 +84,16 @@ func inProcessDPoPAPI(t testing.TB) func() {
 		t.Fatalf("status %d, DPoP token with a proof: %v; want 200 and true", w.code, proved)
 	}
 	return serve
+}
+
+// dpopSignedIn is dpopHarness, signed in: it returns the session cookie
+// ("bffgate-demo=…") of a DPoP-bound session.
+func dpopSignedIn(t testing.TB) (*harness, string) {
+	t.Helper()
+	h := dpopHarness(t, nil)
+	c := h.login("/")
+	if s := h.sessionOf(c); s.TokenType != "DPoP" {
+		t.Fatalf("token_type %q, want DPoP", s.TokenType)
+	}
+	return h, h.sessionCookie(c)
 }

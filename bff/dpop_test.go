@@ -17,7 +17,7 @@ import (
 
 // dpopHarness is a gateway whose app has dpop = true, in front of an OP
 // that binds tokens to DPoP keys; mutate may change the app further.
-func dpopHarness(t *testing.T, mutate func(*AppConfig)) *harness {
+func dpopHarness(t testing.TB, mutate func(*AppConfig)) *harness {
 	return newHarness(t, harnessOpts{op: testop.Config{DPoP: true}, mutate: func(a *AppConfig) {
 		a.DPoP = true
 		if mutate != nil {

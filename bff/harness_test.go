@@ -237,25 +237,31 @@ func body(t testing.TB, resp *http.Response) string {
 	return string(b)
 }
 
-// sessionOf returns the stored session of a signed-in browser.
-func (h *harness) sessionOf(c *http.Client) *session.Session {
+// sessionCookie returns a signed-in browser's session cookie as a
+// Cookie header value ("bffgate-demo=…").
+func (h *harness) sessionCookie(c *http.Client) string {
 	h.t.Helper()
 	u, _ := url.Parse(h.srv.URL)
 	for _, k := range c.Jar.Cookies(u) {
-		if k.Name != "bffgate-demo" {
-			continue
+		if k.Name == "bffgate-demo" {
+			return k.String()
 		}
-		r := &http.Request{Header: http.Header{"Cookie": {k.String()}}}
-		id, err := h.cookies.Decode(r, "demo")
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		s, err := h.mgr.Get(context.Background(), id)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		return s
 	}
 	h.t.Fatal("browser has no session cookie")
-	return nil
+	return ""
+}
+
+// sessionOf returns the stored session of a signed-in browser.
+func (h *harness) sessionOf(c *http.Client) *session.Session {
+	h.t.Helper()
+	r := &http.Request{Header: http.Header{"Cookie": {h.sessionCookie(c)}}}
+	id, err := h.cookies.Decode(r, "demo")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	s, err := h.mgr.Get(context.Background(), id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return s
 }

@@ -81,16 +81,8 @@ func BenchmarkAPIRequestInProcess(b *testing.B) {
 func inProcessAPI(t testing.TB) func() {
 	h := newHarness(t, harnessOpts{server: func(s *ServerConfig) { s.AccessLog = true }})
 	c := h.login("/")
+	cookie := h.sessionCookie(c)
 	u, _ := url.Parse(h.srv.URL)
-	var cookie string
-	for _, k := range c.Jar.Cookies(u) {
-		if k.Name == "bffgate-demo" {
-			cookie = k.String()
-		}
-	}
-	if cookie == "" {
-		t.Fatal("no session cookie after login")
-	}
 	a := h.gw.cur.Load().apps[0]
 	p, err := proxy.New(proxy.Config{Name: UpstreamName("demo", "/api/"), Target: u, IsGatewayCookie: session.IsGatewayCookie, WriteError: writeJSONError},
 		answerInProcess{}, a.refresher, h.gw.sessions, h.gw.logger)
