@@ -82,17 +82,7 @@ func TestReloginReplacesSession(t *testing.T) {
 // read from the store, so it drops when a session expires there (no
 // replica is told of an expiry in Redis).
 func TestActiveSessionsRedisExpiry(t *testing.T) {
-	srv, skip, err := storetest.RequireRedis()
-	if err != nil {
-		t.Fatal(err)
-	}
-	storetest.SkipWithoutRedis(t, srv, skip)
-	t.Cleanup(srv.Stop)
-	rdb, err := session.NewRedisClient(session.Config{RedisURL: srv.URL(0)}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rdb.Close() })
+	rdb := testRedisClient(t)
 	var skew atomic.Int64 // how far the store's clock is ahead
 	rs, err := session.NewRedisStore(rdb, session.RedisConfig{
 		Secret:   testSecret,

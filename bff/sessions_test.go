@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/bffgate/bffgate/session"
 	"github.com/bffgate/bffgate/session/storetest"
 )
@@ -83,21 +85,29 @@ func (l sessionList) other() userSession {
 	return userSession{}
 }
 
+// testRedisClient starts a redis-server of the test's own (skipped
+// without one, a failure under CI=true) and returns a client to it.
+func testRedisClient(t *testing.T) redis.UniversalClient {
+	t.Helper()
+	srv, skip, err := storetest.RequireRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.SkipWithoutRedis(t, srv, skip)
+	t.Cleanup(srv.Stop)
+	rdb, err := session.NewRedisClient(session.Config{RedisURL: srv.URL(0)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
 // forStores runs f with the memory store and with a real Redis.
 func forStores(t *testing.T, f func(t *testing.T, o harnessOpts)) {
 	t.Run("memory", func(t *testing.T) { f(t, harnessOpts{}) })
 	t.Run("redis", func(t *testing.T) {
-		srv, skip, err := storetest.RequireRedis()
-		if err != nil {
-			t.Fatal(err)
-		}
-		storetest.SkipWithoutRedis(t, srv, skip)
-		t.Cleanup(srv.Stop)
-		rdb, err := session.NewRedisClient(session.Config{RedisURL: srv.URL(0)}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { rdb.Close() })
+		rdb := testRedisClient(t)
 		rs, err := session.NewRedisStore(rdb, session.RedisConfig{
 			Secret: testSecret, Timeouts: session.Timeouts{Idle: 30 * time.Minute, Absolute: 8 * time.Hour},
 		})
