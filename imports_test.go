@@ -85,6 +85,8 @@ func checkImport(dir, target string, isTest bool) string {
 		return "" // OAuth client authentication for all; it imports nothing itself
 	case target == "internal/dpop":
 		return "" // DPoP proofs (RFC 9449) for all; it imports nothing itself
+	case target == "internal/spans":
+		return "" // starting and ending spans for all; it imports nothing itself
 	case target == "internal/testop":
 		if isTest || dir == "internal/testop" {
 			return ""

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/bffgate/bffgate/internal/spans"
 	"github.com/bffgate/bffgate/logout"
 	"github.com/bffgate/bffgate/session"
 )
@@ -159,7 +160,7 @@ func (a *adminAPI) revoke(c echo.Context) (err error) {
 	if a.tracer != nil {
 		r := c.Request()
 		ctx, span := a.tracer.Tracer(tracerName).Start(r.Context(), "POST /admin/sessions/revoke", trace.WithSpanKind(trace.SpanKindServer))
-		defer func() { endSpan(span, err) }()
+		defer func() { spans.End(span, err) }()
 		c.SetRequest(r.WithContext(ctx))
 	}
 	var req revokeRequest

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/bffgate/bffgate/internal/dpop"
+	"github.com/bffgate/bffgate/internal/spans"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -74,9 +75,9 @@ func (l *loginFlow) redirect(c echo.Context, p *provider, returnURL string, sile
 	}
 	to := p.oauth2.AuthCodeURL(state, opts...)
 	if p.par != "" {
-		pctx, span := startSpan(c.Request().Context(), "oidc.par")
+		pctx, span := spans.Start(c.Request().Context(), tracerName, "oidc.par")
 		to, err = pushAuthorization(pctx, l.idp, p.auth, p.par, p.oauth2.Endpoint.AuthURL, to)
-		endSpan(span, err)
+		spans.End(span, err)
 		if err != nil {
 			return &loginError{reason: "par", page: pageError(http.StatusBadGateway, errPARPage, err)}
 		}
@@ -178,9 +179,9 @@ func (l *loginFlow) complete(c echo.Context) (string, error) {
 	}
 	issued := time.Now() // with the expiry, the token's lifetime (the refresh margin)
 	exchCtx = dpop.WithFormRefresh(exchCtx, p.auth.RefreshAssertion)
-	xctx, span := startSpan(exchCtx, "oidc.code_exchange")
+	xctx, span := spans.Start(exchCtx, tracerName, "oidc.code_exchange")
 	tok, err := p.oauth2.Exchange(xctx, code, append(opts, oauth2.VerifierOption(verifier))...)
-	endSpan(span, err)
+	spans.End(span, err)
 	if err != nil {
 		return "", l.failed("exchange", "The sign-in could not be completed with the identity provider. Please try again.", fmt.Errorf("code exchange: %w", err))
 	}
@@ -202,9 +203,9 @@ func (l *loginFlow) complete(c echo.Context) (string, error) {
 	}
 	var ui map[string]json.RawMessage
 	if l.cfg.UserInfo {
-		uctx, span := startSpan(userinfoContext(ctx, key, tok.TokenType, tok.AccessToken), "oidc.userinfo")
+		uctx, span := spans.Start(userinfoContext(ctx, key, tok.TokenType, tok.AccessToken), tracerName, "oidc.userinfo")
 		ui, err = fetchUserinfo(uctx, l.idp, p, tok.AccessToken, idt.Subject)
-		endSpan(span, err)
+		spans.End(span, err)
 		if err != nil {
 			return "", l.failed("userinfo", "The identity provider's user information could not be used. Please try again.", err)
 		}

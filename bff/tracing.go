@@ -1,7 +1,6 @@
 package bff
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -10,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/bffgate/bffgate/internal/spans"
 )
 
 const tracerName = "github.com/bffgate/bffgate/bff"
@@ -17,7 +18,7 @@ const tracerName = "github.com/bffgate/bffgate/bff"
 // traceRequests is the middleware of a gateway that traces (Deps.
 // TracerProvider set): each request gets one server span, continuing the
 // browser's W3C traceparent. Every span the request's handlers start is
-// its child (startSpan), and a proxied request's traceparent names it as
+// its child (spans.Start), and a proxied request's traceparent names it as
 // the upstream's parent (proxy.propagate). A gateway that does not trace
 // does not install it: its request path is unchanged.
 func traceRequests(tp trace.TracerProvider) echo.MiddlewareFunc {
@@ -56,21 +57,6 @@ func traceRequests(tp trace.TracerProvider) echo.MiddlewareFunc {
 	}
 }
 
-// startSpan starts a span under the request's, with the tracer provider
-// that made it: a no-op when the gateway does not trace.
-func startSpan(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	return trace.SpanFromContext(ctx).TracerProvider().Tracer(tracerName).Start(ctx, name, trace.WithAttributes(attrs...))
-}
-
-// endSpan records err (if any) on span and ends it.
-func endSpan(span trace.Span, err error) {
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End()
-}
-
 // tracing reports whether tp traces: set, and not a no-op provider.
 func tracing(tp trace.TracerProvider) bool {
 	if tp == nil {
@@ -86,13 +72,13 @@ func tracing(tp trace.TracerProvider) bool {
 //	defer spanHandler(c, "bff.login", app)(&err)
 func spanHandler(c echo.Context, name, app string) func(*error) {
 	r := c.Request()
-	ctx, span := startSpan(r.Context(), name, attribute.String("bffgate.app", app))
+	ctx, span := spans.Start(r.Context(), tracerName, name, attribute.String("bffgate.app", app))
 	if !span.SpanContext().IsValid() { // not tracing: nothing to end
 		return func(*error) {}
 	}
 	c.SetRequest(r.WithContext(ctx))
 	return func(err *error) {
 		c.SetRequest(c.Request().WithContext(r.Context()))
-		endSpan(span, *err)
+		spans.End(span, *err)
 	}
 }

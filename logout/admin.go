@@ -6,6 +6,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/bffgate/bffgate/internal/spans"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -29,8 +30,8 @@ type AdminRequest struct {
 // handle. It returns how many sessions ended, ErrAdminRequest for a bad
 // selection, or a *StoreError.
 func (s *Service) Admin(ctx context.Context, req AdminRequest, apps []string) (n int, err error) {
-	ctx, span := startSpan(ctx, "logout.admin", attribute.String("bffgate.app", req.App))
-	defer func() { span.SetAttributes(attribute.Int("bffgate.sessions_ended", n)); endSpan(span, err) }()
+	ctx, span := spans.Start(ctx, tracerName, "logout.admin", attribute.String("bffgate.app", req.App))
+	defer func() { span.SetAttributes(attribute.Int("bffgate.sessions_ended", n)); spans.End(span, err) }()
 	for _, v := range []string{req.App, req.Subject, req.SID, req.Session} {
 		if len(v) > MaxIdentifierLen {
 			return 0, ErrAdminRequest

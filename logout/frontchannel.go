@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/bffgate/bffgate/internal/spans"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -43,8 +44,8 @@ func (s *Service) client(app string) *Client {
 // until the next back-channel logout, expiry or sign-out. Back-channel
 // tokens, which are signed, always tombstone.
 func (s *Service) Frontchannel(ctx context.Context, app, iss, sid string) (_ []*session.Session, err error) {
-	ctx, span := startSpan(ctx, "logout.frontchannel", attribute.String("bffgate.app", app))
-	defer func() { endSpan(span, err) }()
+	ctx, span := spans.Start(ctx, tracerName, "logout.frontchannel", attribute.String("bffgate.app", app))
+	defer func() { spans.End(span, err) }()
 	c := s.client(app)
 	if c == nil {
 		return nil, fmt.Errorf("app %s: %w", app, errNotReady)
@@ -59,8 +60,8 @@ func (s *Service) Frontchannel(ctx context.Context, app, iss, sid string) (_ []*
 // for an unknown sid; without it the request is refused (ReasonIssMissing)
 // and the log names the switch, once.
 func (s *Service) FrontchannelSID(ctx context.Context, app, sid string) (_ []*session.Session, err error) {
-	ctx, span := startSpan(ctx, "logout.frontchannel", attribute.String("bffgate.app", app))
-	defer func() { endSpan(span, err) }()
+	ctx, span := spans.Start(ctx, tracerName, "logout.frontchannel", attribute.String("bffgate.app", app))
+	defer func() { spans.End(span, err) }()
 	c := s.client(app)
 	if c == nil {
 		return nil, fmt.Errorf("app %s: %w", app, errNotReady)
@@ -125,8 +126,8 @@ func (s *Service) frontchannel(ctx context.Context, c *Client, iss, sid string) 
 // carried, for a front-channel request without iss and sid. It returns
 // nil if the session is already gone.
 func (s *Service) FrontchannelCookie(ctx context.Context, id string) (_ *session.Session, err error) {
-	ctx, span := startSpan(ctx, "logout.frontchannel")
-	defer func() { endSpan(span, err) }()
+	ctx, span := spans.Start(ctx, tracerName, "logout.frontchannel")
+	defer func() { spans.End(span, err) }()
 	return s.endOne(ctx, id, session.CauseFrontchannel)
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/bffgate/bffgate/internal/spans"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -36,8 +37,8 @@ func (s *Service) Handle(sess *session.Session) string {
 // returns ErrHandleMismatch. A session already gone counts as ended. The
 // caller then sends the browser to the IdP's end_session_endpoint.
 func (s *Service) RPInitiated(ctx context.Context, sess *session.Session, handle string) (err error) {
-	ctx, span := startSpan(ctx, "logout.rp_initiated", attribute.String("bffgate.app", sess.App), attribute.String("bffgate.session_hash", session.Hash(sess.ID)))
-	defer func() { endSpan(span, err) }()
+	ctx, span := spans.Start(ctx, tracerName, "logout.rp_initiated", attribute.String("bffgate.app", sess.App), attribute.String("bffgate.session_hash", session.Hash(sess.ID)))
+	defer func() { spans.End(span, err) }()
 	if len(handle) > MaxIdentifierLen || subtle.ConstantTimeCompare([]byte(handle), []byte(s.Handle(sess))) != 1 {
 		return ErrHandleMismatch
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/bffgate/bffgate/internal/spans"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -171,8 +172,8 @@ func (s *Service) candidates(raw string) ([]*Client, *parsed) {
 // invalid_request), a *StoreError or *ReplayCacheError (400
 // application_error), or the results.
 func (s *Service) Backchannel(ctx context.Context, raw string) (_ []Result, err error) {
-	ctx, span := startSpan(ctx, "logout.backchannel")
-	defer func() { endSpan(span, err) }()
+	ctx, span := spans.Start(ctx, tracerName, "logout.backchannel")
+	defer func() { spans.End(span, err) }()
 	clients, p := s.candidates(raw)
 	if len(clients) == 0 {
 		err := invalid(ReasonNoClient, "no configured app has this issuer and audience", nil)
@@ -184,9 +185,9 @@ func (s *Service) Backchannel(ctx context.Context, raw string) (_ []Result, err 
 	var ttl time.Duration
 	var firstErr error
 	for _, c := range clients {
-		vctx, vspan := startSpan(ctx, "logout.verify_token", attribute.String("bffgate.app", c.App))
+		vctx, vspan := spans.Start(ctx, tracerName, "logout.verify_token", attribute.String("bffgate.app", c.App))
 		tok, err := c.Verifier.check(vctx, p)
-		endSpan(vspan, err)
+		spans.End(vspan, err)
 		if err != nil {
 			s.reject(ctx, c.App, err)
 			if firstErr == nil {

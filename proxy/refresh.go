@@ -17,6 +17,7 @@ import (
 
 	"github.com/bffgate/bffgate/internal/clientauth"
 	"github.com/bffgate/bffgate/internal/dpop"
+	"github.com/bffgate/bffgate/internal/spans"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -240,8 +241,8 @@ var (
 // ends. It ends the session only if the IdP rejects the refresh token
 // that is still stored.
 func (r *Refresher) refresh(ctx context.Context, id, seen string) (_ tokens, err error) {
-	ctx, span := startSpan(ctx, "oidc.refresh")
-	defer func() { endSpan(span, err) }()
+	ctx, span := spans.Start(ctx, tracerName, "oidc.refresh")
+	defer func() { spans.End(span, err) }()
 	waiting := false
 	t, err := backoff.Retry(ctx, func() (tokens, error) {
 		t, err := r.round(ctx, id, seen)
