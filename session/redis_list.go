@@ -20,39 +20,12 @@ func (r *RedisStore) List(ctx context.Context, f Filter) ([]*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	pipe := r.rdb.Pipeline()
-	cmds := make([]*redis.SliceCmd, len(ids))
-	for i, id := range ids {
-		cmds[i] = pipe.HMGet(ctx, r.sessionKey(id), recordFields...)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	out, err := r.readLive(ctx, ids, func(s *Session) bool {
+		return (f.App == "" || s.App == f.App) && (f.Issuer == "" || s.Issuer == f.Issuer) &&
+			(f.Subject == "" || s.Subject == f.Subject) && (f.SID == "" || s.SID == f.SID)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
-	}
-	now := r.now()
-	var out []*Session
-	for _, cmd := range cmds {
-		vals := cmd.Val()
-		rec := make(map[string]string, len(recordFields))
-		for i, v := range vals {
-			if s, ok := v.(string); ok {
-				rec[recordFields[i]] = s
-			}
-		}
-		if len(rec) != len(recordFields) {
-			continue // ended since the index was read
-		}
-		s, err := r.decode(rec)
-		if err != nil {
-			return nil, fmt.Errorf("list sessions: %w", err)
-		}
-		if (f.App == "" || s.App == f.App) && (f.Issuer == "" || s.Issuer == f.Issuer) &&
-			(f.Subject == "" || s.Subject == f.Subject) && (f.SID == "" || s.SID == f.SID) &&
-			r.live(s, now) {
-			out = append(out, s)
-		}
 	}
 	sortSessions(out)
 	return out, nil
