@@ -481,3 +481,17 @@ func (tb *tab) cookie(u, name string) *network.Cookie {
 	}
 	return nil
 }
+
+// confirmIdPSignOut clicks "Yes" on the IdP's sign-out page, once it
+// shows, and returns the browser's clock (Unix ms, shared by its tabs)
+// at the click.
+func (tb *tab) confirmIdPSignOut() int64 {
+	tb.t.Helper()
+	tb.waitVisible("#logout-yes")
+	var at int64
+	if err := json.Unmarshal(tb.eval("confirm at the IdP",
+		`(() => { const t = Date.now(); document.querySelector('#logout-yes').click(); return t; })()`), &at); err != nil {
+		tb.t.Fatal(err)
+	}
+	return at
+}

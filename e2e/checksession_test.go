@@ -72,10 +72,7 @@ func TestSessionManagementIdP6(t *testing.T) {
 	}
 
 	// Sign out at the IdP, in the other tab.
-	other.navigate(s.idpURL + "/session/end?" + url.Values{
-		"client_id":                {"other"},
-		"post_logout_redirect_uri": {s.idpURL + "/other/signed-out"},
-	}.Encode())
+	other.navigate(s.idpSignOutURL())
 	other.click("#logout-yes")
 	confirmed := time.Now()
 	tb.waitJS(`"changed"`, `document.querySelector('#monitor').dataset.state === 'changed'`)

@@ -39,10 +39,7 @@ func TestDownstreamLogoutToken(t *testing.T) {
 		t.Fatalf("/api/hello = %d %s, want 200", r.Status, r.Body)
 	}
 
-	tb.navigate(s.idpURL + "/session/end?" + url.Values{
-		"client_id":                {"other"},
-		"post_logout_redirect_uri": {s.idpURL + "/other/signed-out"},
-	}.Encode())
+	tb.navigate(s.idpSignOutURL())
 	tb.click("#logout-yes")
 	tb.waitVisible("#other-signed-out")
 	loggedOut := time.Now()

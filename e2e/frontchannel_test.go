@@ -83,10 +83,7 @@ func testFrontchannelLogout(t *testing.T, idpHost string, crossSite bool) {
 		t.Fatalf("no %s cookie after login", cookieName)
 	}
 
-	tb.navigate(s.idpURL + "/session/end?" + url.Values{
-		"client_id":                {"other"},
-		"post_logout_redirect_uri": {s.idpURL + "/other/signed-out"},
-	}.Encode())
+	tb.navigate(s.idpSignOutURL())
 	tb.click("#logout-yes")
 	// The IdP's "Signing out…" page goes on once its iframes have loaded
 	// (and a frame's load waits for the frames nested in it).

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -41,16 +40,8 @@ func TestSignOutCutsSocket(t *testing.T) {
 	bob.openSocket()
 
 	idp := b1.newTab()
-	idp.navigate(s.idpURL + "/session/end?" + url.Values{
-		"client_id":                {"other"},
-		"post_logout_redirect_uri": {s.idpURL + "/other/signed-out"},
-	}.Encode())
-	idp.waitVisible("#logout-yes")
-	var confirmedAt int64
-	if err := json.Unmarshal(idp.eval("confirm at the IdP",
-		`(() => { const t = Date.now(); document.querySelector('#logout-yes').click(); return t; })()`), &confirmedAt); err != nil {
-		t.Fatal(err)
-	}
+	idp.navigate(s.idpSignOutURL())
+	confirmedAt := idp.confirmIdPSignOut()
 
 	alice.waitJS("wait for alice's socket to close", `document.querySelector('#socket-state').dataset.state === 'closed'`)
 	var closedAt int64

@@ -80,11 +80,7 @@ func TestBackchannelLogoutViaOtherClient(t *testing.T) {
 		t.Fatalf("/api/hello after login = %d %s, want 200", r.Status, r.Body)
 	}
 
-	end := s.idpURL + "/session/end?" + url.Values{
-		"client_id":                {"other"},
-		"post_logout_redirect_uri": {s.idpURL + "/other/signed-out"},
-	}.Encode()
-	tb.navigate(end)
+	tb.navigate(s.idpSignOutURL())
 	tb.click("#logout-yes")
 	tb.waitVisible("#other-signed-out")
 	loggedOut := time.Now()

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -390,4 +391,15 @@ func (s *stack) syncGatewayLog() {
 	if err != nil {
 		s.t.Fatalf("gateway log sync: %v within 5 s; the log's tail:\n%s", err, proctest.Tail(s.gw.log.String(), 10))
 	}
+}
+
+// idpSignOutURL is the IdP's sign-out page (RP-initiated logout) as
+// client "other" starts it, which comes back to the IdP's own
+// "#other-signed-out" page: a sign-out none of the gateway's apps asked
+// for.
+func (s *stack) idpSignOutURL() string {
+	return s.idpURL + "/session/end?" + url.Values{
+		"client_id":                {"other"},
+		"post_logout_redirect_uri": {s.idpURL + "/other/signed-out"},
+	}.Encode()
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"net/url"
 	"testing"
 	"time"
 )
@@ -45,16 +44,8 @@ func TestIdPLogoutTwoTabs(t *testing.T) {
 
 	// A third tab signs out at the IdP through client "other".
 	idp := b.newTab()
-	idp.navigate(s.idpURL + "/session/end?" + url.Values{
-		"client_id":                {"other"},
-		"post_logout_redirect_uri": {s.idpURL + "/other/signed-out"},
-	}.Encode())
-	idp.waitVisible("#logout-yes")
-	var confirmedAt int64
-	if err := json.Unmarshal(idp.eval("confirm at the IdP",
-		`(() => { const t = Date.now(); document.querySelector('#logout-yes').click(); return t; })()`), &confirmedAt); err != nil {
-		t.Fatal(err)
-	}
+	idp.navigate(s.idpSignOutURL())
+	confirmedAt := idp.confirmIdPSignOut()
 	idp.waitVisible("#other-signed-out")
 
 	for _, tb := range []*tab{tab1, tab2} {
