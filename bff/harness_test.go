@@ -177,10 +177,18 @@ func (h *harness) browser() *http.Client {
 // get performs a GET with optional headers (name, value pairs).
 func (h *harness) get(c *http.Client, rawURL string, headers ...string) *http.Response {
 	h.t.Helper()
+	return h.do(c, http.MethodGet, rawURL, nil, headers...)
+}
+
+// do sends a request with optional headers (name, value pairs); a URL
+// starting with / is the gateway's. The body is closed when the test
+// ends.
+func (h *harness) do(c *http.Client, method, rawURL string, body io.Reader, headers ...string) *http.Response {
+	h.t.Helper()
 	if strings.HasPrefix(rawURL, "/") {
 		rawURL = h.srv.URL + rawURL
 	}
-	req, err := http.NewRequest(http.MethodGet, rawURL, nil)
+	req, err := http.NewRequest(method, rawURL, body)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -58,17 +58,7 @@ func (h *harness) listSessions(c *http.Client) sessionList {
 // endSession posts {"handle": handle} to /bff/sessions/end.
 func (h *harness) endSession(c *http.Client, contentType, payload string, headers ...string) *http.Response {
 	h.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/bff/sessions/end", strings.NewReader(payload))
-	req.Header.Set("Content-Type", contentType)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.t.Cleanup(func() { resp.Body.Close() })
-	return resp
+	return h.do(c, http.MethodPost, "/bff/sessions/end", strings.NewReader(payload), append([]string{"Content-Type", contentType}, headers...)...)
 }
 
 func handleJSON(handle string) string {
