@@ -79,12 +79,7 @@ func (l sessionList) other() userSession {
 // without one, a failure under CI=true) and returns a client to it.
 func testRedisClient(t *testing.T) redis.UniversalClient {
 	t.Helper()
-	srv, skip, err := storetest.RequireRedis()
-	if err != nil {
-		t.Fatal(err)
-	}
-	storetest.SkipWithoutRedis(t, srv, skip)
-	t.Cleanup(srv.Stop)
+	srv := storetest.RedisForTest(t)
 	rdb, err := session.NewRedisClient(session.Config{RedisURL: srv.URL(0)}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -14,17 +14,6 @@ import (
 	"github.com/bffgate/bffgate/session/storetest"
 )
 
-// startRedis starts a redis-server for one test.
-func startRedis(t *testing.T) *storetest.RedisServer {
-	t.Helper()
-	srv, skip, err := storetest.RequireRedis()
-	if err != nil {
-		t.Fatal(err)
-	}
-	storetest.SkipWithoutRedis(t, srv, skip)
-	t.Cleanup(srv.Stop)
-	return srv
-}
 
 const testSecret = "0123456789abcdef0123456789abcdef"
 
@@ -42,7 +31,7 @@ func replica(t *testing.T, srv *storetest.RedisServer, op *testop.OP, clock *fak
 }
 
 func TestClientTokenSharedByReplicas(t *testing.T) {
-	srv := startRedis(t)
+	srv := storetest.RedisForTest(t)
 	op := testop.New(t, testop.Config{ClientTokenTTL: 100 * time.Second})
 	clock := newFakeClock()
 	a, rdb := replica(t, srv, op, clock)
@@ -112,7 +101,7 @@ func TestClientTokenSharedByReplicas(t *testing.T) {
 
 // With Redis down, each replica still gets a token of its own.
 func TestClientTokenRedisDown(t *testing.T) {
-	srv := startRedis(t)
+	srv := storetest.RedisForTest(t)
 	op := testop.New(t, testop.Config{})
 	a, _ := replica(t, srv, op, newFakeClock())
 	srv.Stop()

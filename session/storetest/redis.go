@@ -122,6 +122,19 @@ func RequireRedis() (srv *RedisServer, skip string, err error) {
 	return srv, "", nil
 }
 
+// RedisForTest starts a redis-server for one test (RequireRedis: skipped
+// without one, a failure under CI=true) and stops it when the test ends.
+func RedisForTest(t testing.TB) *RedisServer {
+	t.Helper()
+	srv, skip, err := RequireRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	SkipWithoutRedis(t, srv, skip)
+	t.Cleanup(srv.Stop)
+	return srv
+}
+
 // SkipWithoutRedis skips t when srv is nil, giving the reason.
 func SkipWithoutRedis(t testing.TB, srv *RedisServer, reason string) {
 	t.Helper()
