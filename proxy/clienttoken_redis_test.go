@@ -14,7 +14,6 @@ import (
 	"github.com/bffgate/bffgate/session/storetest"
 )
 
-
 const testSecret = "0123456789abcdef0123456789abcdef"
 
 // replica is one gateway's client tokens on the shared Redis: its own
