@@ -38,14 +38,7 @@ func TestDPoPAPI(t *testing.T) {
 		t.Errorf("the IdP answered %d token requests with 400 (use_dpop_nonce), want 1", n)
 	}
 
-	if r := tb.fetch("/rec/x"); r.Status != 200 {
-		t.Fatalf("GET /rec/x = %d %s", r.Status, r.Body)
-	}
-	h := rec.last()
-	tok, ok := strings.CutPrefix(h.Get("Authorization"), "DPoP ")
-	if !ok || h.Get("DPoP") == "" {
-		t.Fatalf("the API got Authorization %q and DPoP %q, want the DPoP scheme and a proof", h.Get("Authorization"), h.Get("DPoP"))
-	}
+	tok, h := rec.dpopCallVia(t, tb)
 	thief, _ := dpop.NewKey()
 	hello, _ := url.Parse(s.apiURL + "/api/hello")
 	own, _ := thief.Proof("GET", hello, tok, "", time.Now())
@@ -117,4 +110,20 @@ func (rec *headerRecorder) last() http.Header {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	return rec.captured
+}
+
+// dpopCallVia calls the recorder's API path (/rec/x) from tb's page and
+// returns the access token and the headers the API got; the token must
+// have come with the DPoP scheme and a proof.
+func (rec *headerRecorder) dpopCallVia(t *testing.T, tb *tab) (string, http.Header) {
+	t.Helper()
+	if r := tb.fetch("/rec/x"); r.Status != 200 {
+		t.Fatalf("GET /rec/x = %d %s", r.Status, r.Body)
+	}
+	h := rec.last()
+	tok, ok := strings.CutPrefix(h.Get("Authorization"), "DPoP ")
+	if !ok || h.Get("DPoP") == "" {
+		t.Fatalf("the API got Authorization %q and DPoP %q, want the DPoP scheme and a proof", h.Get("Authorization"), h.Get("DPoP"))
+	}
+	return tok, h
 }

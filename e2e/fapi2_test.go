@@ -73,14 +73,7 @@ func TestFAPI2Profile(t *testing.T) {
 	if r := tb.fetch("/api/hello"); r.Status != 200 || !strings.Contains(r.Body, `"dpop":true`) {
 		t.Fatalf("GET /api/hello = %d %s, want 200 with a DPoP-bound token", r.Status, r.Body)
 	}
-	if r := tb.fetch("/rec/x"); r.Status != 200 {
-		t.Fatalf("GET /rec/x = %d %s", r.Status, r.Body)
-	}
-	h := rec.last()
-	tok, ok := strings.CutPrefix(h.Get("Authorization"), "DPoP ")
-	if !ok || h.Get("DPoP") == "" {
-		t.Fatalf("the API got Authorization %q and DPoP %q, want the DPoP scheme and a proof", h.Get("Authorization"), h.Get("DPoP"))
-	}
+	tok, _ := rec.dpopCallVia(t, tb)
 	// The same access token without the session's key: refused.
 	req, _ := http.NewRequest("GET", s.apiURL+"/api/hello", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
