@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/internal/testop"
 	"github.com/bffgate/bffgate/session"
 )
@@ -35,24 +37,26 @@ func tracedHarness(t *testing.T, o harnessOpts) (*harness, *tracetest.InMemoryEx
 // server span ends after the response is written).
 func spanNamed(t *testing.T, exp *tracetest.InMemoryExporter, name string) tracetest.SpanStub {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var found []tracetest.SpanStub
+	var found []tracetest.SpanStub
+	err := proctest.Eventually(5*time.Second, 5*time.Millisecond, func() error {
+		found = found[:0]
 		for _, s := range exp.GetSpans() {
 			if s.Name == name {
 				found = append(found, s)
 			}
 		}
-		switch {
-		case len(found) == 1:
-			return found[0]
-		case len(found) > 1:
-			t.Fatalf("%d spans named %q, want 1", len(found), name)
-		case time.Now().After(deadline):
-			t.Fatalf("no span named %q; spans: %v", name, spanNames(exp))
+		if len(found) == 0 {
+			return fmt.Errorf("no span named %q; spans: %v", name, spanNames(exp))
 		}
-		time.Sleep(5 * time.Millisecond)
+		return nil // one, or too many: spans only add up
+	})
+	switch {
+	case err != nil:
+		t.Fatal(err)
+	case len(found) > 1:
+		t.Fatalf("%d spans named %q, want 1", len(found), name)
 	}
+	return found[0]
 }
 
 func spanNames(exp *tracetest.InMemoryExporter) []string {
@@ -201,18 +205,19 @@ func (s *syncBuffer) lines() []map[string]any {
 // accessLine waits for the access-log line of path.
 func accessLine(t *testing.T, logs *syncBuffer, path string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var line map[string]any
+	if err := proctest.Eventually(5*time.Second, 5*time.Millisecond, func() error {
 		for _, l := range logs.lines() {
 			if l["msg"] == "request" && l["path"] == path {
-				return l
+				line = l
+				return nil
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no access-log line for %s", path)
-		}
-		time.Sleep(5 * time.Millisecond)
+		return fmt.Errorf("no access-log line for %s", path)
+	}); err != nil {
+		t.Fatal(err)
 	}
+	return line
 }
 
 func TestLogLinesCarryTraceID(t *testing.T) {

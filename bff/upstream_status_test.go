@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/bffgate/bffgate/internal/proctest"
 )
 
 // apiAt points the app's API at hdl.
@@ -198,10 +200,12 @@ func TestTruncatedUpstreamAborts(t *testing.T) {
 	// Each aborted response is counted once, with the status it began
 	// with (the handler records it before the abort goes on).
 	aborted := h.gw.metrics.requests.WithLabelValues("demo", routeFrontend, "200")
-	deadline := time.Now().Add(5 * time.Second)
-	for testutil.ToFloat64(aborted) < 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	_ = proctest.Eventually(5*time.Second, 10*time.Millisecond, func() error {
+		if testutil.ToFloat64(aborted) < 2 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
 	if got := testutil.ToFloat64(aborted); got != 2 {
 		t.Errorf("requests{route=frontend,code=200} = %v, want 2 (one per aborted response)", got)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -170,12 +171,13 @@ func TestLiveWebSocketClosedNormallyUnregisters(t *testing.T) {
 	e := newLiveEnv(t, session.NewMemoryStore(session.MemoryConfig{}), newEchoWS(t).URL)
 	c := e.dial(t, e.newSession(t, "alice"))
 	c.Close(websocket.StatusNormalClosure, "bye")
-	deadline := time.Now().Add(5 * time.Second)
-	for e.live.Len() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("Live.Len() = %d after the socket closed, want 0", e.live.Len())
+	if err := proctest.Eventually(5*time.Second, 5*time.Millisecond, func() error {
+		if n := e.live.Len(); n != 0 {
+			return fmt.Errorf("Live.Len() = %d after the socket closed, want 0", n)
 		}
-		time.Sleep(5 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -63,20 +64,18 @@ func TestRedisCacheRoundTrips(t *testing.T) {
 	}
 	// The cache is used once the store's invalidation channel is known
 	// to work: poll until a read costs no round trip.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var err error
-		n := cc.roundTrips(func() { _, err = st.Get(ctx, s.ID) })
-		if err != nil {
-			t.Fatal(err)
+	var getErr error
+	if err := proctest.Eventually(5*time.Second, 10*time.Millisecond, func() error {
+		n := cc.roundTrips(func() { _, getErr = st.Get(ctx, s.ID) })
+		if getErr != nil || n == 0 {
+			return nil // stop: failed, or done
 		}
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("every Get of a hot session still costs %d Redis round trips after 5 s", n)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return fmt.Errorf("every Get of a hot session still costs %d Redis round trips after 5 s", n)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if getErr != nil {
+		t.Fatal(getErr)
 	}
 	const reads = 100
 	var bad error
@@ -156,20 +155,20 @@ func newCachedReplica(t *testing.T, rdb redis.UniversalClient, ttl time.Duration
 // up), failing t after 10 s.
 func (r *cachedReplica) cached(t *testing.T, s *session.Session) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var got *session.Session
+	var getErr error
+	if err := proctest.Eventually(10*time.Second, 5*time.Millisecond, func() error {
 		hits := cacheCount(t, r.reg, "hit")
-		got, err := r.st.Get(context.Background(), s.ID)
-		if err != nil || got.AccessToken != s.AccessToken {
-			t.Fatalf("Get %v, %v; want the session", got, err)
+		got, getErr = r.st.Get(context.Background(), s.ID)
+		if getErr != nil || got.AccessToken != s.AccessToken || cacheCount(t, r.reg, "hit") > hits {
+			return nil // stop: failed, or a hit
 		}
-		if cacheCount(t, r.reg, "hit") > hits {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no cache hit within 10 s (healthy %v)", cacheHealthy(t, r.reg))
-		}
-		time.Sleep(5 * time.Millisecond)
+		return fmt.Errorf("no cache hit within 10 s (healthy %v)", cacheHealthy(t, r.reg))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if getErr != nil || got.AccessToken != s.AccessToken {
+		t.Fatalf("Get %v, %v; want the session", got, getErr)
 	}
 }
 
