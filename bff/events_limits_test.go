@@ -1,12 +1,14 @@
 package bff
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/internal/testop"
 )
 
@@ -96,12 +98,13 @@ func TestEventsMetrics(t *testing.T) {
 		t.Errorf("rejections for reason global = %v, want 1", got)
 	}
 	first.Body.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for streamMetric(t, reg, "bffgate_event_streams", nil) != 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("open streams gauge = %v after a stream closed, want 3", streamMetric(t, reg, "bffgate_event_streams", nil))
+	if err := proctest.Eventually(5*time.Second, 10*time.Millisecond, func() error {
+		if got := streamMetric(t, reg, "bffgate_event_streams", nil); got != 3 {
+			return fmt.Errorf("open streams gauge = %v after a stream closed, want 3", got)
 		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/session"
 )
 
@@ -41,14 +43,13 @@ func TestNewLeavesNoGoroutineOnError(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not loaded") {
 		t.Fatalf("New: %v, want the key error", err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	if err := proctest.Eventually(10*time.Second, 0, func() error {
 		runtime.GC() // go-cache's janitors stop when their cache is collected
-		err := goleak.Find(before)
-		if err == nil {
-			break
+		if err := goleak.Find(before); err != nil {
+			return fmt.Errorf("goroutines left by a failed New:\n%v", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutines left by a failed New:\n%v", err)
-		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

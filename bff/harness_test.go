@@ -3,6 +3,7 @@ package bff
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/internal/testop"
 	"github.com/bffgate/bffgate/logout"
 	"github.com/bffgate/bffgate/session"
@@ -154,12 +156,13 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 
 func (h *harness) waitReady() {
 	h.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for h.gw.Ready(context.Background()) != nil {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("gateway not ready: %v", h.gw.Ready(context.Background()))
+	if err := proctest.Eventually(5*time.Second, 5*time.Millisecond, func() error {
+		if err := h.gw.Ready(context.Background()); err != nil {
+			return fmt.Errorf("gateway not ready: %v", err)
 		}
-		time.Sleep(5 * time.Millisecond)
+		return nil
+	}); err != nil {
+		h.t.Fatal(err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/session"
 	"github.com/bffgate/bffgate/session/storetest"
 )
@@ -127,16 +128,13 @@ func TestRedisSentinelFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The store works again through the same client.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		err := st.Create(ctx, &session.Session{ID: session.NewID(), App: app, Issuer: iss, Subject: "after", SID: "sid-after"})
-		if err == nil {
-			break
+	if err := proctest.Eventually(15*time.Second, 50*time.Millisecond, func() error {
+		if err := st.Create(ctx, &session.Session{ID: session.NewID(), App: app, Issuer: iss, Subject: "after", SID: "sid-after"}); err != nil {
+			return fmt.Errorf("the store does not work after the failover to %s: %v", promoted, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the store does not work after the failover to %s: %v", promoted, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	t.Logf("master %s killed, %s promoted; the store wrote again after %v", old, promoted, time.Since(start).Round(time.Millisecond))
 	close(stop)

@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/session"
 	"github.com/bffgate/bffgate/session/storetest"
 )
@@ -317,12 +319,13 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The data is gone (no persistence), but the client reconnects.
-	deadline := time.Now().Add(10 * time.Second)
-	for st.Ping(ctx) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the client did not reconnect")
+	if err := proctest.Eventually(10*time.Second, 50*time.Millisecond, func() error {
+		if st.Ping(ctx) != nil {
+			return errors.New("the client did not reconnect")
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := st.Get(ctx, s.ID); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("Get after the restart: %v, want ErrNotFound", err)
@@ -333,13 +336,14 @@ func TestRedisOutage(t *testing.T) {
 
 	st.Close()
 	rdb.Close()
-	deadline = time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
+	if err := proctest.Eventually(5*time.Second, 20*time.Millisecond, func() error {
+		if runtime.NumGoroutine() > before {
 			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutines: %d before, %d after Close:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+			return fmt.Errorf("goroutines: %d before, %d after Close:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 

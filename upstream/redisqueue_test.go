@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http/httptest"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bffgate/bffgate/internal/proctest"
 )
 
 // redisAddr is the address of the package's redis-server, started by
@@ -52,12 +55,11 @@ func startRedis() (stop func(), err error) {
 	stop = func() { cmd.Process.Kill(); cmd.Wait() }
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdb.Close()
-	for deadline := time.Now().Add(10 * time.Second); rdb.Ping(context.Background()).Err() != nil; {
-		if time.Now().After(deadline) {
-			stop()
-			return nil, fmt.Errorf("redis-server on %s did not answer", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := proctest.Eventually(10*time.Second, 20*time.Millisecond, func() error {
+		return rdb.Ping(context.Background()).Err()
+	}); err != nil {
+		stop()
+		return nil, fmt.Errorf("redis-server on %s did not answer", addr)
 	}
 	redisAddr = addr
 	return stop, nil
@@ -195,10 +197,12 @@ func TestNotifierRedisQueueResigns(t *testing.T) {
 		Claims: LogoutClaims{Audience: "api", SID: "sid-1", JTI: jti}}) {
 		t.Fatal("Enqueue = false")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(rc.received()) < 3 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	_ = proctest.Eventually(5*time.Second, 10*time.Millisecond, func() error {
+		if len(rc.received()) < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := nt.Shutdown(ctx); err != nil {

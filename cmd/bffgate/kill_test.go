@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/internal/testop"
 	"github.com/bffgate/bffgate/session/storetest"
 )
@@ -148,12 +151,13 @@ claim_idle = "1s"`
 		}
 		return n
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for bPending() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("B never took a notification")
+	if err := proctest.Eventually(10*time.Second, 20*time.Millisecond, func() error {
+		if bPending() == 0 {
+			return errors.New("B never took a notification")
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	// Some retries against the 503s: a jti seen twice.
 	if !poll(10*time.Second, down.retried) {
@@ -168,31 +172,27 @@ claim_idle = "1s"`
 	time.Sleep(500 * time.Millisecond)
 	down.healthy.Store(true)
 
-	deadline = time.Now().Add(30 * time.Second)
-	for {
-		seen, ok := down.counts()
-		if ok == users {
-			if seen != users {
-				t.Errorf("the downstream saw %d distinct jtis, want %d (one per notification, kept across retries and the claim)", seen, users)
-			}
-			break
+	var seen int
+	if err := proctest.Eventually(30*time.Second, 50*time.Millisecond, func() error {
+		var ok int
+		seen, ok = down.counts()
+		if ok != users {
+			return fmt.Errorf("the downstream accepted %d of %d notifications (%d jtis seen)", ok, users, seen)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the downstream accepted %d of %d notifications (%d jtis seen)", ok, users, seen)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if seen != users {
+		t.Errorf("the downstream saw %d distinct jtis, want %d (one per notification, kept across retries and the claim)", seen, users)
 	}
 	// Everything was acknowledged.
-	deadline = time.Now().Add(5 * time.Second)
-	for {
-		n, _ := rdb.XLen(context.Background(), "bffgate:notify").Result()
-		if n == 0 {
-			break
+	if err := proctest.Eventually(5*time.Second, 50*time.Millisecond, func() error {
+		if n, _ := rdb.XLen(context.Background(), "bffgate:notify").Result(); n != 0 {
+			return fmt.Errorf("stream still holds %d entries after every delivery", n)
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("stream still holds %d entries after every delivery", n)
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/bffgate/bffgate/internal/proctest"
 	"github.com/bffgate/bffgate/internal/testop"
 )
 
@@ -33,16 +35,14 @@ func noGoroutinesLeft(t *testing.T, before goleak.Option) {
 		// process and never ends; it is not the gateway's.
 		goleak.IgnoreAnyFunction("os/signal.loop"),
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	if err := proctest.Eventually(10*time.Second, 0, func() error {
 		runtime.GC()
-		err := goleak.Find(opts...)
-		if err == nil {
-			return
+		if err := goleak.Find(opts...); err != nil {
+			return fmt.Errorf("goroutines left after run returned:\n%v", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutines left after run returned:\n%v", err)
-		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"runtime"
@@ -152,15 +153,13 @@ func TestRedisOutageFailsClosed(t *testing.T) {
 	}
 	outage.Store(false)
 	// Recovery: the live session is served again.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if code, _, _ := live.api(a); code == http.StatusOK {
-			break
+	if err := proctest.Eventually(15*time.Second, 50*time.Millisecond, func() error {
+		if code, _, _ := live.api(a); code != http.StatusOK {
+			return errors.New("the live session is not served again after Redis returned")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the live session is not served again after Redis returned")
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	// Some load after the recovery: more 200s for the live session.
 	served := count(&liveT, http.StatusOK)
@@ -206,16 +205,13 @@ func TestRedisOutageFailsClosed(t *testing.T) {
 // are left.
 func wantNoGatewayGoroutines(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		left := gatewayGoroutines()
-		if len(left) == 0 {
-			break
+	if err := proctest.Eventually(10*time.Second, 50*time.Millisecond, func() error {
+		if left := gatewayGoroutines(); len(left) != 0 {
+			return fmt.Errorf("%d goroutines of the gateway or go-redis left after it stopped:\n%s", len(left), strings.Join(left, "\n\n"))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines of the gateway or go-redis left after it stopped:\n%s", len(left), strings.Join(left, "\n\n"))
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -105,19 +106,18 @@ func TestTLSServingAndCertificateReload(t *testing.T) {
 
 	// A renewed certificate is served without a restart.
 	second := writeCert(t, certFile, keyFile, "second", time.Now())
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	if err := proctest.Eventually(5*time.Second, 20*time.Millisecond, func() error {
 		pool := x509.NewCertPool()
 		pool.AddCert(second)
 		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-		if resp, err := c.Get("https://" + listen + "/bff/user"); err == nil {
-			resp.Body.Close()
-			break
+		resp, err := c.Get("https://" + listen + "/bff/user")
+		if err != nil {
+			return errors.New("the renewed certificate was never served")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the renewed certificate was never served")
-		}
-		time.Sleep(20 * time.Millisecond)
+		resp.Body.Close()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 
 	// Old TLS versions are refused.
@@ -155,14 +155,18 @@ func TestHealthcheckFlag(t *testing.T) {
 	rid := resp.Header.Get("X-Request-Id")
 	// Logs are flushed every 100ms: wait for the lines.
 	lines := 0
-	for deadline := time.Now().Add(3 * time.Second); lines < 3 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	_ = proctest.Eventually(3*time.Second, 20*time.Millisecond, func() error {
 		lines = 0
 		for _, l := range strings.Split(logw.String(), "\n") {
 			if strings.Contains(l, `"request_id":"`+rid+`"`) {
 				lines++
 			}
 		}
-	}
+		if lines < 3 {
+			return errNotYet
+		}
+		return nil
+	})
 	if rid == "" || lines < 3 {
 		t.Errorf("request %q: %d log lines carry its id, want the rejection, the failure and the access line", rid, lines)
 	}
